@@ -1,0 +1,16 @@
+"""Thin façades: CGRateS method names and wire shapes ⇄ engine subsystems."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.api import apier, core_service
+from core.rpc import MethodRegistry
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+
+
+def register_all(registry: MethodRegistry, engine: Engine) -> None:
+    core_service.register(registry, engine)
+    apier.register(registry, engine)

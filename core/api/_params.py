@@ -1,0 +1,48 @@
+"""Reading CGRateS argument objects: mandatory fields, defaults, typed values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from core.rpc import RpcError
+
+ERR_MANDATORY_IE_MISSING = "MANDATORY_IE_MISSING"
+ERR_NOT_FOUND = "NOT_FOUND"
+ERR_EXISTS = "EXISTS"
+ERR_SERVER_ERROR = "SERVER_ERROR"
+OK = "OK"
+
+
+def as_object(params: Any) -> Mapping[str, Any]:
+    """The argument object; CGRateS methods take exactly one JSON object."""
+    if not isinstance(params, Mapping):
+        raise RpcError(f"{ERR_SERVER_ERROR}: invalid params: expected an object")
+    return params
+
+
+def require(params: Mapping[str, Any], *names: str) -> None:
+    """Raises CGRateS's ``MANDATORY_IE_MISSING: [A B]`` naming every missing or empty field."""
+    missing = [name for name in names if params.get(name) in (None, "", [])]
+    if missing:
+        raise RpcError(f"{ERR_MANDATORY_IE_MISSING}: [{' '.join(missing)}]")
+
+
+def text(params: Mapping[str, Any], name: str, default: str = "") -> str:
+    value = params.get(name)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise RpcError(f"{ERR_SERVER_ERROR}: invalid params: {name} must be a string")
+    return value
+
+
+def flag(params: Mapping[str, Any], name: str) -> bool:
+    value = params.get(name, False)
+    if not isinstance(value, bool):
+        raise RpcError(f"{ERR_SERVER_ERROR}: invalid params: {name} must be true or false")
+    return value
+
+
+def server_error(problem: object) -> RpcError:
+    return RpcError(f"{ERR_SERVER_ERROR}: {problem}")

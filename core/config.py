@@ -1,0 +1,189 @@
+"""YAML configuration → typed settings.
+
+Defaults live in ``config/chargeflow.yaml``; a user file overrides only what it names (deep merge).
+Relative paths are resolved against the directory of the file that names them. Unknown keys are
+errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH: Final = REPO_ROOT / "config" / "chargeflow.yaml"
+
+STORAGE_TYPES: Final = ("sqlite", "memory")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class GeneralConfig:
+    default_tenant: str = "cgrates.org"
+    default_category: str = "call"
+    default_timezone: str = "UTC"
+    rounding_decimals: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    rpc_json_listen: Address | None = Address("127.0.0.1", 2012)
+    http_listen: Address | None = Address("127.0.0.1", 2080)
+    http_path: str = "/jsonrpc"
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    type: str = "sqlite"
+    data_dir: Path = REPO_ROOT / "var" / "data"
+
+
+@dataclass(frozen=True, slots=True)
+class TariffPlansConfig:
+    load_on_start: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    general: GeneralConfig = field(default_factory=GeneralConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    tariffplans: TariffPlansConfig = field(default_factory=TariffPlansConfig)
+    source: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict)  # the merged tree, for later subsystems
+
+
+def parse_address(value: Any, where: str) -> Address | None:
+    """``"127.0.0.1:2012"`` → Address; empty/None disables the listener."""
+    if value in (None, "", False):
+        return None
+    if not isinstance(value, str) or ":" not in value:
+        raise ConfigError(f"{where}: expected HOST:PORT, got {value!r}")
+    host, _, port_text = value.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"{where}: port is not a number in {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{where}: port out of range in {value!r}")
+    return Address(host, port)
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return _resolve_paths(tree, path.parent)
+
+
+# Keys whose values are paths, resolved against the directory of the file that sets them.
+_PATH_KEYS: Final = {("storage", "data_dir"), ("tariffplans", "load_on_start")}
+
+
+def _resolve_paths(tree: dict[str, Any], base: Path) -> dict[str, Any]:
+    for section, key in _PATH_KEYS:
+        block = tree.get(section)
+        if not isinstance(block, dict) or key not in block:
+            continue
+        value = block[key]
+        if isinstance(value, str):
+            block[key] = str((base / value).resolve())
+        elif isinstance(value, list):
+            block[key] = [str((base / item).resolve()) for item in value]
+    return tree
+
+
+def _section(tree: dict[str, Any], name: str, allowed: set[str], source: Path) -> dict[str, Any]:
+    block = tree.get(name) or {}
+    if not isinstance(block, dict):
+        raise ConfigError(f"{source}: {name}: must be a mapping")
+    unknown = set(block) - allowed
+    if unknown:
+        raise ConfigError(f"{source}: {name}: unknown key(s) {sorted(unknown)}")
+    return block
+
+
+# Sections that belong to subsystems arriving in later issues are kept raw, not rejected.
+_OPEN_SECTIONS: Final = {"sessions", "agents", "cdrs", "logging"}
+
+
+def load_config(path: Path | None = None, data_dir: Path | None = None) -> Config:
+    """Reads the default config, merges ``path`` over it, applies the ``--data-dir`` override."""
+    tree = _read_yaml(DEFAULT_CONFIG_PATH)
+    source = DEFAULT_CONFIG_PATH
+    if path is not None and path.resolve() != DEFAULT_CONFIG_PATH:
+        source = path
+        tree = _deep_merge(tree, _read_yaml(path))
+    known = {"general", "engine", "storage", "tariffplans"} | _OPEN_SECTIONS
+    unknown = set(tree) - known
+    if unknown:
+        raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}")
+
+    general_block = _section(tree, "general", set(GeneralConfig.__slots__), source)
+    engine_block = _section(tree, "engine", set(EngineConfig.__slots__), source)
+    storage_block = _section(tree, "storage", set(StorageConfig.__slots__), source)
+    tp_block = _section(tree, "tariffplans", set(TariffPlansConfig.__slots__), source)
+
+    try:
+        general = GeneralConfig(
+            default_tenant=str(general_block.get("default_tenant", "cgrates.org")),
+            default_category=str(general_block.get("default_category", "call")),
+            default_timezone=str(general_block.get("default_timezone", "UTC")),
+            rounding_decimals=int(general_block.get("rounding_decimals", 5)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: general: {exc}") from None
+    engine = EngineConfig(
+        rpc_json_listen=parse_address(
+            engine_block.get("rpc_json_listen"), f"{source}: engine.rpc_json_listen"
+        ),
+        http_listen=parse_address(engine_block.get("http_listen"), f"{source}: engine.http_listen"),
+        http_path=str(engine_block.get("http_path", "/jsonrpc")),
+    )
+    storage_type = str(storage_block.get("type", "sqlite"))
+    if storage_type not in STORAGE_TYPES:
+        raise ConfigError(
+            f"{source}: storage.type: {storage_type!r} is not one of {list(STORAGE_TYPES)}"
+        )
+    storage = StorageConfig(
+        type=storage_type,
+        data_dir=data_dir.resolve() if data_dir else Path(storage_block["data_dir"]),
+    )
+    loads = tp_block.get("load_on_start") or []
+    if not isinstance(loads, list):
+        raise ConfigError(f"{source}: tariffplans.load_on_start: must be a list of folders")
+    tariffplans = TariffPlansConfig(load_on_start=tuple(Path(item) for item in loads))
+    return Config(general, engine, storage, tariffplans, source=source, raw=tree)

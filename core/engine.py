@@ -1,0 +1,85 @@
+"""The composition root: builds the engine's subsystems from config and wires them to the API."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from core.api import register_all
+from core.config import Config
+from core.rating.service import RatingService
+from core.rpc import MethodRegistry, RpcServer
+from core.storage import DataDB, StorDB, open_storage
+from core.tariffplan.loader import TariffPlanLoader
+
+log = logging.getLogger("chargeflow.engine")
+
+VERSION = "0.1.0"
+
+
+class Engine:
+    """One engine process: storage, live tariff plan, subsystems, JSON-RPC listeners."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.registry = MethodRegistry()
+        self.server = RpcServer(self.registry)
+        self.rating = RatingService(config.general.rounding_decimals)
+        self.started_at = time.time()
+        self._datadb: DataDB | None = None
+        self._stordb: StorDB | None = None
+        self._loader: TariffPlanLoader | None = None
+        self._listening: list[str] = []
+
+    # The storage handles exist once open_storage() ran; API code runs only after that.
+    @property
+    def datadb(self) -> DataDB:
+        assert self._datadb is not None, "storage not open"
+        return self._datadb
+
+    @property
+    def stordb(self) -> StorDB:
+        assert self._stordb is not None, "storage not open"
+        return self._stordb
+
+    @property
+    def loader(self) -> TariffPlanLoader:
+        assert self._loader is not None, "storage not open"
+        return self._loader
+
+    async def open_storage(self) -> None:
+        """Opens storage and restores the stored tariff plan into memory."""
+        storage = self.config.storage
+        data_dir: Path | None = storage.data_dir if storage.type != "memory" else None
+        self._datadb, self._stordb = await open_storage(storage.type, data_dir)
+        self._loader = TariffPlanLoader(self._datadb, [self.rating])
+        await self._loader.restore()
+
+    async def start(self) -> None:
+        await self.open_storage()
+        for folder in self.config.tariffplans.load_on_start:
+            report = await self.loader.load_folder(folder)
+            log.info("loaded %s: %s", folder, report.counts)
+        register_all(self.registry, self)
+        engine = self.config.engine
+        if engine.rpc_json_listen is not None:
+            host, port = await self.server.start_tcp(
+                engine.rpc_json_listen.host, engine.rpc_json_listen.port
+            )
+            self._listening.append(f"json-rpc tcp {host}:{port}")
+        if engine.http_listen is not None:
+            host, port = await self.server.start_http(
+                engine.http_listen.host, engine.http_listen.port, engine.http_path
+            )
+            self._listening.append(f"http {host}:{port}{engine.http_path}")
+
+    def listening(self) -> list[str]:
+        return list(self._listening)
+
+    async def stop(self) -> None:
+        await self.server.close()
+        if self._datadb is not None:
+            await self._datadb.close()
+        if self._stordb is not None:
+            await self._stordb.close()

@@ -1,0 +1,262 @@
+"""The result of rating a call, and its CGRateS EventCost form.
+
+A CallCost is a list of timespans, each rated by one rate interval and slot, holding its
+increments compressed as ``(usage per increment, cost per increment, compress factor)``. Account
+debits (CGRateS debits per increment: unit balances by usage, monetary balances by cost) walk
+``CallCost.increments()``; the connect fee is separate (CGRateS debits it first, on its own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, Final, NamedTuple
+
+from core.tariffplan.models import RateSlot
+from core.types import MICROSECOND, ZERO
+
+from .plan_index import IncrementGroup, RateInterval, RatingMatch, short_id
+
+__all__ = ["GO_ZERO_TIME", "CallCost", "IncrementGroup", "TimeSpan"]
+
+# Go's zero time.Time: the EventCost StartTime when nothing was rated.
+GO_ZERO_TIME: Final = datetime(1, 1, 1, tzinfo=UTC)
+
+
+class TimeSpan(NamedTuple):
+    """A part of the call rated by one interval and slot.
+
+    ``start``/``end`` are ns from the call start; ``end - start`` is the charged usage (the part
+    rounded up to whole increments). ``cost`` is the increments' sum, without the connect fee.
+    """
+
+    start: int
+    end: int
+    interval: RateInterval
+    tier_index: int
+    match: RatingMatch
+    increments: tuple[IncrementGroup, ...]
+    cost: Decimal
+
+    @property
+    def usage(self) -> int:
+        return self.end - self.start
+
+    @property
+    def slot(self) -> RateSlot:
+        """The rate slot in force (unit and increment defaults applied)."""
+        return self.interval.tiers[self.tier_index].slot
+
+    @property
+    def timing_id(self) -> str:
+        return self.interval.timing.id
+
+    @property
+    def rate_id(self) -> str:
+        return self.interval.rate.id
+
+    @property
+    def rounding_method(self) -> str:
+        return self.interval.rounding_method
+
+    @property
+    def rounding_decimals(self) -> int:
+        return self.interval.rounding_decimals
+
+
+class CallCost(NamedTuple):
+    """A rated call (CGRateS's CallCost).
+
+    ``cost`` is CGRateS's ``CallCost.Cost``: connect fee plus increments, *free cap applied,
+    rounded by the timespans' longest RoundingDecimals/RoundingMethod. ``unrounded_cost`` is the
+    same before that rounding: the increments' sum, which is what CGRateS's EventCost reports.
+    ``max_cost_usage`` is, when a ``*disconnect`` MaxCost would cut the call, the usage (ns from
+    the start) the MaxCost allows; ``truncated`` says the timespans were cut there.
+    """
+
+    tenant: str
+    category: str
+    subject: str
+    account: str
+    destination: str
+    tor: str
+    start_time: datetime
+    usage: int  # requested
+    timespans: tuple[TimeSpan, ...]
+    connect_fee: Decimal
+    cost: Decimal
+    unrounded_cost: Decimal
+    rated_usage: int  # sum of increments: usage rounded up to increments
+    max_cost_reached: bool
+    max_cost_usage: int | None
+    truncated: bool
+    match: RatingMatch | None  # of the first timespan (or of the start, for a zero usage)
+
+    # -- what matched ---------------------------------------------------------------------------
+    @property
+    def profile_key(self) -> str:
+        return self.match.subject if self.match else ""
+
+    @property
+    def destination_id(self) -> str:
+        return self.match.destination_id if self.match else ""
+
+    @property
+    def destination_prefix(self) -> str:
+        return self.match.destination_prefix if self.match else ""
+
+    @property
+    def rating_plan_id(self) -> str:
+        return self.match.rating_plan_id if self.match else ""
+
+    def time_at(self, offset: int) -> datetime:
+        """The moment ``offset`` ns after the call start (datetime keeps microseconds)."""
+        return self.start_time + timedelta(microseconds=offset // MICROSECOND)
+
+    def increments(self) -> Iterator[tuple[TimeSpan, IncrementGroup]]:
+        """Every increment group in call order, with its timespan (connect fee not included)."""
+        for span in self.timespans:
+            for group in span.increments:
+                yield span, group
+
+    # -- EventCost ------------------------------------------------------------------------------
+    def to_event_cost(self, cgrid: str = "", run_id: str = "") -> dict[str, Any]:
+        """The CGRateS v0.10 EventCost that APIerSv1.GetCost answers with.
+
+        As ``NewEventCostFromCallCost`` + ``Compute``: one charge per timespan (consecutive equal
+        ones compressed), the connect fee as a leading ``Usage 0`` increment of the first charge,
+        ``Usage`` the charged usage and ``Cost`` the increments' sum. Durations are int ns, money
+        Decimal, times datetime; ids are short content hashes.
+
+        The top-level dict is new; the nested Charges/Rating/RatingFilters/Rates/Timings values
+        are shared between results of equal timespans: treat them as read-only (deep-copy first
+        to change them).
+        """
+        spans = self.timespans
+        if not spans:
+            # getCost for a zero usage: one empty timespan if a rating was found, else none.
+            found = self.match is not None
+            return {
+                "CGRID": cgrid,
+                "RunID": run_id,
+                "StartTime": self.start_time if found else GO_ZERO_TIME,
+                "Usage": 0,
+                "Cost": ZERO,
+                "Charges": [{"RatingID": "", "Increments": None, "CompressFactor": 0}]
+                if found
+                else [],
+                "AccountSummary": None,
+                "Rating": {},
+                "Accounting": {},
+                "RatingFilters": {},
+                "Rates": {},
+                "Timings": {},
+            }
+        cached = _BODIES.get(id(spans))
+        if cached is None or cached[0] is not spans:  # the entry holds spans: ids can't recur
+            if len(_BODIES) >= _BODY_CACHE_LIMIT:
+                _BODIES.clear()
+            cached = _BODIES[id(spans)] = (spans, _event_cost_body(spans))
+        body = cached[1]
+        return {
+            "CGRID": cgrid,
+            "RunID": run_id,
+            "StartTime": self.start_time,
+            "Usage": self.rated_usage,
+            "Cost": self.unrounded_cost,
+            "Charges": body.charges,
+            "AccountSummary": None,
+            "Rating": body.rating,
+            "Accounting": {},
+            "RatingFilters": body.rating_filters,
+            "Rates": body.rates,
+            "Timings": body.timings,
+        }
+
+
+class _Body(NamedTuple):
+    charges: list[dict[str, Any]]
+    rating: dict[str, Any]
+    rating_filters: dict[str, Any]
+    rates: dict[str, Any]
+    timings: dict[str, Any]
+
+
+_BODY_CACHE_LIMIT: Final = 1024  # small: entries hold many objects the GC walks
+_BODIES: dict[int, tuple[tuple[TimeSpan, ...], _Body]] = {}
+
+
+def _event_cost_body(spans: tuple[TimeSpan, ...]) -> _Body:
+    """The EventCost parts that depend on the timespans only."""
+    body = _Body([], {}, {}, {}, {})
+    charges = body.charges
+    previous: tuple[str, tuple[IncrementGroup, ...]] | None = None
+    for index, span in enumerate(spans):
+        interval = span.interval
+        rating_id, rating, filters_id, filters = _rating_entry(interval, span.match)
+        signature = (rating_id, span.increments)
+        # The first charge carries the connect fee: it is never compressed with the next.
+        if index > 1 and signature == previous:
+            charges[-1]["CompressFactor"] += 1
+            continue
+        previous = signature
+        increments = [
+            {
+                "Usage": group.usage,
+                "Cost": group.cost,
+                "AccountingID": "",
+                "CompressFactor": group.compress_factor,
+            }
+            for group in span.increments
+        ]
+        if index == 0:  # CallDescriptor.GetCost prepends the connect fee increment
+            connect_fee = interval.connect_fee
+            increments.insert(
+                0, {"Usage": 0, "Cost": connect_fee, "AccountingID": "", "CompressFactor": 1}
+            )
+        charges.append({"RatingID": rating_id, "Increments": increments, "CompressFactor": 1})
+        if rating_id not in body.rating:
+            body.rating[rating_id] = rating
+            body.rating_filters[filters_id] = filters
+            body.rates[interval.rates_id] = interval.charged_rates()
+            body.timings[interval.charged_timing_id] = interval.charged_timing()
+    return body
+
+
+@lru_cache(maxsize=16384)
+def _rating_entry(
+    interval: RateInterval, match: RatingMatch
+) -> tuple[str, dict[str, Any], str, dict[str, Any]]:
+    """The EventCost Rating and RatingFilters entries (with their ids) of an interval under a
+    match; shared by every EventCost, read-only."""
+    filters_id = short_id("filters", *match)
+    rating_id = short_id(
+        "rating",
+        str(interval.connect_fee),
+        interval.rounding_method,
+        interval.rounding_decimals,
+        str(interval.max_cost),
+        interval.max_cost_strategy,
+        interval.charged_timing_id,
+        interval.rates_id,
+        filters_id,
+    )
+    rating = {
+        "ConnectFee": interval.connect_fee,
+        "RoundingMethod": interval.rounding_method,
+        "RoundingDecimals": interval.rounding_decimals,
+        "MaxCost": interval.max_cost,
+        "MaxCostStrategy": interval.max_cost_strategy,
+        "TimingID": interval.charged_timing_id,
+        "RatesID": interval.rates_id,
+        "RatingFiltersID": filters_id,
+    }
+    filters = {
+        "DestinationID": match.destination_id,
+        "DestinationPrefix": match.destination_prefix,
+        "RatingPlanID": match.rating_plan_id,
+        "Subject": match.subject,
+    }
+    return rating_id, rating, filters_id, filters

@@ -1,0 +1,708 @@
+"""The rater: CGRateS's CallDescriptor.GetCost over an in-memory index of one TariffPlan.
+
+Semantics follow CGRateS v0.10 (engine/calldesc.go, ratingprofile.go, timespans.go,
+rateinterval.go):
+
+* Profile ``*out:tenant:category:subject``; if there is none, ``*out:tenant:category:*any``;
+  neither -> RATING_PLAN_NOT_FOUND. A found profile that cannot rate the whole call ->
+  UNAUTHORIZED_DESTINATION (the ``*any`` subject is then *not* tried).
+* Activations: the newest at or before the call start, and every later one up to the call end
+  (a voice call is split at each). No activation yet at the start -> that part is rated by the
+  ``*any`` subject. An activation whose plan has no rate for the destination is rated by its
+  RatesFallbackSubject profiles (``;``-separated subjects, tried in sorted key order, nested at
+  most 3 deep); without fallbacks it is skipped (the previous plan goes on).
+* Destination: the longest prefix for which the plan has a destination id wins (prefix length
+  beats weight); among ids on that prefix, the heaviest, among those with an interval active at
+  the call start; then the plan's ``*any`` destination.
+* Voice calls are split at activation times, local midnights, where the winning interval changes
+  (heaviest, then latest start time) and at GroupIntervalStarts; each part is rounded up to
+  whole increments, a part running past its end pushes the next part's start forward. Other
+  ToRs are rated by the interval in force at the start, split only at GroupIntervalStarts.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, Decimal
+from typing import Final, NamedTuple
+
+from core.tariffplan.models import (
+    DEFAULT_CATEGORY,
+    DEFAULT_TENANT,
+    MAX_COST_FREE,
+    META_ANY,
+    TariffPlan,
+    rating_profile_key,
+)
+from core.types import HOUR, ZERO, InvalidValue
+
+from .callcost import CallCost, IncrementGroup, TimeSpan
+from .destinations import DestinationIndex
+from .errors import (
+    ERR_MAX_USAGE_EXCEEDED,
+    ERR_RATING_PLAN_NOT_FOUND,
+    ERR_UNAUTHORIZED_DESTINATION,
+    RatingError,
+)
+from .plan_index import (
+    Activation,
+    DestinationRating,
+    PlanIndex,
+    ProfileIndex,
+    RateInterval,
+    RatingMatch,
+)
+from .timings import BUILTIN_TIMINGS, LocalClock, clock_for, compile_timing, epoch_ns
+
+TOR_VOICE: Final = "*voice"
+TOR_DATA: Final = "*data"
+TOR_SMS: Final = "*sms"
+TOR_MMS: Final = "*mms"
+
+DEFAULT_ROUNDING_DECIMALS: Final = 5  # CGRateS general.rounding_decimals
+MAX_FALLBACK_DEPTH: Final = 3  # CGRateS RECURSION_MAX_DEPTH
+FALLBACK_SEPARATOR: Final = ";"  # utils.FALLBACK_SEP in RatesFallbackSubject
+# rals.max_computed_usage defaults; a ToR not listed uses *any.
+DEFAULT_MAX_COMPUTED_USAGE: Final[Mapping[str, int]] = {
+    META_ANY: 189 * HOUR,
+    TOR_VOICE: 72 * HOUR,
+    TOR_DATA: 107_374_182_400,
+    TOR_SMS: 10_000,
+    TOR_MMS: 10_000,
+}
+_MATCH_CACHE_LIMIT: Final = 65536  # destinations remembered per activation, matches interned
+_RATED_CACHE_LIMIT: Final = 8192  # (interval, match, usage) results; GC walks them, keep few
+_NO_BOUNDARY: Final = 1 << 127  # beyond any epoch-ns instant
+
+
+class CostQuery(NamedTuple):
+    """One GetCost request. ``usage`` is ns (a unit count for *sms/*data).
+
+    ``tor`` "" is APIerSv1.GetCost's case: rated as *voice, limited by max_computed_usage[*any].
+    Empty tenant/category take CGRateS's defaults; an empty subject takes the account.
+    """
+
+    tenant: str
+    category: str
+    subject: str
+    destination: str
+    start_time: datetime
+    usage: int
+    tor: str = TOR_VOICE
+    account: str = ""
+
+
+class _Segment(NamedTuple):
+    """A stretch of the call [start, end) (epoch ns) rated by one plan's destination rating."""
+
+    start: int
+    end: int
+    match: RatingMatch
+    rating: DestinationRating
+
+
+class _Piece(NamedTuple):
+    start: int
+    match: RatingMatch | None
+    rating: DestinationRating | None
+    fallback_keys: tuple[str, ...]
+
+
+class _Rated(NamedTuple):
+    """The time-independent part of a rated call (cached for calls that can share it)."""
+
+    spans: tuple[TimeSpan, ...]
+    connect_fee: Decimal
+    cost: Decimal
+    unrounded_cost: Decimal
+    rated_usage: int
+    max_cost_reached: bool
+    max_cost_usage: int | None
+    truncated: bool
+
+
+class Rater:
+    """Immutable index of a TariffPlan's rating part; rates calls without touching storage.
+
+    Internal caches (bounded) remember, per static plan activation, which rating a destination
+    gets, and, for calls rated by one always-applying interval without crossing midnight, the
+    rated timespans per usage: those do not depend on the call's start time.
+    """
+
+    def __init__(
+        self,
+        profiles: dict[str, ProfileIndex],
+        plans: dict[str, PlanIndex],
+        destinations: DestinationIndex,
+        *,
+        rounding_decimals: int = DEFAULT_ROUNDING_DECIMALS,
+        max_computed_usage: Mapping[str, int] = DEFAULT_MAX_COMPUTED_USAGE,
+        subject_prefix_matching: bool = False,
+    ) -> None:
+        self.profiles = profiles
+        self.plans = plans
+        self.destinations = destinations
+        self.rounding_decimals = rounding_decimals
+        self.max_computed_usage = dict(max_computed_usage)
+        self.subject_prefix_matching = subject_prefix_matching
+        self._prefixes = destinations.mapping
+        self._lengths = destinations.lengths
+        self._any_limit = self.max_computed_usage.get(META_ANY, _NO_BOUNDARY)
+        self._limits = {**self.max_computed_usage, "": self._any_limit}
+        self._utc_clock = clock_for(UTC)
+        self._matches: dict[RatingMatch, RatingMatch] = {}  # interned, so id caches hit
+        self._rated: dict[tuple[RateInterval, RatingMatch, int, bool, bool], _Rated] = {}
+
+    # ------------------------------------------------------------------------------------ build
+    @classmethod
+    def from_plan(
+        cls,
+        plan: TariffPlan,
+        *,
+        rounding_decimals: int = DEFAULT_ROUNDING_DECIMALS,
+        max_computed_usage: Mapping[str, int] = DEFAULT_MAX_COMPUTED_USAGE,
+        subject_prefix_matching: bool = False,
+    ) -> Rater:
+        """Compiles the rating part of ``plan``. Raises InvalidValue on a dangling reference."""
+        quantum = Decimal(1).scaleb(-rounding_decimals)
+        timings = {**BUILTIN_TIMINGS, **plan.timings}
+        intervals: dict[tuple[str, str, str, Decimal, int], RateInterval] = {}
+        plans: dict[str, PlanIndex] = {}
+        for plan_id, rating_plan in plan.rating_plans.items():
+            grouped: dict[str, list[RateInterval]] = {}
+            for binding in rating_plan.bindings:
+                timing = timings.get(binding.timing_id)
+                destination_rate = plan.destination_rates.get(binding.destination_rates_id)
+                if timing is None or destination_rate is None:
+                    missing = "timing" if timing is None else "destination rates"
+                    raise InvalidValue(
+                        f"rating plan {plan_id!r}: unknown {missing} in binding {binding!r}"
+                    )
+                rule = compile_timing(timing)
+                for position, entry in enumerate(destination_rate.entries):
+                    rate = plan.rates.get(entry.rate_id)
+                    if rate is None:
+                        raise InvalidValue(
+                            f"destination rates {destination_rate.id!r}: unknown rate "
+                            f"{entry.rate_id!r}"
+                        )
+                    shared_key = (
+                        binding.timing_id,
+                        destination_rate.id,
+                        entry.rate_id,
+                        binding.weight,
+                        position,
+                    )
+                    interval = intervals.get(shared_key)
+                    if interval is None:
+                        interval = RateInterval(
+                            rule, binding.weight, destination_rate.id, entry, rate, quantum
+                        )
+                        intervals[shared_key] = interval
+                    same_destination = grouped.setdefault(entry.destination_id, [])
+                    if interval not in same_destination:
+                        same_destination.append(interval)
+            plans[plan_id] = PlanIndex(
+                plan_id,
+                {dest: DestinationRating(dest, ivs) for dest, ivs in grouped.items()},
+            )
+        profiles: dict[str, ProfileIndex] = {}
+        for key, profile in plan.rating_profiles.items():
+            activations = []
+            for activation in profile.activations:
+                plan_index = plans.get(activation.rating_plan_id)
+                if plan_index is None:
+                    raise InvalidValue(
+                        f"rating profile {key!r}: unknown rating plan {activation.rating_plan_id!r}"
+                    )
+                activations.append(
+                    Activation(
+                        epoch_ns(activation.activation_time),
+                        plan_index,
+                        fallback_keys(
+                            profile.tenant, profile.category, activation.fallback_subjects
+                        ),
+                        {},
+                    )
+                )
+            profiles[key] = ProfileIndex(key, profile.tenant, profile.category, activations)
+        return cls(
+            profiles,
+            plans,
+            DestinationIndex.from_destinations(plan.destinations.values()),
+            rounding_decimals=rounding_decimals,
+            max_computed_usage=max_computed_usage,
+            subject_prefix_matching=subject_prefix_matching,
+        )
+
+    # ------------------------------------------------------------------------------------ query
+    def get_cost(self, query: CostQuery, *, cut_at_max_cost: bool = False) -> CallCost:
+        """Rates a call as CGRateS's GetCost. Raises RatingError.
+
+        A ``*disconnect`` MaxCost does not shorten GetCost in CGRateS (only debits cut there): the
+        call is rated whole, ``max_cost_reached`` and ``max_cost_usage`` tell where the cut falls.
+        ``cut_at_max_cost=True`` rates only up to there, as a dry-run debit does.
+        """
+        tenant, category, subject, destination, start_time, usage, tor, account = query
+        if not tenant:
+            tenant = DEFAULT_TENANT
+        if not category:
+            category = DEFAULT_CATEGORY
+        if not subject:
+            subject = account
+        if usage > self._limits.get(tor, self._any_limit):
+            raise RatingError(ERR_MAX_USAGE_EXCEEDED, f"{usage} ns of {tor or META_ANY}")
+        if usage < 0:
+            raise InvalidValue(f"negative usage: {usage}")
+        zone = start_time.tzinfo
+        if zone is None:
+            start_time = start_time.replace(tzinfo=UTC)
+            zone = UTC
+        clock = self._utc_clock if zone is UTC else clock_for(zone)
+        start = epoch_ns(start_time)
+        end = start + usage
+
+        if usage == 0:
+            # getCost for a zero usage swallows rating errors and charges nothing.
+            try:
+                segments = self._resolve(tenant, category, subject, destination, start, end, clock)
+                match: RatingMatch | None = segments[0].match
+            except RatingError:
+                match = None
+            return CallCost(
+                tenant, category, subject, account, destination, tor, start_time, 0, (),
+                ZERO, ZERO, ZERO, 0, False, None, False, match,
+            )  # fmt: skip
+
+        segments = self._resolve(tenant, category, subject, destination, start, end, clock)
+        first = segments[0]
+        voice = tor == TOR_VOICE or not tor
+        key: tuple[RateInterval, RatingMatch, int, bool, bool] | None = None
+        if len(segments) == 1:
+            # One interval rates the whole call (for voice: no timing change, no midnight before
+            # its end): the timespans then depend on the usage only.
+            rating = first.rating
+            interval = rating.single
+            if voice:
+                if interval is not None:
+                    boundary = clock.day_end(start)
+                else:
+                    interval, boundary = rating.interval_at(start, clock)
+                if interval is not None and end <= boundary:
+                    key = (interval, first.match, usage, voice, cut_at_max_cost)
+            else:
+                if interval is None:
+                    interval = rating.interval_at(start, clock)[0]
+                if interval is not None:
+                    key = (interval, first.match, usage, voice, cut_at_max_cost)
+        rated = self._rated.get(key) if key is not None else None
+        if rated is None:
+            if key is not None:
+                spans = _rate_flat(key[0], first.match, usage)
+            else:
+                spans = self._rate(segments, start, end, voice, clock)
+            rated = _finish(spans, cut_at_max_cost)
+            if key is not None:
+                if len(self._rated) >= _RATED_CACHE_LIMIT:
+                    self._rated.clear()
+                self._rated[key] = rated
+        return CallCost(
+            tenant, category, subject, account, destination, tor, start_time, usage,
+            rated.spans, rated.connect_fee, rated.cost, rated.unrounded_cost, rated.rated_usage,
+            rated.max_cost_reached, rated.max_cost_usage, rated.truncated, first.match,
+        )  # fmt: skip
+
+    def max_usage(self, query: CostQuery, budget: Decimal) -> int:
+        """How much of ``query.usage`` (ns) ``budget`` money pays for, as a monetary balance.
+
+        As CGRateS's getMaxSessionDuration over one monetary balance: nothing if the budget does
+        not cover the connect fee; then whole increments in order while the rest covers each
+        (free ones always pass); a ``*disconnect`` MaxCost stops it; capped at ``query.usage``.
+        """
+        if query.usage <= 0:
+            return 0
+        rated = self.get_cost(query, cut_at_max_cost=True)
+        remaining = budget - rated.connect_fee
+        if remaining < ZERO:
+            return 0
+        allowed = 0
+        for _span, group in rated.increments():
+            if group.cost <= ZERO:
+                allowed += group.total_usage
+                continue
+            affordable = min(group.compress_factor, int(remaining // group.cost))
+            allowed += affordable * group.usage
+            if affordable < group.compress_factor:
+                break
+            remaining -= affordable * group.cost
+        return min(allowed, query.usage)
+
+    # ----------------------------------------------------------------------------- resolution
+    def _profile(self, key: str) -> ProfileIndex | None:
+        profile = self.profiles.get(key)
+        if profile is not None or not self.subject_prefix_matching or key.endswith(META_ANY):
+            return profile
+        # rp_subject_prefix_matching: the longest prefix of the subject with a profile.
+        base, _, subject = key.rpartition(":")
+        for length in range(len(subject) - 1, 0, -1):
+            profile = self.profiles.get(f"{base}:{subject[:length]}")
+            if profile is not None:
+                return profile
+        return None
+
+    def _resolve(
+        self,
+        tenant: str,
+        category: str,
+        subject: str,
+        destination: str,
+        start: int,
+        end: int,
+        clock: LocalClock,
+    ) -> list[_Segment]:
+        """Which plan and destination rating rate each stretch of [start, end) (LoadRatingPlans)."""
+        profile = self._profile(f"*out:{tenant}:{category}:{subject}")
+        if profile is None:
+            profile = self.profiles.get(f"*out:{tenant}:{category}:{META_ANY}")
+            if profile is None:
+                raise RatingError(
+                    ERR_RATING_PLAN_NOT_FOUND, f"{tenant}:{category}:{subject} -> {destination}"
+                )
+        # The common case: one activation in force over the whole call, with a rate.
+        times = profile.times
+        index = bisect_right(times, start) - 1
+        if index >= 0 and (index + 1 == len(times) or times[index + 1] > end):
+            found = self._activation_match(
+                profile.key, profile.activations[index], destination, start, clock
+            )
+            if found is not None:
+                return [_Segment(start, end, found[0], found[1])]
+        segments = self._segments(profile, destination, start, end, start, 1, clock)
+        if segments is None:
+            raise RatingError(ERR_UNAUTHORIZED_DESTINATION, f"{profile.key} -> {destination}")
+        return segments
+
+    def _segments(
+        self,
+        profile: ProfileIndex,
+        destination: str,
+        start: int,
+        end: int,
+        checked_at: int,
+        depth: int,
+        clock: LocalClock,
+    ) -> list[_Segment] | None:
+        """Rating of [start, end) by one profile (GetRatingPlansForPrefix + fallbacks), or None."""
+        times = profile.times
+        first = max(bisect_right(times, start) - 1, 0)
+        last = bisect_right(times, end)  # activations after the call end play no part
+        if first >= last:
+            return None
+        pieces: list[_Piece] = []
+        if times[first] > start:
+            # Nothing active yet at the call start: CGRateS asks the *any subject for that part.
+            any_key = rating_profile_key(profile.tenant, profile.category, META_ANY)
+            pieces.append(_Piece(start, None, None, (any_key,)))
+        for activation in profile.activations[first:last]:
+            found = self._activation_match(profile.key, activation, destination, checked_at, clock)
+            piece_start = max(activation.time, start)
+            if found is not None:
+                pieces.append(_Piece(piece_start, found[0], found[1], activation.fallback_keys))
+            elif activation.fallback_keys:
+                pieces.append(_Piece(piece_start, None, None, activation.fallback_keys))
+            # else: no rate and no fallback: the previous activation's plan goes on
+        if not pieces or pieces[0].start > start:
+            return None
+        segments: list[_Segment] = []
+        for index, piece in enumerate(pieces):
+            piece_end = pieces[index + 1].start if index + 1 < len(pieces) else end
+            if piece_end <= piece.start:
+                continue
+            if piece.match is not None and piece.rating is not None:
+                segments.append(_Segment(piece.start, piece_end, piece.match, piece.rating))
+                continue
+            fallback = self._fallback(
+                piece.fallback_keys, destination, piece.start, piece_end, depth + 1, clock
+            )
+            if fallback is None:
+                return None
+            segments.extend(fallback)
+        return segments or None
+
+    def _fallback(
+        self,
+        keys: tuple[str, ...],
+        destination: str,
+        start: int,
+        end: int,
+        depth: int,
+        clock: LocalClock,
+    ) -> list[_Segment] | None:
+        if depth > MAX_FALLBACK_DEPTH:
+            return None
+        for key in keys:
+            profile = self._profile(key)
+            if profile is None:
+                continue
+            segments = self._segments(profile, destination, start, end, start, depth, clock)
+            if segments is not None:
+                return segments
+        return None
+
+    def _activation_match(
+        self,
+        profile_key: str,
+        activation: Activation,
+        destination: str,
+        checked_at: int,
+        clock: LocalClock,
+    ) -> tuple[RatingMatch, DestinationRating] | None:
+        """The match of a destination in an activation's plan (cached when the plan is static)."""
+        plan = activation.plan
+        if plan.static:
+            cache = activation.matches
+            if destination in cache:
+                return cache[destination]
+        found = self._match(plan, destination, checked_at, clock)
+        result = None
+        if found is not None:
+            prefix, rating = found
+            match = RatingMatch(profile_key, plan.id, rating.destination_id, prefix)
+            result = (self._intern(match), rating)
+        if plan.static:
+            if len(cache) >= _MATCH_CACHE_LIMIT:
+                cache.clear()
+            cache[destination] = result
+        return result
+
+    def _match(
+        self, plan: PlanIndex, destination: str, checked_at: int, clock: LocalClock
+    ) -> tuple[str, DestinationRating] | None:
+        """The plan's rating for a destination: longest prefix, then heaviest, then ``*any``."""
+        if destination and destination != META_ANY:
+            by_destination = plan.by_destination
+            prefixes = self._prefixes
+            size = len(destination)
+            for length in self._lengths:
+                if length > size:
+                    continue
+                prefix = destination[:length]
+                ids = prefixes.get(prefix)
+                if ids is None:
+                    continue
+                best: DestinationRating | None = None
+                for destination_id in ids:
+                    rating = by_destination.get(destination_id)
+                    if (
+                        rating is not None
+                        and (best is None or rating.weight > best.weight)
+                        and rating.active_at(checked_at, clock)
+                    ):
+                        best = rating
+                if best is not None:
+                    return prefix, best
+        if plan.any_rating is not None:
+            return META_ANY, plan.any_rating
+        return None
+
+    def _intern(self, match: RatingMatch) -> RatingMatch:
+        interned = self._matches.get(match)
+        if interned is None:
+            if len(self._matches) >= _MATCH_CACHE_LIMIT:
+                self._matches.clear()
+            self._matches[match] = interned = match
+        return interned
+
+    # --------------------------------------------------------------------------------- rating
+    def _rate(
+        self, segments: list[_Segment], start: int, end: int, voice: bool, clock: LocalClock
+    ) -> tuple[TimeSpan, ...]:
+        """Splits [start, end) into parts and prices each (splitInTimeSpans + increments)."""
+        spans: list[TimeSpan] = []
+        segment_index = 0
+        segment = segments[0]
+        interval: RateInterval | None = None
+        boundary = _NO_BOUNDARY
+        if not voice:  # no time splits: the interval in force at the start rates it all
+            interval = segment.rating.interval_at(start, clock)[0]
+        instant = start
+        while instant < end:
+            if voice:
+                while segment.end <= instant and segment_index + 1 < len(segments):
+                    segment_index += 1
+                    segment = segments[segment_index]
+                interval, boundary = segment.rating.interval_at(instant, clock)
+            if interval is None:
+                raise RatingError(
+                    ERR_UNAUTHORIZED_DESTINATION,
+                    f"{segment.match.subject}: no timing covers {instant} ns",
+                )
+            part_end = end
+            if voice:
+                if segment.end < part_end:
+                    part_end = segment.end
+                if boundary < part_end:
+                    part_end = boundary
+            elapsed = instant - start
+            tier, next_tier_start = interval.tier_at(elapsed)
+            if next_tier_start is not None and start + next_tier_start < part_end:
+                part_end = start + next_tier_start
+            charged, increments, cost = tier.price(part_end - instant)
+            spans.append(
+                TimeSpan(
+                    elapsed,
+                    elapsed + charged,
+                    interval,
+                    tier.index,
+                    segment.match,
+                    increments,
+                    cost,
+                )
+            )
+            instant += charged
+        return tuple(spans)
+
+
+def _rate_flat(interval: RateInterval, match: RatingMatch, usage: int) -> tuple[TimeSpan, ...]:
+    """``_rate`` for a call one interval rates whole: only GroupIntervalStarts split it."""
+    tiers = interval.tiers
+    if len(tiers) == 1:
+        charged, increments, cost = tiers[0].price(usage)
+        return (TimeSpan(0, charged, interval, 0, match, increments, cost),)
+    starts = interval.tier_starts
+    last = len(tiers) - 1
+    index = 0
+    elapsed = 0
+    spans = []
+    while elapsed < usage:
+        while index < last and starts[index + 1] <= elapsed:
+            index += 1
+        part_end = usage
+        if index < last and starts[index + 1] < part_end:
+            part_end = starts[index + 1]
+        charged, increments, cost = tiers[index].price(part_end - elapsed)
+        spans.append(TimeSpan(elapsed, elapsed + charged, interval, index, match, increments, cost))
+        elapsed += charged
+    return tuple(spans)
+
+
+def fallback_keys(tenant: str, category: str, subjects: tuple[str, ...]) -> tuple[str, ...]:
+    """RatesFallbackSubject as CGRateS reads it (utils.FallbackSubjKeys): ``;``-separated
+    subjects, made profile keys in the profile's tenant and category, deduplicated and *sorted*
+    (CGRateS keeps them in a sorted slice, so that is the order it tries them)."""
+    keys = {
+        rating_profile_key(tenant, category, subject.strip())
+        for item in subjects
+        for subject in item.split(FALLBACK_SEPARATOR)
+        if subject.strip()
+    }
+    return tuple(sorted(keys))
+
+
+def _finish(spans: tuple[TimeSpan, ...], cut: bool) -> _Rated:
+    """Connect fee, MaxCost and the total's rounding (GetCost after splitInTimeSpans)."""
+    first = spans[0].interval
+    connect_fee = first.connect_fee
+    max_cost_reached = False
+    max_cost_usage: int | None = None
+    truncated = False
+    unrounded = connect_fee
+    rounder = first  # GetLongestRounding: the first timespan with the most decimals
+    if len(spans) == 1 and not first.caps:
+        unrounded += spans[0].cost
+    else:
+        if any(span.interval.caps for span in spans):
+            spans, max_cost_reached, max_cost_usage, truncated = _apply_max_cost(
+                spans, connect_fee, cut
+            )
+        for span in spans:
+            unrounded += span.cost
+            if span.interval.rounding_decimals > rounder.rounding_decimals:
+                rounder = span.interval
+    mode = rounder.round_mode
+    cost = unrounded.quantize(rounder.round_quantum, mode) if mode is not None else unrounded
+    return _Rated(
+        spans,
+        connect_fee,
+        cost,
+        unrounded,
+        spans[-1].end if spans else 0,
+        max_cost_reached,
+        max_cost_usage,
+        truncated,
+    )
+
+
+def _apply_max_cost(
+    spans: tuple[TimeSpan, ...], connect_fee: Decimal, cut: bool
+) -> tuple[tuple[TimeSpan, ...], bool, int | None, bool]:
+    """MaxCost over the timespans, the running cost counting the connect fee.
+
+    ``*free``: increments are charged until the running cost reaches MaxCost (the one crossing
+    it pays only what is left), the rest cost nothing; the total is MaxCost, as
+    CallDescriptor.GetCost caps it. ``*disconnect``: an increment starting once the running cost
+    has reached MaxCost is where a debit cuts the call (balances.go); GetCost itself rates on.
+    Returns (spans, reached, usage allowed by a *disconnect, truncated).
+    """
+    running = connect_fee
+    result: list[TimeSpan] = []
+    reached = False
+    allowed: int | None = None
+    for span in spans:
+        interval = span.interval
+        if not interval.caps:
+            result.append(span)
+            running += span.cost
+            continue
+        max_cost = interval.max_cost
+        (group,) = span.increments  # fresh from _rate: one group per span
+        unit_cost, count, unit_usage = group.cost, group.compress_factor, group.usage
+        if interval.max_cost_strategy == MAX_COST_FREE:
+            if running + span.cost < max_cost or unit_cost <= ZERO:
+                result.append(span)
+                running += span.cost
+                continue
+            reached = True
+            room = max(max_cost - running, ZERO)
+            paid = min(count, int(room // unit_cost))
+            rest = room - paid * unit_cost
+            groups: list[IncrementGroup] = []
+            if paid:
+                groups.append(IncrementGroup(unit_usage, unit_cost, paid))
+            free = count - paid
+            if free and rest > ZERO:
+                groups.append(IncrementGroup(unit_usage, rest, 1))
+                free -= 1
+            if free:
+                groups.append(IncrementGroup(unit_usage, ZERO, free))
+            capped = room if room < span.cost else span.cost
+            result.append(span._replace(increments=tuple(groups), cost=capped))
+            running += capped
+            continue
+        # *disconnect
+        if running >= max_cost:
+            permitted = 0
+        elif unit_cost <= ZERO:
+            permitted = count
+        else:
+            needed = ((max_cost - running) / unit_cost).to_integral_value(ROUND_CEILING)
+            permitted = min(count, int(needed))
+        if permitted < count:
+            reached = True
+            if allowed is None:
+                allowed = span.start + permitted * unit_usage
+            if cut:
+                if permitted:
+                    result.append(
+                        span._replace(
+                            end=span.start + permitted * unit_usage,
+                            increments=(IncrementGroup(unit_usage, unit_cost, permitted),),
+                            cost=unit_cost * permitted,
+                        )
+                    )
+                return tuple(result), reached, allowed, True
+        result.append(span)
+        running += span.cost
+    return tuple(result), reached, allowed, False

@@ -1,0 +1,67 @@
+"""CGRateS-wire JSON-RPC transport: codec, method registry, TCP/HTTP server and clients."""
+
+from core.rpc.client import EngineClient, InProcessClient, RpcClient
+from core.rpc.codec import (
+    MAX_MESSAGE_SIZE,
+    JsonStreamSplitter,
+    MessageDecoder,
+    Request,
+    Response,
+    RpcDecodeError,
+    RpcFramingError,
+    RpcProtocolError,
+    decode_message,
+    encode_request,
+    encode_response,
+)
+from core.rpc.connection import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_REPLY_TIMEOUT,
+    RpcConnection,
+    RpcDisconnectedError,
+    RpcStats,
+    RpcTimeoutError,
+)
+from core.rpc.registry import (
+    TRANSPORT_HTTP,
+    TRANSPORT_INTERNAL,
+    TRANSPORT_TCP,
+    CallContext,
+    Handler,
+    MethodRegistry,
+    RpcError,
+)
+from core.rpc.server import DEFAULT_HTTP_PORT, DEFAULT_TCP_PORT, RpcServer
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_HTTP_PORT",
+    "DEFAULT_REPLY_TIMEOUT",
+    "DEFAULT_TCP_PORT",
+    "MAX_MESSAGE_SIZE",
+    "TRANSPORT_HTTP",
+    "TRANSPORT_INTERNAL",
+    "TRANSPORT_TCP",
+    "CallContext",
+    "EngineClient",
+    "Handler",
+    "InProcessClient",
+    "JsonStreamSplitter",
+    "MessageDecoder",
+    "MethodRegistry",
+    "Request",
+    "Response",
+    "RpcClient",
+    "RpcConnection",
+    "RpcDecodeError",
+    "RpcDisconnectedError",
+    "RpcError",
+    "RpcFramingError",
+    "RpcProtocolError",
+    "RpcServer",
+    "RpcStats",
+    "RpcTimeoutError",
+    "decode_message",
+    "encode_request",
+    "encode_response",
+]

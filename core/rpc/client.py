@@ -1,0 +1,100 @@
+"""Clients for calling a ``MethodRegistry``: over TCP (``RpcClient``) or in-process.
+
+Both implement ``EngineClient``, the one method the rest of the suite depends on, so connection
+pools, failover and reconnection can later be added as further implementations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from core.rpc.codec import MAX_MESSAGE_SIZE
+from core.rpc.connection import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_REPLY_TIMEOUT,
+    RpcConnection,
+)
+from core.rpc.registry import TRANSPORT_INTERNAL, CallContext, MethodRegistry
+
+
+class EngineClient(Protocol):
+    """Something that runs CGRateS API calls: returns the result or raises ``RpcError``."""
+
+    async def call(self, method: str, params: Any) -> Any: ...
+
+
+class RpcClient:
+    """One TCP connection to a JSON-RPC server; concurrent calls are pipelined on it.
+
+    ``handlers`` serve the calls the server makes back on the same connection (an agent's
+    ``AgentV1.*`` methods); without them such calls get "rpc: can't find service ...".
+    """
+
+    def __init__(
+        self, connection: RpcConnection, *, timeout: float | None = DEFAULT_REPLY_TIMEOUT
+    ) -> None:
+        self.connection = connection
+        self.timeout = timeout
+
+    @classmethod
+    async def connect(
+        cls,
+        host: str,
+        port: int,
+        handlers: MethodRegistry | None = None,
+        *,
+        timeout: float | None = DEFAULT_REPLY_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        max_message_size: int = MAX_MESSAGE_SIZE,
+    ) -> RpcClient:
+        """Connects (raising ``TimeoutError``/``OSError`` on failure); ``timeout`` is the
+        per-call reply timeout (``None``: wait forever)."""
+        registry = handlers if handlers is not None else MethodRegistry()
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(connect_timeout):
+            _, connection = await loop.create_connection(
+                lambda: RpcConnection(registry, max_message_size=max_message_size), host, port
+            )
+        return cls(connection, timeout=timeout)
+
+    @property
+    def closed(self) -> bool:
+        return self.connection.closed
+
+    async def call(self, method: str, params: Any) -> Any:
+        """The result of ``method``; raises ``RpcError`` (the server's error text),
+        ``RpcTimeoutError`` or ``RpcDisconnectedError``."""
+        return await self.connection.call(method, params, self.timeout)
+
+    async def close(self) -> None:
+        """Closes the connection and waits until it is closed."""
+        self.connection.close()
+        await self.connection.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class InProcessClient:
+    """Calls a registry directly, with ``ctx.transport == "internal"`` and no connection.
+
+    Arguments and results are passed as they are, not through JSON: handlers must return
+    JSON-shaped values (as over the wire) and neither side should mutate what it passed on.
+    """
+
+    def __init__(self, registry: MethodRegistry, peer: str = TRANSPORT_INTERNAL) -> None:
+        self.registry = registry
+        self.context = CallContext(TRANSPORT_INTERNAL, peer, None)
+
+    async def call(self, method: str, params: Any) -> Any:
+        return await self.registry.call(method, params, self.context)

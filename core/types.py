@@ -1,0 +1,259 @@
+"""Value types shared by the whole suite: money, durations, times and JSON.
+
+Money is always ``decimal.Decimal``; usage is always integer nanoseconds (CGRateS's wire unit).
+Agents may import this module (it has no engine state).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+
+NANOSECOND: Final = 1
+MICROSECOND: Final = 1_000
+MILLISECOND: Final = 1_000_000
+SECOND: Final = 1_000_000_000
+MINUTE: Final = 60 * SECOND
+HOUR: Final = 60 * MINUTE
+
+ZERO: Final = Decimal(0)
+
+# CGRateS rounding method names.
+ROUNDING_UP: Final = "*up"
+ROUNDING_DOWN: Final = "*down"
+ROUNDING_MIDDLE: Final = "*middle"
+_ROUNDING_MODES: Final = {
+    ROUNDING_UP: ROUND_CEILING,
+    ROUNDING_DOWN: ROUND_FLOOR,
+    ROUNDING_MIDDLE: ROUND_HALF_UP,
+}
+ROUNDING_METHODS: Final = frozenset(_ROUNDING_MODES)
+
+
+class InvalidValue(ValueError):
+    """A value on the wire or in a file could not be understood (message says which and why)."""
+
+
+# ---------------------------------------------------------------------------------------- money
+def to_money(value: Any) -> Decimal:
+    """Converts a wire or file value to Decimal exactly.
+
+    Floats come from JSON parsers; ``repr`` gives the shortest string that round-trips, so
+    ``10.1`` becomes ``Decimal("10.1")`` and not the binary approximation.
+    """
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool):
+        raise InvalidValue(f"not a number: {value!r}")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, str):
+        text = value.strip()
+        if text == "":
+            return ZERO
+        try:
+            result = Decimal(text)
+        except InvalidOperation:
+            raise InvalidValue(f"not a number: {value!r}") from None
+        if not result.is_finite():
+            raise InvalidValue(f"not a finite number: {value!r}")
+        return result
+    raise InvalidValue(f"not a number: {value!r}")
+
+
+_QUANTUMS: Final = [Decimal(1).scaleb(-n) for n in range(0, 20)]
+
+
+def round_money(amount: Decimal, decimals: int, method: str = ROUNDING_MIDDLE) -> Decimal:
+    """Rounds like CGRateS's ``utils.Round``: ``*up`` ceiling, ``*down`` floor, ``*middle`` half-up."""
+    quantum = _QUANTUMS[decimals] if 0 <= decimals < len(_QUANTUMS) else Decimal(1).scaleb(-decimals)
+    return amount.quantize(quantum, rounding=_ROUNDING_MODES[method])
+
+
+def money_str(amount: Decimal) -> str:
+    """Plain decimal notation without trailing zeros: ``Decimal("0.70020")`` -> ``"0.7002"``."""
+    text = format(amount, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("", "-", "-0"):
+        return "0"
+    return text
+
+
+# ------------------------------------------------------------------------------------ durations
+_GO_DURATION: Final = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_NS: Final = {
+    "ns": Decimal(NANOSECOND),
+    "us": Decimal(MICROSECOND),
+    "µs": Decimal(MICROSECOND),
+    "μs": Decimal(MICROSECOND),
+    "ms": Decimal(MILLISECOND),
+    "s": Decimal(SECOND),
+    "m": Decimal(MINUTE),
+    "h": Decimal(HOUR),
+}
+_INTEGER: Final = re.compile(r"[+-]?[0-9]+")
+
+
+def parse_duration(value: Any) -> int:
+    """Parses a duration to integer nanoseconds, as CGRateS's ``ParseDurationWithNanosecs``.
+
+    Accepts integer nanoseconds, Go duration strings (``"1m30s"``, ``"300ms"``, ``"-5s"``), and
+    unitless integer strings, which are nanoseconds (unit counts for ``*sms``/``*data``).
+    ``""`` is zero.
+    """
+    if isinstance(value, bool):
+        raise InvalidValue(f"not a duration: {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidValue(f"not a duration: {value!r}")
+        return int(value)
+    if not isinstance(value, str):
+        raise InvalidValue(f"not a duration: {value!r}")
+    text = value.strip()
+    if text == "":
+        return 0
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    sign = 1
+    if text[0] in "+-":
+        sign = -1 if text[0] == "-" else 1
+        text = text[1:]
+    position = 0
+    total = Decimal(0)
+    for match in _GO_DURATION.finditer(text):
+        number = match.group(1)
+        if match.start() != position or number in ("", "."):
+            raise InvalidValue(f"not a duration: {value!r}")
+        total += Decimal(number) * _UNIT_NS[match.group(2)]
+        position = match.end()
+    if position != len(text) or position == 0:
+        raise InvalidValue(f"not a duration: {value!r}")
+    return sign * int(total)
+
+
+def format_duration(nanoseconds: int) -> str:
+    """Go's ``time.Duration.String`` style: ``90s`` -> ``"1m30s"``, ``0`` -> ``"0s"``."""
+    if nanoseconds == 0:
+        return "0s"
+    sign = "-" if nanoseconds < 0 else ""
+    remaining = abs(nanoseconds)
+    if remaining < SECOND:
+        for unit, size in (("ms", MILLISECOND), ("µs", MICROSECOND), ("ns", NANOSECOND)):
+            if remaining >= size:
+                return sign + money_str(Decimal(remaining) / size) + unit
+    hours, remaining = divmod(remaining, HOUR)
+    minutes, remaining = divmod(remaining, MINUTE)
+    seconds = money_str(Decimal(remaining) / SECOND)
+    text = ""
+    if hours:
+        text += f"{hours}h"
+    if hours or minutes:
+        text += f"{minutes}m"
+    return sign + text + f"{seconds}s"
+
+
+# ---------------------------------------------------------------------------------------- times
+UTC_ZONE: Final = UTC
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_TIME_LAYOUTS: Final = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y%m%d%H%M%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%d.%m.%Y %H:%M:%S",
+)
+
+
+def zone(name: str | None) -> Any:
+    """Resolves a timezone name (``""``/``"UTC"``/``"Local"``/IANA name) to a tzinfo."""
+    if not name or name.upper() == "UTC":
+        return UTC
+    if name == "Local":
+        return datetime.now().astimezone().tzinfo
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidValue(f"unknown timezone: {name!r}") from None
+
+
+def parse_time(value: Any, timezone: Any = UTC, now: datetime | None = None) -> datetime:
+    """Parses a time as CGRateS's ``ParseTimeDetectLayout`` does, returning an aware datetime.
+
+    RFC 3339 (with or without zone; naive times take ``timezone``), Unix seconds (int or digit
+    string), ``*now``, ``+<duration>`` relative to now, and the common SQL-like layouts.
+    """
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone)
+    if isinstance(value, bool):
+        raise InvalidValue(f"not a time: {value!r}")
+    if isinstance(value, int | float):
+        return _EPOCH + timedelta(seconds=value)
+    if not isinstance(value, str):
+        raise InvalidValue(f"not a time: {value!r}")
+    text = value.strip()
+    if text == "" or text == "0001-01-01T00:00:00Z":
+        return _EPOCH.replace(year=1)
+    if text == "*now":
+        return now or datetime.now(UTC)
+    if text[0] == "+":
+        return (now or datetime.now(UTC)) + timedelta(microseconds=parse_duration(text[1:]) // 1000)
+    if text.isdigit() and len(text) != 14:
+        return _EPOCH + timedelta(seconds=int(text))
+    parsed = _parse_layouts(text)
+    if parsed is None:
+        raise InvalidValue(f"not a time: {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone)
+
+
+def _parse_layouts(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    for layout in _TIME_LAYOUTS:
+        try:
+            return datetime.strptime(text, layout)
+        except ValueError:
+            continue
+    return None
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 as Go marshals it: ``2014-08-04T13:00:00Z``."""
+    if moment.tzinfo is None or moment.utcoffset() == timedelta(0):
+        text = moment.replace(tzinfo=None).isoformat()
+        return text + "Z"
+    return moment.isoformat()
+
+
+# ----------------------------------------------------------------------------------------- JSON
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(money_str(value).encode())
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+# Go marshals UTC as "Z"; CGRateS clients compare those strings.
+_DUMPS_OPTIONS: Final = orjson.OPT_UTC_Z
+
+
+def dumps(value: Any) -> bytes:
+    """JSON-encodes with Decimal as an exact JSON number (never through float)."""
+    return orjson.dumps(value, default=_json_default, option=_DUMPS_OPTIONS)
+
+
+loads = orjson.loads
+JSONDecodeError = orjson.JSONDecodeError
