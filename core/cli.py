@@ -124,7 +124,9 @@ async def _tp_load(config: Config, folder: Path, dry_run: bool, engine_address: 
         return EXIT_OK
 
     address = (
-        parse_address(engine_address, "--engine") if engine_address else config.engine.rpc_json_listen
+        parse_address(engine_address, "--engine")
+        if engine_address
+        else config.engine.rpc_json_listen
     )
     if address is not None:
         from core.rpc import RpcClient, RpcError

@@ -72,8 +72,10 @@ _QUANTUMS: Final = [Decimal(1).scaleb(-n) for n in range(0, 20)]
 
 
 def round_money(amount: Decimal, decimals: int, method: str = ROUNDING_MIDDLE) -> Decimal:
-    """Rounds like CGRateS's ``utils.Round``: ``*up`` ceiling, ``*down`` floor, ``*middle`` half-up."""
-    quantum = _QUANTUMS[decimals] if 0 <= decimals < len(_QUANTUMS) else Decimal(1).scaleb(-decimals)
+    """Rounds as CGRateS utils.Round: ``*up`` ceiling, ``*down`` floor, ``*middle`` half-up."""
+    quantum = (
+        _QUANTUMS[decimals] if 0 <= decimals < len(_QUANTUMS) else Decimal(1).scaleb(-decimals)
+    )
     return amount.quantize(quantum, rounding=_ROUNDING_MODES[method])
 
 

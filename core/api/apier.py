@@ -148,7 +148,9 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
         dest_id = text(args, "Id") or text(args, "ID")
         prefixes = args.get("Prefixes")
         if not dest_id or not prefixes:
-            missing = [name for name, value in (("Id", dest_id), ("Prefixes", prefixes)) if not value]
+            missing = [
+                name for name, value in (("Id", dest_id), ("Prefixes", prefixes)) if not value
+            ]
             require({}, *missing)
         if not isinstance(prefixes, list) or not all(isinstance(p, str) and p for p in prefixes):
             raise server_error("invalid params: Prefixes must be a list of strings")
@@ -194,11 +196,15 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
                 raise server_error(f"invalid params: RatingPlanActivations[{position}]")
             plan_id = text(raw, "RatingPlanId")
             if plan_id not in engine.loader.current.rating_plans:
-                raise server_error(f"RatingPlanActivations[{position}].RatingPlanId: {ERR_NOT_FOUND}")
+                raise server_error(
+                    f"RatingPlanActivations[{position}].RatingPlanId: {ERR_NOT_FOUND}"
+                )
             try:
                 moment = parse_time(raw.get("ActivationTime") or "*now", default_zone)
             except InvalidValue as exc:
-                raise server_error(f"RatingPlanActivations[{position}].ActivationTime: {exc}") from None
+                raise server_error(
+                    f"RatingPlanActivations[{position}].ActivationTime: {exc}"
+                ) from None
             fallbacks = tuple(s for s in text(raw, "FallbackSubjects").split(";") if s)
             activations[moment] = RatingActivation(moment, plan_id, fallbacks)
         profile = RatingProfile(
@@ -277,10 +283,14 @@ def _register_staging(
 
     async def set_tp(params: Any, ctx: CallContext) -> str:
         args = as_object(params)
-        required = [TPID, "Tenant", "Category", "Subject"] if kind == KIND_RATING_PROFILES else [
-            TPID,
-            "ID",
-        ]
+        required = (
+            [TPID, "Tenant", "Category", "Subject"]
+            if kind == KIND_RATING_PROFILES
+            else [
+                TPID,
+                "ID",
+            ]
+        )
         require(args, *required)
         try:
             model = from_tp_json(kind, args, timezone=timezone)

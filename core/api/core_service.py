@@ -8,8 +8,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from core.rpc import CallContext, MethodRegistry
-from core.tariffplan.loader import items_of
 from core.tariffplan.kinds import ALL_KINDS
+from core.tariffplan.loader import items_of
 from core.types import SECOND
 
 if TYPE_CHECKING:

@@ -126,7 +126,8 @@ class Tier:
 
 
 class RateInterval:
-    """A binding's timing and weight with one destination-rate entry and its rate (immutable)."""
+    """A binding's timing and weight with a destination-rate entry's rate, rounding and MaxCost
+    (immutable). Entries differing only in their destination share one (CGRateS's RIRate)."""
 
     __slots__ = (
         "_charged_rates",
@@ -136,7 +137,6 @@ class RateInterval:
         "caps",
         "connect_fee",
         "destination_rates_id",
-        "entry",
         "max_cost",
         "max_cost_strategy",
         "rate",
@@ -164,7 +164,6 @@ class RateInterval:
         self.timing = timing
         self.weight = weight
         self.destination_rates_id = destination_rates_id
-        self.entry = entry
         self.rate = rate
         slots = sorted(rate.slots, key=lambda slot: slot.group_interval_start)
         self.tiers = tuple(Tier(slot, quantum, index) for index, slot in enumerate(slots))

@@ -34,6 +34,7 @@ from core.tariffplan.models import (
     MAX_COST_FREE,
     META_ANY,
     TariffPlan,
+    Timing,
     rating_profile_key,
 )
 from core.types import HOUR, ZERO, InvalidValue
@@ -152,7 +153,7 @@ class Rater:
         self._any_limit = self.max_computed_usage.get(META_ANY, _NO_BOUNDARY)
         self._limits = {**self.max_computed_usage, "": self._any_limit}
         self._utc_clock = clock_for(UTC)
-        self._matches: dict[RatingMatch, RatingMatch] = {}  # interned, so id caches hit
+        self._matches: dict[RatingMatch, tuple[RatingMatch, DestinationRating]] = {}
         self._rated: dict[tuple[RateInterval, RatingMatch, int, bool, bool], _Rated] = {}
 
     # ------------------------------------------------------------------------------------ build
@@ -168,12 +169,16 @@ class Rater:
         """Compiles the rating part of ``plan``. Raises InvalidValue on a dangling reference."""
         quantum = Decimal(1).scaleb(-rounding_decimals)
         timings = {**BUILTIN_TIMINGS, **plan.timings}
-        intervals: dict[tuple[str, str, str, Decimal, int], RateInterval] = {}
+        intervals: dict[tuple[str, Decimal, str, str, str, int, Decimal, str], RateInterval] = {}
         plans: dict[str, PlanIndex] = {}
         for plan_id, rating_plan in plan.rating_plans.items():
             grouped: dict[str, list[RateInterval]] = {}
             for binding in rating_plan.bindings:
                 timing = timings.get(binding.timing_id)
+                if timing is None and binding.timing_id.startswith("*"):
+                    # The scheduler's load-relative timings (*daily, *monthly...) mean nothing
+                    # to rating (CGRateS's getLeftMargin cannot read them): all day, like *asap.
+                    timing = Timing(binding.timing_id)
                 destination_rate = plan.destination_rates.get(binding.destination_rates_id)
                 if timing is None or destination_rate is None:
                     missing = "timing" if timing is None else "destination rates"
@@ -181,7 +186,7 @@ class Rater:
                         f"rating plan {plan_id!r}: unknown {missing} in binding {binding!r}"
                     )
                 rule = compile_timing(timing)
-                for position, entry in enumerate(destination_rate.entries):
+                for entry in destination_rate.entries:
                     rate = plan.rates.get(entry.rate_id)
                     if rate is None:
                         raise InvalidValue(
@@ -190,10 +195,13 @@ class Rater:
                         )
                     shared_key = (
                         binding.timing_id,
+                        binding.weight,
                         destination_rate.id,
                         entry.rate_id,
-                        binding.weight,
-                        position,
+                        entry.rounding_method,
+                        entry.rounding_decimals,
+                        entry.max_cost,
+                        entry.max_cost_strategy,
                     )
                     interval = intervals.get(shared_key)
                     if interval is None:
@@ -469,8 +477,9 @@ class Rater:
         result = None
         if found is not None:
             prefix, rating = found
-            match = RatingMatch(profile_key, plan.id, rating.destination_id, prefix)
-            result = (self._intern(match), rating)
+            result = self._intern(
+                RatingMatch(profile_key, plan.id, rating.destination_id, prefix), rating
+            )
         if plan.static:
             if len(cache) >= _MATCH_CACHE_LIMIT:
                 cache.clear()
@@ -507,12 +516,16 @@ class Rater:
             return META_ANY, plan.any_rating
         return None
 
-    def _intern(self, match: RatingMatch) -> RatingMatch:
+    def _intern(
+        self, match: RatingMatch, rating: DestinationRating
+    ) -> tuple[RatingMatch, DestinationRating]:
+        """One shared (match, rating) pair per match: caches hold references, not copies, and
+        EventCost ids (cached per match) hit."""
         interned = self._matches.get(match)
         if interned is None:
             if len(self._matches) >= _MATCH_CACHE_LIMIT:
                 self._matches.clear()
-            self._matches[match] = interned = match
+            self._matches[match] = interned = (match, rating)
         return interned
 
     # --------------------------------------------------------------------------------- rating

@@ -51,11 +51,15 @@ def from_epoch_ns(nanoseconds: int, zone: tzinfo | None = UTC) -> datetime:
 
 
 def parse_time_of_day(text: str) -> int:
-    """``"HH:MM:SS"`` (seconds may carry a fraction) to ns after midnight; ``""``/``*asap`` = 0."""
+    """``"HH:MM:SS"`` (seconds may carry a fraction) to ns after midnight; ``""``/``*asap`` = 0.
+
+    A ``*`` part (periodic timings, ``*:*:00``) reads as 0, as Go's failed ``strconv.Atoi`` does
+    in ``getLeftMargin``.
+    """
     value = text.strip()
     if value in ("", META_ASAP):
         return 0
-    parts = value.split(":")
+    parts = ["0" if part == "*" else part for part in value.split(":")]
     if len(parts) != 3:
         raise InvalidValue(f"not a time of day: {text!r}")
     try:

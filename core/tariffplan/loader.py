@@ -153,4 +153,3 @@ class TariffPlanLoader:
         for commit in commits:
             commit()
         self.current = plan
-

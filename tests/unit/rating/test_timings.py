@@ -118,6 +118,8 @@ def test_parse_time_of_day() -> None:
     assert parse_time_of_day("*asap") == 0
     assert parse_time_of_day("08:00:00") == 8 * HOUR
     assert parse_time_of_day("23:59:59.5") == DAY - SECOND // 2
+    assert parse_time_of_day("*:*:00") == 0
+    assert parse_time_of_day("*:30:00") == 30 * 60 * SECOND
     for bad in ("8", "08:00", "aa:bb:cc", "25:00:00"):
         with pytest.raises(InvalidValue):
             parse_time_of_day(bad)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -73,7 +74,9 @@ class TestTutorial:
     def test_rating_plans_group_rows(self) -> None:
         assert self.plan is not None
         bindings = self.plan.rating_plans["RP_1001"].bindings
-        assert [b.destination_rates_id for b in bindings] == ["DR_1002_20CNT", "DR_1003_MAXCOST_DISC"]
+        assert [b.destination_rates_id for b in bindings] == [
+            "DR_1002_20CNT", "DR_1003_MAXCOST_DISC",
+        ]
         assert {(b.timing_id, b.weight) for b in bindings} == {("*any", D(10))}
 
     def test_rating_profile_activations_sorted_by_time(self) -> None:
@@ -161,7 +164,7 @@ class TestTutorial:
         total = sum(f.stat().st_size for f in TUTORIAL.glob("*.csv"))
         assert calls[0] == (0, total)
         assert calls[-1] == (total, total)
-        assert all(a[0] <= b[0] for a, b in zip(calls, calls[1:], strict=False))
+        assert all(a[0] <= b[0] for a, b in itertools.pairwise(calls))
 
 
 # ---------------------------------------------------------------------------- reader rules

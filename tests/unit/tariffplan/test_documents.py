@@ -147,7 +147,7 @@ def test_tp_json_errors_name_the_field() -> None:
             KIND_DESTINATION_RATES,
             {"ID": "DR", "DestinationRates": [{"DestinationId": "D", "RateId": "R"}]},
         )
-    with pytest.raises(TariffPlanError, match="^ID: empty$"):
+    with pytest.raises(TariffPlanError, match=r"^ID: empty$"):
         from_tp_json(KIND_DESTINATIONS, {"Prefixes": ["49"]})
     with pytest.raises(TariffPlanError, match="document: expected an object"):
         from_tp_json(KIND_RATES, [])  # type: ignore[arg-type]
