@@ -74,7 +74,7 @@ DEFAULT_MAX_COMPUTED_USAGE: Final[Mapping[str, int]] = {
     TOR_MMS: 10_000,
 }
 _MATCH_CACHE_LIMIT: Final = 65536  # destinations remembered per activation, matches interned
-_RATED_CACHE_LIMIT: Final = 8192  # (interval, match, usage) results; GC walks them, keep few
+_RATED_CACHE_LIMIT: Final = 8192  # (interval, usage) results; GC walks them, keep few
 _NO_BOUNDARY: Final = 1 << 127  # beyond any epoch-ns instant
 
 
@@ -127,9 +127,10 @@ class _Rated(NamedTuple):
 class Rater:
     """Immutable index of a TariffPlan's rating part; rates calls without touching storage.
 
-    Internal caches (bounded) remember, per static plan activation, which rating a destination
-    gets, and, for calls rated by one always-applying interval without crossing midnight, the
-    rated timespans per usage: those do not depend on the call's start time.
+    Build it once per load (``from_plan``) and share it; queries only read it. Internal caches
+    (bounded) remember, per activation of a time-independent plan, which rating a destination
+    number gets, and, for calls one interval rates whole (no timing change, no midnight), the
+    rated timespans per (interval, usage): those do not depend on the call's start time.
     """
 
     def __init__(
@@ -154,7 +155,7 @@ class Rater:
         self._limits = {**self.max_computed_usage, "": self._any_limit}
         self._utc_clock = clock_for(UTC)
         self._matches: dict[RatingMatch, tuple[RatingMatch, DestinationRating]] = {}
-        self._rated: dict[tuple[RateInterval, RatingMatch, int, bool, bool], _Rated] = {}
+        self._rated: dict[tuple[RateInterval, int, bool, bool], _Rated] = {}
 
     # ------------------------------------------------------------------------------------ build
     @classmethod
@@ -287,10 +288,10 @@ class Rater:
         segments = self._resolve(tenant, category, subject, destination, start, end, clock)
         first = segments[0]
         voice = tor == TOR_VOICE or not tor
-        key: tuple[RateInterval, RatingMatch, int, bool, bool] | None = None
+        key: tuple[RateInterval, int, bool, bool] | None = None
         if len(segments) == 1:
             # One interval rates the whole call (for voice: no timing change, no midnight before
-            # its end): the timespans then depend on the usage only.
+            # its end): the timespans then depend on the interval and the usage only.
             rating = first.rating
             interval = rating.single
             if voice:
@@ -299,12 +300,12 @@ class Rater:
                 else:
                     interval, boundary = rating.interval_at(start, clock)
                 if interval is not None and end <= boundary:
-                    key = (interval, first.match, usage, voice, cut_at_max_cost)
+                    key = (interval, usage, voice, cut_at_max_cost)
             else:
                 if interval is None:
                     interval = rating.interval_at(start, clock)[0]
                 if interval is not None:
-                    key = (interval, first.match, usage, voice, cut_at_max_cost)
+                    key = (interval, usage, voice, cut_at_max_cost)
         rated = self._rated.get(key) if key is not None else None
         if rated is None:
             if key is not None:
@@ -316,6 +317,8 @@ class Rater:
                 if len(self._rated) >= _RATED_CACHE_LIMIT:
                     self._rated.clear()
                 self._rated[key] = rated
+        elif rated.spans and rated.spans[0].match is not first.match:
+            rated = _with_match(rated, first.match)  # same rating reached through another match
         return CallCost(
             tenant, category, subject, account, destination, tor, start_time, usage,
             rated.spans, rated.connect_fee, rated.cost, rated.unrounded_cost, rated.rated_usage,
@@ -612,6 +615,15 @@ def fallback_keys(tenant: str, category: str, subjects: tuple[str, ...]) -> tupl
         if subject.strip()
     }
     return tuple(sorted(keys))
+
+
+def _with_match(rated: _Rated, match: RatingMatch) -> _Rated:
+    """A cached result for a call whose rating was reached through another match."""
+    spans = [
+        TimeSpan(s.start, s.end, s.interval, s.tier_index, match, s.increments, s.cost)
+        for s in rated.spans
+    ]
+    return _Rated(tuple(spans), *rated[1:])
 
 
 def _finish(spans: tuple[TimeSpan, ...], cut: bool) -> _Rated:

@@ -73,6 +73,7 @@ Progress = Callable[[int, int], None]
 
 PROGRESS_EVERY_LINES: Final = 1 << 16
 BALANCE_TYPE_VOICE: Final = "*voice"
+MEMO_LIMIT: Final = 4096  # distinct texts memoised per column
 _LAST_DAY: Final = frozenset({v.LAST_MONTH_DAY})
 
 
@@ -184,7 +185,9 @@ class _Row:
     placeholder; handlers drop failed rows after parsing all fields, so every problem is reported.
     """
 
-    __slots__ = ("columns", "failed", "fields", "file", "issues", "line", "positions", "zone")
+    __slots__ = (
+        "columns", "failed", "fields", "file", "issues", "line", "memo", "positions", "zone",
+    )
 
     def __init__(self, file: str, columns: tuple[str, ...], issues: IssueList, zone: Any) -> None:
         self.file = file
@@ -195,6 +198,8 @@ class _Row:
         self.fields: list[str] = []
         self.positions: list[Position] | None = None
         self.failed = False
+        # Parsed values per column: big files repeat the same few texts ("*up", "4", "60s").
+        self.memo: list[dict[str, Any]] = [{} for _ in columns]
 
     def where(self, index: int) -> Position:
         return field_position(self.line, self.fields, self.positions, index)
@@ -211,11 +216,19 @@ class _Row:
         return text
 
     def parse(self, index: int, parser: Callable[[str], Any], default: Any) -> Any:
+        """``parser(field)``, memoised per column (parsers are pure, results immutable)."""
+        text = self.fields[index]
+        memo = self.memo[index]
+        if text in memo:
+            return memo[text]
         try:
-            return parser(self.fields[index])
+            value = parser(text)
         except InvalidValue as exc:
             self.error(index, str(exc))
             return default
+        if len(memo) < MEMO_LIMIT:
+            memo[text] = value
+        return value
 
     def money(self, index: int) -> Decimal:
         result: Decimal = self.parse(index, v.money, ZERO)
@@ -323,7 +336,7 @@ class _Builder:
         self.zone = zone
         self.timings: dict[str, Timing] = {}
         self.timing_lines: dict[str, int] = {}
-        self.destinations: dict[str, list[str]] = {}
+        self.destinations: dict[str, str | list[str]] = {}  # str: a single prefix
         self.rates: dict[str, list[RateSlot]] = {}
         self.destination_rates: dict[str, list[DestinationRateEntry]] = {}
         self.rating_plans: dict[str, list[RatingPlanBinding]] = {}
@@ -385,7 +398,8 @@ class _Builder:
         )
 
     def destination(self, row: _Row) -> None:
-        # Hot path (a million rows): no helper calls unless something is wrong.
+        # Hot path (a million rows): no helper calls unless something is wrong, and a lone
+        # prefix is kept as a bare string (most destinations have one) to spare a list.
         fields = row.fields
         destination_id = fields[0]
         prefix = fields[1]
@@ -393,9 +407,12 @@ class _Builder:
             row.required(0)
             row.required(1)
             return
-        prefixes = self.destinations.get(destination_id)
+        destinations = self.destinations
+        prefixes = destinations.get(destination_id)
         if prefixes is None:
-            self.destinations[destination_id] = [prefix]
+            destinations[destination_id] = prefix
+        elif isinstance(prefixes, str):
+            destinations[destination_id] = [prefixes, prefix]
         else:
             prefixes.append(prefix)
 
@@ -731,7 +748,10 @@ class _Builder:
         plan = ReadPlan()
         plan.timings = self.timings
         plan.destinations = {
-            destination_id: Destination(destination_id, tuple(dict.fromkeys(prefixes)))
+            destination_id: Destination(
+                destination_id,
+                (prefixes,) if isinstance(prefixes, str) else tuple(dict.fromkeys(prefixes)),
+            )
             for destination_id, prefixes in self.destinations.items()
         }
         plan.rates = {

@@ -7,7 +7,7 @@ and they are stricter only where CGRateS would silently load garbage (e.g. ``"ab
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
@@ -30,6 +30,9 @@ _RELATIVE_TIME_METAS: Final = frozenset(
     {META_UNLIMITED, "*daily", "*monthly", "*monthly_estimated", "*yearly", "*now"}
 )
 _BALANCE_WEIGHT_METAS: Final = frozenset({"*time_desc", "*time_asc"})
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# Unix timestamps by digit count (CGRateS's regexes): 13 = ms, 16 = us, 19 = ns.
+_UNIX_SUBSECOND_DIGITS: Final = {13: 3, 16: 6, 19: 9}
 
 
 def money(value: Any) -> Decimal:
@@ -104,10 +107,19 @@ def duration(value: Any) -> int:
 
 
 def moment(value: Any, timezone: Any) -> datetime:
-    """A time CGRateS parses with ``ParseTimeDetectLayout`` (``""``/``*unlimited`` = year 1)."""
-    if value == META_UNLIMITED:
+    """A time CGRateS parses with ``ParseTimeDetectLayout`` (``""``/``*unlimited``/``0`` = year 1).
+
+    Unix timestamps in milli-, micro- and nanoseconds are told apart by their digit count, as
+    CGRateS does; other forms go to ``core.types.parse_time``.
+    """
+    if value in (META_UNLIMITED, "0"):
         value = ""
     try:
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            scale = _UNIX_SUBSECOND_DIGITS.get(len(value))
+            if scale is not None:  # datetime keeps microseconds: nanoseconds are truncated
+                micros = int(value) * 10**6 // 10**scale
+                return _EPOCH + timedelta(microseconds=micros)
         return parse_time(value, timezone)
     except (ArithmeticError, ValueError) as exc:
         raise _as_invalid(exc, "not a time", value) from None

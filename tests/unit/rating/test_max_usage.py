@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.rating import CostQuery, Rater
 from core.tariffplan.models import Rate
@@ -81,3 +83,22 @@ def test_max_usage_never_exceeds_what_the_budget_pays() -> None:
         allowed = TUTORIAL.max_usage(base, D(budget))
         assert TUTORIAL.get_cost(query("1002", allowed)).unrounded_cost <= D(budget)
         assert TUTORIAL.get_cost(query("1002", allowed + S)).unrounded_cost > D(budget)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    cents=st.integers(min_value=0, max_value=2000),
+    destination=st.sampled_from(["1002", "1003"]),
+)
+def test_allowed_usage_is_paid_for_and_one_second_more_is_not(cents: int, destination: str) -> None:
+    budget = D(cents) / 100
+    base = query(destination, 3600 * S)
+    allowed = TUTORIAL.max_usage(base, budget)
+    if allowed:
+        assert (
+            TUTORIAL.get_cost(query(destination, allowed), cut_at_max_cost=True).unrounded_cost
+            <= budget
+        )
+    if allowed < 3600 * S:
+        more = TUTORIAL.get_cost(query(destination, allowed + S), cut_at_max_cost=True)
+        assert more.unrounded_cost > budget or more.truncated

@@ -574,3 +574,35 @@ def test_peak_plan_cost_is_monotonic_and_spans_are_contiguous(
     ends = [0] + [span.end for span in dear.timespans]
     assert [span.start for span in dear.timespans] == ends[:-1]
     assert all(isinstance(g, IncrementGroup) for _, g in dear.increments())
+
+
+def test_results_shared_between_destinations_keep_their_own_match() -> None:
+    plan = single_rate_plan(Rate("RT", (slot("0.1", "1", MINUTE, S, 0),)), prefixes=("49",))
+    plan.destinations["FR"] = Destination("FR", ("33",))
+    plan.destination_rates["DR"] = DestinationRate("DR", (entry("DST", "RT"), entry("FR", "RT")))
+    rater = Rater.from_plan(plan)
+    for number, destination_id in (("4912", "DST"), ("3312", "FR"), ("4912", "DST")):
+        call = cost(rater, number, 90 * S, subject="peer")
+        assert call.destination_id == destination_id
+        assert {span.match.destination_id for span in call.timespans} == {destination_id}
+        filters = call.to_event_cost()["RatingFilters"]
+        assert [f["DestinationID"] for f in filters.values()] == [destination_id]
+        assert call.cost == D("0.1") + 90 * D("0.01667")
+
+
+def test_timings_are_read_in_the_call_start_zone() -> None:
+    from datetime import timezone
+    from zoneinfo import ZoneInfo
+
+    plus_two = timezone(timedelta(hours=2))
+    call = cost(
+        PEAK, "49", 120 * S, subject="peer", start=datetime(2014, 8, 4, 7, 59, tzinfo=plus_two)
+    )
+    assert [span.timing_id for span in call.timespans] == ["OFFPEAK_MORNING", "PEAK"]
+    assert [span.usage for span in call.timespans] == [60 * S, 60 * S]
+    berlin = ZoneInfo("Europe/Berlin")
+    saturday = cost(
+        PEAK, "49", 120 * S, subject="peer", start=datetime(2014, 8, 8, 23, 59, tzinfo=berlin)
+    )
+    assert [span.timing_id for span in saturday.timespans] == ["OFFPEAK_EVENING", "OFFPEAK_WEEKEND"]
+    assert saturday.start_time.tzinfo is berlin
