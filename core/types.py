@@ -102,6 +102,8 @@ _UNIT_NS: Final = {
     "h": Decimal(HOUR),
 }
 _INTEGER: Final = re.compile(r"[+-]?[0-9]+")
+_SIMPLE_DURATION: Final = re.compile(r"([0-9]+)(ns|us|ms|s|m|h)")  # "120s": the common case
+_UNIT_INT: Final = {unit: int(size) for unit, size in _UNIT_NS.items()}
 
 
 def parse_duration(value: Any) -> int:
@@ -121,6 +123,9 @@ def parse_duration(value: Any) -> int:
         return int(value)
     if not isinstance(value, str):
         raise InvalidValue(f"not a duration: {value!r}")
+    simple = _SIMPLE_DURATION.fullmatch(value)
+    if simple is not None:
+        return int(simple.group(1)) * _UNIT_INT[simple.group(2)]
     text = value.strip()
     if text == "":
         return 0
@@ -238,9 +243,21 @@ def format_time(moment: datetime) -> str:
 
 
 # ----------------------------------------------------------------------------------------- JSON
+# Encoded amounts, reused: orjson calls back into Python for every Decimal, and a reply carries
+# the same few amounts over and over (rates, increments, fees). Equal Decimals (0.70 == 0.7)
+# share one entry, which is right because the encoded form is normalised anyway.
+_FRAGMENT_CACHE_LIMIT: Final = 65536
+_fragments: dict[Decimal, orjson.Fragment] = {}
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return orjson.Fragment(money_str(value).encode())
+        fragment = _fragments.get(value)
+        if fragment is None:
+            if len(_fragments) >= _FRAGMENT_CACHE_LIMIT:
+                _fragments.clear()
+            fragment = _fragments[value] = orjson.Fragment(money_str(value).encode())
+        return fragment
     if isinstance(value, datetime):
         return format_time(value)
     if isinstance(value, set | frozenset | tuple):

@@ -14,14 +14,16 @@ Three parts, each printed as it finishes:
   ``--rounds`` times; the target is GetCost >= 50 % of the echo's throughput.
 * ``prefixes``: a plan built in code with 1k / 100k / 1M random 6-10 digit prefixes over 100
   destinations, one plan, one profile; reports the Rater build time and ``get_cost`` latency
-  for numbers under random prefixes, each number new (the per-activation match cache misses)
-  and, as a second figure, for 1,000 numbers repeated (it hits).
+  for (a) new numbers under any of the prefixes (the rater's per-destination match cache and,
+  beyond ~8k prefixes x usages, its rated-call cache miss), (b) new numbers under a fixed
+  1,000 of them (same cache behaviour at every size: only the index size changes) and (c)
+  1,000 numbers repeated (all caches hit).
 
 Everything runs on loopback under uvloop; every child process is stopped by PID and the run
 stops by itself. Usage::
 
     python scripts/bench/rating.py [--only inproc|tcp|prefixes] [-d SECONDS] [-c CONNS]
-        [-p INFLIGHT] [--rounds N] [--calls N] [--max-prefixes N]
+        [-p INFLIGHT] [--rounds N] [--calls N] [--max-prefixes N] [-k LOAD_PROCS] [--plan DIR]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import array
 import dataclasses
+import functools
 import os
 import platform
 import random
@@ -69,7 +72,6 @@ from core.tariffplan.models import (
 )
 from core.types import parse_duration, parse_time
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 TUTORIAL_PLAN: Final = Path("/work/shared/tariffplans/cgrates_tutorial")
 GET_COST: Final = "APIerSv1.GetCost"
 ECHO: Final = "Bench.Echo"
@@ -176,9 +178,9 @@ async def build_engine(plan_folder: Path = TUTORIAL_PLAN) -> Engine:
     return engine
 
 
-async def engine_registry() -> MethodRegistry:
+async def engine_registry(plan_folder: Path = TUTORIAL_PLAN) -> MethodRegistry:
     """``ServerProcess`` factory: runs in the server process; the handlers keep the engine."""
-    return (await build_engine()).registry
+    return (await build_engine(plan_folder)).registry
 
 
 def check_replies(registry: MethodRegistry, method: str, params: Sequence[dict[str, Any]]) -> None:
@@ -202,8 +204,8 @@ def cost_query(params: dict[str, Any]) -> CostQuery:
 
 
 # ------------------------------------------------------------------------------------ inproc
-async def _inproc(max_calls: int, max_seconds: float) -> list[tuple[str, Timed]]:
-    engine = await build_engine()
+async def _inproc(plan_folder: Path, max_calls: int, max_seconds: float) -> list[tuple[str, Timed]]:
+    engine = await build_engine(plan_folder)
     registry = engine.registry
     check_replies(registry, GET_COST, GET_COST_PARAMS)
     context = CallContext("bench", "inproc")
@@ -242,15 +244,20 @@ async def _inproc(max_calls: int, max_seconds: float) -> list[tuple[str, Timed]]
     return rows
 
 
-def run_inproc(max_calls: int, max_seconds: float) -> None:
-    print(f"GetCost in-process (tutorial plan, {len(GET_COST_PARAMS)} request variants):")
-    for label, timed in run_coroutine(_inproc(max_calls, max_seconds)):
+def run_inproc(plan_folder: Path, max_calls: int, max_seconds: float) -> None:
+    print(f"GetCost in-process ({plan_folder.name}, {len(GET_COST_PARAMS)} request variants):")
+    for label, timed in run_coroutine(_inproc(plan_folder, max_calls, max_seconds)):
         print(timed.row(label))
 
 
 # --------------------------------------------------------------------------------------- tcp
 def run_tcp(
-    connections: int, inflight: int, duration: float, rounds: int, processes: int
+    plan_folder: Path,
+    connections: int,
+    inflight: int,
+    duration: float,
+    rounds: int,
+    processes: int,
 ) -> list[float]:
     """GetCost then echo, back to back, ``rounds`` times; returns the ratios."""
     get_cost_bodies = [encode_request(GET_COST, params, 0) for params in GET_COST_PARAMS]
@@ -265,7 +272,7 @@ def run_tcp(
     for round_number in range(1, rounds + 1):
         figures = {}
         for method, factory, bodies in (
-            (GET_COST, engine_registry, get_cost_bodies),
+            (GET_COST, functools.partial(engine_registry, plan_folder), get_cost_bodies),
             (ECHO, echo_registry, echo_bodies),
         ):
             result, status = run_server_bench(
@@ -433,6 +440,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--rounds", type=int, default=DEFAULT_ROUNDS, help="GetCost/echo TCP pairs, back to back"
     )
     parser.add_argument("-k", "--load-processes", type=int, default=1)
+    parser.add_argument(
+        "--plan", type=Path, default=TUTORIAL_PLAN, help="tariff plan folder for GetCost"
+    )
     args = parser.parse_args(argv)
     parts = (args.only,) if args.only else PARTS
     print(
@@ -441,9 +451,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     )
     if "inproc" in parts:
-        run_inproc(args.calls, args.duration)
+        run_inproc(args.plan, args.calls, args.duration)
     if "tcp" in parts:
-        run_tcp(args.connections, args.inflight, args.duration, args.rounds, args.load_processes)
+        run_tcp(
+            args.plan,
+            args.connections,
+            args.inflight,
+            args.duration,
+            args.rounds,
+            args.load_processes,
+        )
     if "prefixes" in parts:
         run_prefixes(args.max_prefixes, args.calls, args.duration)
 
