@@ -6,6 +6,8 @@ import logging
 import time
 from pathlib import Path
 
+from core.accounts import AccountService
+from core.actions import ActionService
 from core.api import register_all
 from core.config import Config
 from core.rating.service import RatingService
@@ -53,14 +55,22 @@ class Engine:
         storage = self.config.storage
         data_dir: Path | None = storage.data_dir if storage.type != "memory" else None
         self._datadb, self._stordb = await open_storage(storage.type, data_dir)
-        self._loader = TariffPlanLoader(self._datadb, [self.rating])
+        self.accounts = AccountService(
+            self._datadb, lambda: self.rating.rater, lambda: self.loader.current.timings
+        )
+        self.actions = ActionService(self.accounts, cdr_sink=None)
+        self._loader = TariffPlanLoader(self._datadb, [self.rating, self.actions])
         await self._loader.restore()
+        await self.actions.settle()
+        await self.actions.restore_schedule()
 
     async def start(self) -> None:
         await self.open_storage()
         for folder in self.config.tariffplans.load_on_start:
             report = await self.loader.load_folder(folder)
+            await self.actions.settle()
             log.info("loaded %s: %s", folder, report.counts)
+        self.actions.start()
         register_all(self.registry, self)
         engine = self.config.engine
         if engine.rpc_json_listen is not None:
@@ -79,6 +89,8 @@ class Engine:
 
     async def stop(self) -> None:
         await self.server.close()
+        if self._loader is not None:
+            await self.actions.close()
         if self._datadb is not None:
             await self._datadb.close()
         if self._stordb is not None:

@@ -63,7 +63,7 @@ def new_uuid() -> str:
 
 # ------------------------------------------------------------------------------------ string maps
 def string_map(items: Iterable[str]) -> dict[str, bool]:
-    """CGRateS StringMap from a list: ``["DST_1", "!DST_2"]`` -> ``{"DST_1": True, "DST_2": False}``."""
+    """CGRateS StringMap from a list: ``["D1", "!D2"]`` -> ``{"D1": True, "D2": False}``."""
     result: dict[str, bool] = {}
     for item in items:
         item = item.strip()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from core.api import accounts as accounts_api
+from core.api import actions as actions_api
 from core.api import apier, core_service
 from core.rpc import MethodRegistry
 
@@ -14,3 +16,5 @@ if TYPE_CHECKING:
 def register_all(registry: MethodRegistry, engine: Engine) -> None:
     core_service.register(registry, engine)
     apier.register(registry, engine)
+    accounts_api.register(registry, engine.accounts, engine.actions, engine.config.general)
+    actions_api.register(registry, engine.actions, engine.loader, engine.config.general)

@@ -17,7 +17,7 @@ from core.api._params import (
     text,
 )
 from core.rating import CostQuery, RatingError
-from core.rpc import CallContext, MethodRegistry, RpcError
+from core.rpc import TRANSPORT_INTERNAL, CallContext, MethodRegistry, RpcError
 from core.tariffplan import (
     KIND_DESTINATION_RATES,
     KIND_DESTINATIONS,
@@ -72,7 +72,7 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
     default_zone = zone(general.default_timezone)
 
     # ------------------------------------------------------------------------------ rating
-    def get_cost(params: Any, ctx: CallContext) -> dict[str, Any]:
+    def get_cost(params: Any, ctx: CallContext) -> Any:
         # Hot path: orjson hands us plain dicts, so read them directly and validate only the
         # fields that are present and not strings.
         args = params if type(params) is dict else as_object(params)
@@ -96,7 +96,9 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
             call_cost = engine.rating.rater.get_cost(query)
         except RatingError as exc:
             raise RpcError(exc.server_error) from None
-        return call_cost.to_event_cost()
+        if ctx.transport == TRANSPORT_INTERNAL:
+            return call_cost.to_event_cost()  # plain objects for in-process callers
+        return call_cost.to_event_cost_wire()  # nested parts pre-encoded for the JSON writer
 
     # ------------------------------------------------------------------------------ loads
     async def load_from_folder(params: Any, ctx: CallContext) -> str:

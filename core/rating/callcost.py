@@ -14,8 +14,10 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
+import orjson
+
 from core.tariffplan.models import RateSlot
-from core.types import MICROSECOND, ZERO
+from core.types import MICROSECOND, ZERO, dumps
 
 from .plan_index import IncrementGroup, RateInterval, RatingMatch, short_id
 
@@ -154,12 +156,7 @@ class CallCost(NamedTuple):
                 "Rates": {},
                 "Timings": {},
             }
-        cached = _BODIES.get(id(spans))
-        if cached is None or cached[0] is not spans:  # the entry holds spans: ids can't recur
-            if len(_BODIES) >= _BODY_CACHE_LIMIT:
-                _BODIES.clear()
-            cached = _BODIES[id(spans)] = (spans, _event_cost_body(spans))
-        body = cached[1]
+        body = _body_of(spans)
         return {
             "CGRID": cgrid,
             "RunID": run_id,
@@ -175,27 +172,96 @@ class CallCost(NamedTuple):
             "Timings": body.timings,
         }
 
+    def to_event_cost_wire(self, cgrid: str = "", run_id: str = "") -> dict[str, Any]:
+        """``to_event_cost()`` for the JSON layer only: the nested parts come pre-encoded as
+        ``orjson.Fragment`` (encoded once per equal timespans and cached), so
+        ``core.types.dumps`` writes the very same bytes without walking them again."""
+        spans = self.timespans
+        if not spans:
+            return self.to_event_cost(cgrid, run_id)
+        encoded = _body_of(spans).encoded()
+        return {
+            "CGRID": cgrid,
+            "RunID": run_id,
+            "StartTime": self.start_time,
+            "Usage": self.rated_usage,
+            "Cost": self.unrounded_cost,
+            "Charges": encoded[0],
+            "AccountSummary": None,
+            "Rating": encoded[1],
+            "Accounting": _EMPTY_OBJECT,
+            "RatingFilters": encoded[2],
+            "Rates": encoded[3],
+            "Timings": encoded[4],
+        }
 
-class _Body(NamedTuple):
-    charges: list[dict[str, Any]]
-    rating: dict[str, Any]
-    rating_filters: dict[str, Any]
-    rates: dict[str, Any]
-    timings: dict[str, Any]
+
+class _Body:
+    """The EventCost parts that depend on the timespans only, and their encoded forms."""
+
+    __slots__ = ("_encoded", "charges", "rates", "rating", "rating_filters", "spans", "timings")
+
+    def __init__(self, spans: tuple[TimeSpan, ...]) -> None:
+        self.spans = spans  # held, so the id keying _BODIES cannot be reused while cached
+        self.charges: list[dict[str, Any]] = []
+        self.rating: dict[str, Any] = {}
+        self.rating_filters: dict[str, Any] = {}
+        self.rates: dict[str, Any] = {}
+        self.timings: dict[str, Any] = {}
+        self._encoded: tuple[orjson.Fragment, ...] | None = None
+
+    def encoded(self) -> tuple[orjson.Fragment, ...]:
+        if self._encoded is None:
+            self._encoded = tuple(
+                orjson.Fragment(dumps(part))
+                for part in (
+                    self.charges,
+                    self.rating,
+                    self.rating_filters,
+                    self.rates,
+                    self.timings,
+                )
+            )
+        return self._encoded
 
 
-_BODY_CACHE_LIMIT: Final = 1024  # small: entries hold many objects the GC walks
-_BODIES: dict[int, tuple[tuple[TimeSpan, ...], _Body]] = {}
+_BODY_CACHE_LIMIT: Final = 4096  # bounded: entries hold objects the GC walks
+_BODIES: dict[int, _Body] = {}
+_EMPTY_OBJECT: Final = orjson.Fragment(b"{}")
+
+
+def _body_of(spans: tuple[TimeSpan, ...]) -> _Body:
+    body = _BODIES.get(id(spans))
+    if body is None or body.spans is not spans:
+        if len(_BODIES) >= _BODY_CACHE_LIMIT:
+            _BODIES.clear()
+        body = _BODIES[id(spans)] = _event_cost_body(spans)
+    return body
 
 
 def _event_cost_body(spans: tuple[TimeSpan, ...]) -> _Body:
-    """The EventCost parts that depend on the timespans only."""
-    body = _Body([], {}, {}, {}, {})
+    """The EventCost parts that depend on the timespans only.
+
+    RatingFilters ids number the distinct matches of this EventCost (its first match always has
+    the same id), so Rating ids and entries depend on the interval only and are built once.
+    """
+    body = _Body(spans)
     charges = body.charges
+    filters_ids: dict[RatingMatch, str] = {}
     previous: tuple[str, tuple[IncrementGroup, ...]] | None = None
     for index, span in enumerate(spans):
         interval = span.interval
-        rating_id, rating, filters_id, filters = _rating_entry(interval, span.match)
+        match = span.match
+        filters_id = filters_ids.get(match)
+        if filters_id is None:
+            filters_id = filters_ids[match] = _filters_id(len(filters_ids))
+            body.rating_filters[filters_id] = {
+                "DestinationID": match.destination_id,
+                "DestinationPrefix": match.destination_prefix,
+                "RatingPlanID": match.rating_plan_id,
+                "Subject": match.subject,
+            }
+        rating_id, rating = interval.charged_rating(filters_id)
         signature = (rating_id, span.increments)
         # The first charge carries the connect fee: it is never compressed with the next.
         if index > 1 and signature == previous:
@@ -219,44 +285,11 @@ def _event_cost_body(spans: tuple[TimeSpan, ...]) -> _Body:
         charges.append({"RatingID": rating_id, "Increments": increments, "CompressFactor": 1})
         if rating_id not in body.rating:
             body.rating[rating_id] = rating
-            body.rating_filters[filters_id] = filters
             body.rates[interval.rates_id] = interval.charged_rates()
             body.timings[interval.charged_timing_id] = interval.charged_timing()
     return body
 
 
-@lru_cache(maxsize=16384)
-def _rating_entry(
-    interval: RateInterval, match: RatingMatch
-) -> tuple[str, dict[str, Any], str, dict[str, Any]]:
-    """The EventCost Rating and RatingFilters entries (with their ids) of an interval under a
-    match; shared by every EventCost, read-only."""
-    filters_id = short_id("filters", *match)
-    rating_id = short_id(
-        "rating",
-        str(interval.connect_fee),
-        interval.rounding_method,
-        interval.rounding_decimals,
-        str(interval.max_cost),
-        interval.max_cost_strategy,
-        interval.charged_timing_id,
-        interval.rates_id,
-        filters_id,
-    )
-    rating = {
-        "ConnectFee": interval.connect_fee,
-        "RoundingMethod": interval.rounding_method,
-        "RoundingDecimals": interval.rounding_decimals,
-        "MaxCost": interval.max_cost,
-        "MaxCostStrategy": interval.max_cost_strategy,
-        "TimingID": interval.charged_timing_id,
-        "RatesID": interval.rates_id,
-        "RatingFiltersID": filters_id,
-    }
-    filters = {
-        "DestinationID": match.destination_id,
-        "DestinationPrefix": match.destination_prefix,
-        "RatingPlanID": match.rating_plan_id,
-        "Subject": match.subject,
-    }
-    return rating_id, rating, filters_id, filters
+@lru_cache(maxsize=64)
+def _filters_id(ordinal: int) -> str:
+    return short_id("filters", ordinal)

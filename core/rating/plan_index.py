@@ -135,6 +135,7 @@ class RateInterval:
 
     __slots__ = (
         "_charged_rates",
+        "_charged_ratings",
         "_charged_timing",
         "_rates_id",
         "_timing_id",
@@ -191,6 +192,7 @@ class RateInterval:
         self._rates_id = ""
         self._timing_id = ""
         self._charged_rates: list[dict[str, Any]] | None = None
+        self._charged_ratings: dict[str, tuple[str, dict[str, Any]]] = {}
         self._charged_timing: dict[str, Any] | None = None
 
     @property
@@ -229,6 +231,26 @@ class RateInterval:
         if not self._timing_id:
             self._timing_id = short_id("timing", *self.charged_timing().values())
         return self._timing_id
+
+    def charged_rating(self, filters_id: str) -> tuple[str, dict[str, Any]]:
+        """``(id, entry)`` of this interval's EventCost Rating under a RatingFilters id."""
+        found = self._charged_ratings.get(filters_id)
+        if found is None:
+            rating = {
+                "ConnectFee": self.connect_fee,
+                "RoundingMethod": self.rounding_method,
+                "RoundingDecimals": self.rounding_decimals,
+                "MaxCost": self.max_cost,
+                "MaxCostStrategy": self.max_cost_strategy,
+                "TimingID": self.charged_timing_id,
+                "RatesID": self.rates_id,
+                "RatingFiltersID": filters_id,
+            }
+            found = self._charged_ratings[filters_id] = (
+                short_id("rating", *rating.values()),
+                rating,
+            )
+        return found
 
     def charged_rates(self) -> list[dict[str, Any]]:
         if self._charged_rates is None:

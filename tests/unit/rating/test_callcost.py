@@ -186,3 +186,22 @@ def test_call_cost_accessors() -> None:
     assert span.interval.destination_rates_id == "DR_1002_20CNT"
     usage = sum(group.total_usage for _, group in call.increments())
     assert usage == call.rated_usage == 130 * S
+
+
+def test_wire_form_encodes_to_the_same_bytes() -> None:
+    rates = Rate("RT", (slot("0.5", "1", MINUTE, S, 0),))
+    long_calls = Rater.from_plan(single_rate_plan(rates))
+    midnight = datetime(2014, 8, 4, tzinfo=UTC)
+    calls = [
+        TUTORIAL.get_cost(CostQuery("cgrates.org", "call", "1001", "1002", CALL_START, usage))
+        for usage in (0, S, 130 * S, 3600 * S)
+    ]
+    calls.append(TUTORIAL.get_cost(CostQuery("cgrates.org", "call", "9", "1002", CALL_START, 0)))
+    calls.append(
+        long_calls.get_cost(CostQuery("cgrates.org", "call", "peer", "49", midnight, 72 * HOUR))
+    )
+    for call in calls:
+        for _ in range(2):  # built, then from the cache
+            assert dumps(call.to_event_cost_wire("id", "run")) == dumps(
+                call.to_event_cost("id", "run")
+            )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -591,9 +592,6 @@ def test_results_shared_between_destinations_keep_their_own_match() -> None:
 
 
 def test_timings_are_read_in_the_call_start_zone() -> None:
-    from datetime import timezone
-    from zoneinfo import ZoneInfo
-
     plus_two = timezone(timedelta(hours=2))
     call = cost(
         PEAK, "49", 120 * S, subject="peer", start=datetime(2014, 8, 4, 7, 59, tzinfo=plus_two)

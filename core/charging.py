@@ -1,0 +1,192 @@
+"""What SessionS and CDRs share: CGRateS event field names, request types, and one run's
+chargeable view of an event (who pays, for what, from when, how much)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any, Final
+
+from core.accounts.debit import DebitEvent
+from core.rating import CostQuery
+from core.storage.cdr import Cdr
+from core.types import InvalidValue, parse_duration, parse_time
+
+# utils/consts.go field names.
+TOR: Final = "ToR"
+ORIGIN_ID: Final = "OriginID"
+ORIGIN_HOST: Final = "OriginHost"
+SOURCE: Final = "Source"
+REQUEST_TYPE: Final = "RequestType"
+TENANT: Final = "Tenant"
+CATEGORY: Final = "Category"
+ACCOUNT: Final = "Account"
+SUBJECT: Final = "Subject"
+DESTINATION: Final = "Destination"
+SETUP_TIME: Final = "SetupTime"
+ANSWER_TIME: Final = "AnswerTime"
+USAGE: Final = "Usage"
+LAST_USED: Final = "LastUsed"
+TOTAL_USAGE: Final = "TotalUsage"
+RUN_ID: Final = "RunID"
+CGRID: Final = "CGRID"
+COST: Final = "Cost"
+PRE_RATED: Final = "PreRated"
+STANDARD_FIELDS: Final = frozenset(
+    {TOR, ORIGIN_ID, ORIGIN_HOST, SOURCE, REQUEST_TYPE, TENANT, CATEGORY, ACCOUNT, SUBJECT,
+     DESTINATION, SETUP_TIME, ANSWER_TIME, USAGE, RUN_ID, CGRID, COST, LAST_USED, TOTAL_USAGE,
+     PRE_RATED, "CostDetails", "CostSource", "ExtraInfo", "OrderID", "Partial"}
+)  # fmt: skip
+
+# Request types.
+PREPAID: Final = "*prepaid"
+PSEUDOPREPAID: Final = "*pseudoprepaid"
+POSTPAID: Final = "*postpaid"
+RATED: Final = "*rated"
+NONE: Final = "*none"
+BALANCE_CHECKED: Final = frozenset({PREPAID, PSEUDOPREPAID})
+ACCOUNT_CHARGED: Final = frozenset({PREPAID, PSEUDOPREPAID, POSTPAID})
+
+DEFAULT_RUN_ID: Final = "*default"
+VOICE: Final = "*voice"
+
+
+def cgrid(origin_id: str, origin_host: str) -> str:
+    """CGRateS's session/CDR id: sha1(OriginID + OriginHost), hex."""
+    return hashlib.sha1((origin_id + origin_host).encode()).hexdigest()
+
+
+def _text(event: Mapping[str, Any], name: str, default: str = "") -> str:
+    value = event.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        raise InvalidValue(f"{name}: not a string: {value!r}")
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One charger run's event, read once: everything charging needs, with defaults applied."""
+
+    tenant: str
+    run_id: str
+    request_type: str
+    tor: str
+    category: str
+    account: str
+    subject: str
+    destination: str
+    origin_id: str
+    origin_host: str
+    source: str
+    setup_time: datetime | None
+    answer_time: datetime | None
+    usage: int | None  # None: the event named no Usage
+    fields: Mapping[str, Any]
+
+    @property
+    def cgrid(self) -> str:
+        return cgrid(self.origin_id, self.origin_host)
+
+    @property
+    def start_time(self) -> datetime | None:
+        return self.answer_time or self.setup_time
+
+    def debit_event(self, usage: int, now: datetime) -> DebitEvent:
+        return DebitEvent(
+            self.tenant,
+            self.account,
+            self.destination,
+            self.start_time or now,
+            usage,
+            self.tor,
+            self.category,
+            self.subject,
+        )
+
+    def cost_query(self, usage: int, now: datetime) -> CostQuery:
+        return CostQuery(
+            self.tenant,
+            self.category,
+            self.subject or self.account,
+            self.destination,
+            self.start_time or now,
+            usage,
+            self.tor,
+            self.account,
+        )
+
+    def to_cdr(self, usage: int) -> Cdr:
+        extra = {
+            name: value if isinstance(value, str) else str(value)
+            for name, value in self.fields.items()
+            if name not in STANDARD_FIELDS
+        }
+        return Cdr(
+            cgrid=self.cgrid,
+            run_id=self.run_id,
+            origin_host=self.origin_host,
+            source=self.source,
+            origin_id=self.origin_id,
+            tor=self.tor,
+            request_type=self.request_type,
+            tenant=self.tenant,
+            category=self.category,
+            account=self.account,
+            subject=self.subject or self.account,
+            destination=self.destination,
+            setup_time=self.setup_time,
+            answer_time=self.answer_time,
+            usage=usage,
+            extra_fields=extra,
+        )
+
+
+def read_run_event(
+    tenant: str,
+    fields: Mapping[str, Any],
+    *,
+    default_category: str,
+    default_request_type: str,
+    timezone: tzinfo,
+) -> RunEvent:
+    """Reads the standard fields of an event; raises InvalidValue naming a bad one."""
+
+    def moment(name: str) -> datetime | None:
+        raw = fields.get(name)
+        if raw in (None, ""):
+            return None
+        try:
+            return parse_time(raw, timezone)
+        except InvalidValue as exc:
+            raise InvalidValue(f"{name}: {exc}") from None
+
+    raw_usage = fields.get(USAGE)
+    try:
+        usage = None if raw_usage in (None, "") else parse_duration(raw_usage)
+    except InvalidValue as exc:
+        raise InvalidValue(f"{USAGE}: {exc}") from None
+    if usage is not None and usage < 0:
+        raise InvalidValue(f"{USAGE}: negative: {raw_usage!r}")
+    return RunEvent(
+        tenant=tenant,
+        run_id=_text(fields, RUN_ID, DEFAULT_RUN_ID),
+        request_type=_text(fields, REQUEST_TYPE, default_request_type),
+        tor=_text(fields, TOR, VOICE),
+        category=_text(fields, CATEGORY, default_category),
+        account=_text(fields, ACCOUNT),
+        subject=_text(fields, SUBJECT),
+        destination=_text(fields, DESTINATION),
+        origin_id=_text(fields, ORIGIN_ID),
+        origin_host=_text(fields, ORIGIN_HOST),
+        source=_text(fields, SOURCE),
+        setup_time=moment(SETUP_TIME),
+        answer_time=moment(ANSWER_TIME),
+        usage=usage,
+        fields=fields,
+    )
