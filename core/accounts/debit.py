@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Final
 
 from core.rating import CallCost, CostQuery, DestinationIndex, Rater, timing_covers
 from core.tariffplan.models import DEFAULT_CATEGORY, Timing
-from core.types import MICROSECOND, ZERO
+from core.types import ZERO
 
 from .models import (
     GENERIC,
@@ -44,7 +44,13 @@ TimingLookup = Callable[[str], Timing | None]
 
 @dataclass(frozen=True, slots=True)
 class DebitEvent:
-    """What to charge. ``usage`` is ns (units for *data/*sms); ``subject`` "" = the account."""
+    """What to charge. ``usage`` is ns (units for *data/*sms); ``subject`` "" = the account.
+
+    ``elapsed`` is how much of the same call earlier debits charged already: this debit covers
+    [elapsed, elapsed + usage) of a call that started at ``start_time`` (session chunks), so
+    tiers and timing splits continue those of the whole call and the connect fee is not
+    charged again.
+    """
 
     tenant: str
     account: str
@@ -54,15 +60,17 @@ class DebitEvent:
     tor: str = VOICE
     category: str = DEFAULT_CATEGORY
     subject: str = ""
+    elapsed: int = 0
 
-    def cost_query(self, offset: int = 0, subject: str = "") -> CostQuery:
+    def cost_query(self, subject: str = "") -> CostQuery:
+        """The whole call up to this debit's end, rated from its start."""
         return CostQuery(
             self.tenant,
             self.category,
             subject or self.subject or self.account,
             self.destination,
-            self.start_time + timedelta(microseconds=offset // MICROSECOND),
-            self.usage - offset,
+            self.start_time,
+            self.elapsed + self.usage,
             self.tor,
             self.account,
         )
@@ -264,9 +272,13 @@ class _Debit:
         )
 
     def _rate(self, subject: str) -> CallCost:
-        return self.rater.get_cost(
-            self.event.cost_query(self.offset, subject), cut_at_max_cost=True
-        )
+        """What is left to charge, rated as the continuation of the whole call."""
+        rated = self.rater.get_cost(self.event.cost_query(subject), cut_at_max_cost=True)
+        rest = rated.after(self.event.elapsed + self.offset)
+        if self.fee_pending and self.event.elapsed == 0 and rest is not rated:
+            # The call's start went to a unit balance: the connect fee is still owed.
+            rest = rest._replace(connect_fee=rated.connect_fee)
+        return rest
 
     def _free_units(self, kind: str, balance: Balance, increment: int) -> None:
         needed = -(-self.remaining // increment)
@@ -404,7 +416,7 @@ def max_event_usage(
     if account.allow_negative:
         rated = rater.get_cost(event.cost_query(), cut_at_max_cost=True)
         limit = rated.max_cost_usage
-        return event.usage if limit is None else min(limit, event.usage)
+        return event.usage if limit is None else max(0, min(limit - event.elapsed, event.usage))
     result = debit_account(
         account.clone(),
         event,

@@ -117,6 +117,49 @@ class CallCost(NamedTuple):
         """The moment ``offset`` ns after the call start (datetime keeps microseconds)."""
         return self.start_time + timedelta(microseconds=offset // MICROSECOND)
 
+    def after(self, offset: int) -> CallCost:
+        """The increments charged from ``offset`` ns into the call on, as their own CallCost.
+
+        A session is debited in chunks, each continuing the same call (CGRateS's DurationIndex):
+        rate the call from its start to the chunk's end, then keep what lies past the part
+        already charged. Tiers (GroupIntervalStart) and timing splits therefore stay those of
+        the whole call, and the connect fee (charged at the start) is dropped. ``offset`` falls
+        on an increment boundary when the earlier chunks were charged from the same rating; an
+        increment straddling it counts as charged already.
+        """
+        if offset <= 0:
+            return self
+        spans: list[TimeSpan] = []
+        for span in self.timespans:
+            if span.end <= offset:
+                continue
+            if span.start >= offset:
+                spans.append(span)
+                continue
+            position = span.start
+            kept: list[IncrementGroup] = []
+            kept_start = span.end
+            for group in span.increments:
+                group_end = position + group.total_usage
+                if group_end > offset and group.usage > 0:
+                    skip = max(0, -(-(offset - position) // group.usage))
+                    if skip < group.compress_factor:
+                        if not kept:
+                            kept_start = position + skip * group.usage
+                        kept.append(group._replace(compress_factor=group.compress_factor - skip))
+                position = group_end
+            if kept:
+                cost = sum((group.total_cost for group in kept), ZERO)
+                spans.append(span._replace(start=kept_start, increments=tuple(kept), cost=cost))
+        unrounded = sum((span.cost for span in spans), ZERO)
+        return self._replace(
+            timespans=tuple(spans),
+            connect_fee=ZERO,
+            cost=unrounded,
+            unrounded_cost=unrounded,
+            rated_usage=max(0, self.rated_usage - offset),
+        )
+
     def increments(self) -> Iterator[tuple[TimeSpan, IncrementGroup]]:
         """Every increment group in call order, with its timespan (connect fee not included)."""
         for span in self.timespans:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -64,9 +65,10 @@ async def test_voice_balance_before_monetary_then_spill(accounts: AccountService
     result = await accounts.debit(call("1002", 420))
     assert result.usage == 420 * SECOND
     assert await value(accounts, VOICE, "mins") == 0
-    # The remaining 120 s are rated as a call of their own: 0.4 + 0.2 + 60 x 0.00167.
-    assert result.cost == Decimal("0.7002")
-    assert await value(accounts, MONETARY, "money") == Decimal("9.2998")
+    # The minutes cover 0-300 s; the rest continues the same call: the connect fee (0.4) is
+    # still owed, and 300-420 s is in the second tier: 120 x 0.00167.
+    assert result.cost == Decimal("0.6004")
+    assert await value(accounts, MONETARY, "money") == Decimal("9.3996")
 
 
 async def test_destination_bound_balances_first_and_spill(accounts: AccountService) -> None:
@@ -243,7 +245,8 @@ async def test_max_usage_limited_by_money_and_units(accounts: AccountService) ->
     await give(accounts, (MONETARY, Balance(id="money", value=Decimal("0.7"))))
     assert await accounts.max_usage(call("1002", 600)) == 119 * SECOND
     await give(accounts, (VOICE, Balance(id="mins", value=Decimal(60 * SECOND))))
-    assert await accounts.max_usage(call("1002", 600)) == 179 * SECOND
+    # The minutes take the first (0.2) minute; 0.7 - 0.4 fee buys 179 s of the 0.00167/s tier.
+    assert await accounts.max_usage(call("1002", 600)) == 239 * SECOND
 
 
 async def test_max_usage_no_credit(accounts: AccountService) -> None:
@@ -265,3 +268,19 @@ async def test_persisted_account_reloads(accounts: AccountService, datadb: DataD
     account = await fresh.get(T, "1001")
     assert account is not None and account.balances(MONETARY)[0].value == Decimal("10.1")
     assert await fresh.count(T) == 1
+
+
+async def test_chunked_debits_continue_one_call(accounts: AccountService) -> None:
+    """Session chunks (5m, 5m, 2m) charge exactly what one 12-minute call costs: 1.7022."""
+    await give(accounts, (MONETARY, Balance(id="money", value=Decimal(10))))
+    whole = call("1002", 720)
+    elapsed = 0
+    total = Decimal(0)
+    for chunk in (300, 300, 120):
+        part = replace(whole, usage=chunk * SECOND, elapsed=elapsed)
+        result = await accounts.debit(part)
+        assert result.usage == chunk * SECOND
+        elapsed += result.usage
+        total += result.cost
+    assert total == Decimal("1.7022")
+    assert await value(accounts, MONETARY, "money") == Decimal("8.2978")
