@@ -97,7 +97,8 @@ class RunEvent:
     def start_time(self) -> datetime | None:
         return self.answer_time or self.setup_time
 
-    def debit_event(self, usage: int, now: datetime) -> DebitEvent:
+    def debit_event(self, usage: int, now: datetime, elapsed: int = 0) -> DebitEvent:
+        """Charges [elapsed, elapsed + usage) of this call."""
         return DebitEvent(
             self.tenant,
             self.account,
@@ -107,6 +108,7 @@ class RunEvent:
             self.tor,
             self.category,
             self.subject,
+            elapsed,
         )
 
     def cost_query(self, usage: int, now: datetime) -> CostQuery:
@@ -190,3 +192,24 @@ def read_run_event(
         usage=usage,
         fields=fields,
     )
+
+
+def cdr_event_fields(cdr: Cdr) -> dict[str, Any]:
+    """The standard fields of a stored CDR as event fields (re-rating, CDRsV1.ProcessCDR)."""
+    fields: dict[str, Any] = {
+        CGRID: cdr.cgrid,
+        RUN_ID: cdr.run_id,
+        ORIGIN_HOST: cdr.origin_host,
+        SOURCE: cdr.source,
+        ORIGIN_ID: cdr.origin_id,
+        TOR: cdr.tor,
+        REQUEST_TYPE: cdr.request_type,
+        CATEGORY: cdr.category,
+        ACCOUNT: cdr.account,
+        SUBJECT: cdr.subject,
+        DESTINATION: cdr.destination,
+        SETUP_TIME: cdr.setup_time,
+        ANSWER_TIME: cdr.answer_time,
+        USAGE: cdr.usage,
+    }
+    return {key: value for key, value in fields.items() if value not in ("", None)}

@@ -13,6 +13,8 @@ from typing import Any, Final
 
 import yaml
 
+from core.types import InvalidValue, parse_duration
+
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH: Final = REPO_ROOT / "config" / "chargeflow.yaml"
 
@@ -37,6 +39,7 @@ class GeneralConfig:
     default_tenant: str = "cgrates.org"
     default_category: str = "call"
     default_timezone: str = "UTC"
+    default_request_type: str = "*rated"
     rounding_decimals: int = 5
 
 
@@ -59,11 +62,21 @@ class TariffPlansConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionsConfig:
+    max_call_duration: str = "3h"  # usage authorized/debited when a request names none
+    debit_interval: str = "0s"  # > 0: *prepaid sessions are debited this often by the engine
+    session_ttl: str = "0s"  # > 0: a session with no update for this long is ended and billed
+    reply_cache_ttl: str = "10s"  # a request retransmitted (same event ID) within this gets
+    #                               the first answer and is never charged twice
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     general: GeneralConfig = field(default_factory=GeneralConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     tariffplans: TariffPlansConfig = field(default_factory=TariffPlansConfig)
+    sessions: SessionsConfig = field(default_factory=SessionsConfig)
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # the merged tree, for later subsystems
 
@@ -137,7 +150,7 @@ def _section(tree: dict[str, Any], name: str, allowed: set[str], source: Path) -
 
 
 # Sections that belong to subsystems arriving in later issues are kept raw, not rejected.
-_OPEN_SECTIONS: Final = {"sessions", "agents", "cdrs", "logging"}
+_OPEN_SECTIONS: Final = {"agents", "cdrs", "logging"}
 
 
 def load_config(path: Path | None = None, data_dir: Path | None = None) -> Config:
@@ -147,7 +160,7 @@ def load_config(path: Path | None = None, data_dir: Path | None = None) -> Confi
     if path is not None and path.resolve() != DEFAULT_CONFIG_PATH:
         source = path
         tree = _deep_merge(tree, _read_yaml(path))
-    known = {"general", "engine", "storage", "tariffplans"} | _OPEN_SECTIONS
+    known = {"general", "engine", "storage", "tariffplans", "sessions"} | _OPEN_SECTIONS
     unknown = set(tree) - known
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}")
@@ -156,12 +169,14 @@ def load_config(path: Path | None = None, data_dir: Path | None = None) -> Confi
     engine_block = _section(tree, "engine", set(EngineConfig.__slots__), source)
     storage_block = _section(tree, "storage", set(StorageConfig.__slots__), source)
     tp_block = _section(tree, "tariffplans", set(TariffPlansConfig.__slots__), source)
+    sessions_block = _section(tree, "sessions", set(SessionsConfig.__slots__), source)
 
     try:
         general = GeneralConfig(
             default_tenant=str(general_block.get("default_tenant", "cgrates.org")),
             default_category=str(general_block.get("default_category", "call")),
             default_timezone=str(general_block.get("default_timezone", "UTC")),
+            default_request_type=str(general_block.get("default_request_type", "*rated")),
             rounding_decimals=int(general_block.get("rounding_decimals", 5)),
         )
     except (TypeError, ValueError) as exc:
@@ -186,4 +201,12 @@ def load_config(path: Path | None = None, data_dir: Path | None = None) -> Confi
     if not isinstance(loads, list):
         raise ConfigError(f"{source}: tariffplans.load_on_start: must be a list of folders")
     tariffplans = TariffPlansConfig(load_on_start=tuple(Path(item) for item in loads))
-    return Config(general, engine, storage, tariffplans, source=source, raw=tree)
+    sessions = SessionsConfig(**{key: str(value) for key, value in sessions_block.items()})
+    for key in SessionsConfig.__slots__:
+        try:
+            parse_duration(getattr(sessions, key))
+        except InvalidValue as exc:
+            raise ConfigError(f"{source}: sessions.{key}: {exc}") from None
+    return Config(
+        general, engine, storage, tariffplans, sessions=sessions, source=source, raw=tree
+    )

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 from core.accounts import AccountService
 from core.actions import ActionService
 from core.api import register_all
+from core.cdrs.service import CdrService, SessionCosts
+from core.charging import cgrid
 from core.config import Config
+from core.filters.event import CGREvent
 from core.rating.service import RatingService
 from core.rpc import MethodRegistry, RpcServer
+from core.sessions.service import SessionsConfig, SessionService
 from core.storage import DataDB, StorDB, open_storage
+from core.storage.cdr import Cdr
 from core.tariffplan.loader import TariffPlanLoader
+from core.types import parse_duration, zone
 
 log = logging.getLogger("chargeflow.engine")
 
@@ -58,11 +66,57 @@ class Engine:
         self.accounts = AccountService(
             self._datadb, lambda: self.rating.rater, lambda: self.loader.current.timings
         )
-        self.actions = ActionService(self.accounts, cdr_sink=None)
+        self.actions = ActionService(self.accounts, cdr_sink=self._cdrlog)
         self._loader = TariffPlanLoader(self._datadb, [self.rating, self.actions])
+        general = self.config.general
+        session_costs = SessionCosts(self._datadb)
+        self.cdrs = CdrService(
+            self._stordb,
+            self.accounts,
+            lambda: self.rating.rater,
+            session_costs,
+            self._runs_of,
+            default_tenant=general.default_tenant,
+            default_category=general.default_category,
+            default_request_type=general.default_request_type,
+            timezone=zone(general.default_timezone),
+        )
+        sessions = self.config.sessions
+        self.sessions = SessionService(
+            SessionsConfig(
+                max_call_duration=parse_duration(sessions.max_call_duration),
+                debit_interval=parse_duration(sessions.debit_interval),
+                session_ttl=parse_duration(sessions.session_ttl),
+                reply_cache_ttl=parse_duration(sessions.reply_cache_ttl),
+                default_request_type=general.default_request_type,
+            ),
+            self.accounts,
+            lambda: self.rating.rater,
+            self.cdrs,
+            session_costs,
+            self._runs_of,
+            default_category=general.default_category,
+            timezone=zone(general.default_timezone),
+        )
         await self._loader.restore()
         await self.actions.settle()
         await self.actions.restore_schedule()
+
+    async def _runs_of(self, event: CGREvent) -> list[CGREvent]:
+        """The charger runs of an event (ChargerS); the event itself when it names its run."""
+        if event.event.get("RunID"):
+            return [event]
+        run = event.clone()
+        run.event["RunID"] = "*default"
+        return [run]
+
+    async def _cdrlog(self, fields: dict[str, Any]) -> None:
+        """*cdrlog actions: a pre-rated CDR of what the action did."""
+        cdr = Cdr.from_dict(fields)
+        cdr.origin_id = cdr.origin_id or uuid.uuid4().hex
+        cdr.cgrid = cgrid(cdr.origin_id, cdr.origin_host)
+        cdr.pre_rated = True
+        await self.cdrs.store_prerated(cdr)
 
     async def start(self) -> None:
         await self.open_storage()
@@ -90,6 +144,7 @@ class Engine:
     async def stop(self) -> None:
         await self.server.close()
         if self._loader is not None:
+            await self.sessions.close()
             await self.actions.close()
         if self._datadb is not None:
             await self._datadb.close()

@@ -227,6 +227,26 @@ class AccountService:
             account, event, self._rater(), self._timing, charge_connect_fee=charge_connect_fee
         )
 
+    async def charge_money(
+        self, tenant: str, account_id: str, amount: Decimal, balance_uuid: str = ""
+    ) -> None:
+        """Takes ``amount`` (negative gives back) from one monetary balance: the one with
+        ``balance_uuid`` if it still exists, else ``*default``. Used for the rounding
+        correction of a call (CGRateS's rounding increment), which may go below zero."""
+        if amount == ZERO:
+            return
+
+        async def change(account: Account) -> None:
+            target = next(
+                (b for b in account.balances(MONETARY) if balance_uuid and b.uuid == balance_uuid),
+                None,
+            )
+            if target is None:
+                target = account.default_money_balance()
+            target.value -= amount
+
+        await self.update(tenant, account_id, change)
+
     async def refund(self, tenant: str, account_id: str, charges: Iterable[Charge]) -> Decimal:
         """Gives back what ``charges`` took (e.g. ``DebitResult.unused_charges(unused)``);
         balances removed since are skipped. Returns the money refunded."""

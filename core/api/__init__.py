@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from core.api import accounts as accounts_api
 from core.api import actions as actions_api
 from core.api import apier, core_service
+from core.api import cdrs as cdrs_api
+from core.api import sessions as sessions_api
 from core.rpc import MethodRegistry
 
 if TYPE_CHECKING:
@@ -18,3 +20,18 @@ def register_all(registry: MethodRegistry, engine: Engine) -> None:
     apier.register(registry, engine)
     accounts_api.register(registry, engine.accounts, engine.actions, engine.config.general)
     actions_api.register(registry, engine.actions, engine.loader, engine.config.general)
+    general = engine.config.general
+    sessions_api.register(
+        registry,
+        engine.sessions,
+        engine.cdrs,
+        None,
+        default_tenant=general.default_tenant,
+        timezone=general.default_timezone,
+    )
+    cdrs_api.register(
+        registry,
+        engine.cdrs,
+        default_tenant=general.default_tenant,
+        timezone=general.default_timezone,
+    )

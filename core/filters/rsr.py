@@ -443,3 +443,14 @@ def compile_rule(rules: str, depth: int = 0) -> Expr | None:
             raise FilterError(f"not enough members in Search&Replace, ruleStr: <{piece}>")
         steps.append(SearchReplace(found.group(1), found.group(2) or ""))
     return FieldExpr(rules, parse_path(pieces[0][1:]), tuple(steps), converters)
+
+
+def join_rules(rules: Sequence[str], separator: str = RSR_SEP) -> str:
+    """The text ``compile_rules`` reads back as exactly ``rules`` (backquoting any rule that
+    holds the separator)."""
+    parts: list[str] = []
+    for rule in rules:
+        if CONST_QUOTE in rule:
+            raise FilterError(f"backquote inside a rule cannot be kept: <{rule}>")
+        parts.append(f"{CONST_QUOTE}{rule}{CONST_QUOTE}" if separator in rule else rule)
+    return separator.join(parts)

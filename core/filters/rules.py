@@ -535,4 +535,3 @@ def plain_field(rule: Rule) -> FieldExpr | None:
     if isinstance(element, FieldExpr) and element.is_plain:
         return element
     return None
-

@@ -117,6 +117,18 @@ class CallCost(NamedTuple):
         """The moment ``offset`` ns after the call start (datetime keeps microseconds)."""
         return self.start_time + timedelta(microseconds=offset // MICROSECOND)
 
+    def round(self, amount: Decimal) -> Decimal:
+        """``amount`` rounded as this call's total is (GetLongestRounding: the first timespan
+        with the most decimals); used to round what balances paid for the call."""
+        if not self.timespans:
+            return amount
+        rounder = self.timespans[0].interval
+        for span in self.timespans:
+            if span.interval.rounding_decimals > rounder.rounding_decimals:
+                rounder = span.interval
+        mode = rounder.round_mode
+        return amount.quantize(rounder.round_quantum, mode) if mode is not None else amount
+
     def after(self, offset: int) -> CallCost:
         """The increments charged from ``offset`` ns into the call on, as their own CallCost.
 

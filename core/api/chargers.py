@@ -1,0 +1,148 @@
+"""ChargerSv1 (ProcessEvent, GetChargersForEvent) and the APIerSv1 charger profile methods."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import tzinfo
+from typing import Any, Final
+
+from core.api._params import (
+    ERR_MANDATORY_IE_MISSING,
+    ERR_NOT_FOUND,
+    OK,
+    as_object,
+    require,
+    server_error,
+    text,
+)
+from core.api.filters import (
+    interval_from_wire,
+    interval_to_wire,
+    load_item,
+    paginate,
+    profile_ids,
+    remove_item,
+    string_list,
+    tenant_id_args,
+    tenant_of,
+)
+from core.attributes import AttributeService
+from core.chargers import ChargerSError, ChargerService
+from core.config import GeneralConfig
+from core.filters import CGREvent, FilterError, check_filter_ids
+from core.rpc import CallContext, MethodRegistry, RpcError
+from core.tariffplan import KIND_CHARGERS
+from core.tariffplan.loader import TariffPlanLoader, items_of
+from core.tariffplan.models import META_NONE, ChargerProfile, tenant_key
+from core.types import InvalidValue, to_money, zone
+
+INLINE_PREFIX: Final = "*"
+
+
+def charger_from_wire(args: Mapping[str, Any], tenant: str, timezone: tzinfo) -> ChargerProfile:
+    try:
+        weight = to_money(args.get("Weight") or 0)
+    except InvalidValue as exc:
+        raise server_error(f"invalid params: Weight: {exc}") from None
+    return ChargerProfile(
+        tenant,
+        text(args, "ID"),
+        filter_ids=string_list(args, "FilterIDs"),
+        activation_interval=interval_from_wire(args.get("ActivationInterval"), timezone),
+        run_id=text(args, "RunID"),
+        attribute_ids=string_list(args, "AttributeIDs"),
+        weight=weight,
+    )
+
+
+def charger_to_wire(profile: ChargerProfile) -> dict[str, Any]:
+    return {
+        "Tenant": profile.tenant,
+        "ID": profile.id,
+        "FilterIDs": list(profile.filter_ids),
+        "ActivationInterval": interval_to_wire(profile.activation_interval),
+        "RunID": profile.run_id,
+        "AttributeIDs": list(profile.attribute_ids),
+        "Weight": profile.weight,
+    }
+
+
+def check_charger(profile: ChargerProfile, attributes: AttributeService) -> None:
+    """Inline filters and inline attributes must compile (references are the loader's)."""
+    try:
+        check_filter_ids(profile.filter_ids)
+        for attribute_id in profile.attribute_ids:
+            if attribute_id != META_NONE and attribute_id.startswith(INLINE_PREFIX):
+                attributes.compile_inline(profile.tenant, attribute_id)
+    except FilterError as exc:
+        raise server_error(exc) from None
+
+
+def register(
+    registry: MethodRegistry,
+    chargers: ChargerService,
+    attributes: AttributeService,
+    loader: TariffPlanLoader,
+    general: GeneralConfig,
+) -> None:
+    timezone = zone(general.default_timezone)
+
+    def event_of(params: Any) -> CGREvent:
+        args = as_object(params)
+        if args.get("Event") is None:
+            raise RpcError(f"{ERR_MANDATORY_IE_MISSING}: [Event]")
+        try:
+            return CGREvent.from_wire(args, general.default_tenant, timezone)
+        except InvalidValue as exc:
+            raise server_error(f"invalid params: {exc}") from None
+
+    # ------------------------------------------------------------------------------- ChargerSv1
+    def process_event(params: Any, ctx: CallContext) -> list[dict[str, Any]]:
+        try:
+            runs = chargers.process(event_of(params))
+        except ChargerSError as exc:
+            raise RpcError(exc.message) from None
+        return [run.to_wire() for run in runs]
+
+    def get_chargers_for_event(params: Any, ctx: CallContext) -> list[dict[str, Any]]:
+        try:
+            profiles = chargers.chargers_for_event(event_of(params))
+        except ChargerSError as exc:
+            raise RpcError(exc.message) from None
+        return [charger_to_wire(profile) for profile in profiles]
+
+    registry.register("ChargerSv1.ProcessEvent", process_event)
+    registry.register("ChargerSv1.GetChargersForEvent", get_chargers_for_event)
+
+    # ------------------------------------------------------------------------------- profiles
+    async def set_profile(params: Any, ctx: CallContext) -> str:
+        args = as_object(params)
+        require(args, "ID")
+        profile = charger_from_wire(args, tenant_of(args, general), timezone)
+        check_charger(profile, attributes)
+        await load_item(loader, KIND_CHARGERS, profile.key, profile)
+        return OK
+
+    def get_profile(params: Any, ctx: CallContext) -> dict[str, Any]:
+        tenant, profile_id = tenant_id_args(as_object(params), general)
+        profile = items_of(loader.current, KIND_CHARGERS).get(tenant_key(tenant, profile_id))
+        if profile is None:
+            raise RpcError(ERR_NOT_FOUND)
+        return charger_to_wire(profile)
+
+    def get_profile_ids(params: Any, ctx: CallContext) -> list[str]:
+        args = as_object(params) if params is not None else {}
+        ids = profile_ids(loader, KIND_CHARGERS, tenant_of(args, general))
+        if not ids:
+            raise RpcError(ERR_NOT_FOUND)
+        return paginate(ids, args)
+
+    async def remove_profile(params: Any, ctx: CallContext) -> str:
+        tenant, profile_id = tenant_id_args(as_object(params), general)
+        await remove_item(loader, KIND_CHARGERS, tenant_key(tenant, profile_id))
+        return OK
+
+    registry.register("APIerSv1.SetChargerProfile", set_profile)
+    registry.register("APIerSv1.GetChargerProfile", get_profile)
+    registry.register("APIerSv1.GetChargerProfileIDs", get_profile_ids)
+    registry.register("APIerSv1.RemoveChargerProfile", remove_profile)

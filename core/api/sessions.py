@@ -1,0 +1,330 @@
+"""SessionSv1: the CGRateS session API (flags beside the CGREvent, replies as CGRateS)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal
+from typing import Any, Final
+
+from core.api._params import ERR_MANDATORY_IE_MISSING, ERR_NOT_FOUND, OK, as_object
+from core.cdrs.service import CdrError, CdrService
+from core.filters.event import CGREvent
+from core.rpc import CallContext, MethodRegistry, RpcError
+from core.sessions.reply_cache import ReplyCache
+from core.sessions.service import SessionError, SessionService
+from core.types import SECOND, InvalidValue, zone
+
+# Processes an event through AttributeS in a context; returns the altered event and the
+# AttributeSv1.ProcessEvent reply. Raises RpcError (e.g. NOT_FOUND).
+AttributesOf = Callable[[CGREvent, str], Awaitable[tuple[CGREvent, dict[str, Any]]]]
+
+CONTEXT_SESSIONS: Final = "*sessions"
+ERR_SUBSYSTEMS_MISSING: Final = f"{ERR_MANDATORY_IE_MISSING}: [subsystems]"
+# ProcessEvent flags (v0.11 names, with the v0.10 *rals alias).
+FLAG_ATTRIBUTES: Final = "*attributes"
+FLAG_ACCOUNTS: Final = "*accounts"
+FLAG_RALS: Final = "*rals"
+FLAG_AUTHORIZE: Final = "*authorize"
+FLAG_INITIATE: Final = "*initiate"
+FLAG_UPDATE: Final = "*update"
+FLAG_TERMINATE: Final = "*terminate"
+FLAG_MESSAGE: Final = "*message"
+FLAG_CDRS: Final = "*cdrs"
+
+
+def _flag(args: Mapping[str, Any], *names: str) -> bool:
+    return any(args.get(name) is True for name in names)
+
+
+def _seconds(usage: int) -> Decimal:
+    """The *WithDigest replies carry MaxUsage in seconds (a float in CGRateS)."""
+    return Decimal(usage) / SECOND
+
+
+def _digest(attributes: dict[str, Any] | None, event: CGREvent) -> str:
+    """AttributesDigest: ``Field:value`` for each altered field, comma-joined."""
+    if not attributes:
+        return ""
+    parts = []
+    for path in attributes.get("AlteredFields") or []:
+        name = str(path).removeprefix("*req.")
+        parts.append(f"{name}:{event.event.get(name, '')}")
+    return ",".join(parts)
+
+
+def register(
+    registry: MethodRegistry,
+    sessions: SessionService,
+    cdrs: CdrService,
+    attributes_of: AttributesOf | None,
+    *,
+    default_tenant: str,
+    timezone: str,
+) -> None:
+    tz = zone(timezone)
+    cache = ReplyCache(sessions.config.reply_cache_ttl)
+
+    def event_of(params: Any) -> tuple[Mapping[str, Any], CGREvent]:
+        args = as_object(params)
+        try:
+            return args, CGREvent.from_wire(args, default_tenant, tz)
+        except InvalidValue as exc:
+            raise RpcError(f"SERVER_ERROR: invalid params: {exc}") from None
+
+    async def with_attributes(
+        args: Mapping[str, Any], event: CGREvent
+    ) -> tuple[CGREvent, dict[str, Any] | None]:
+        if not _flag(args, "GetAttributes"):
+            return event, None
+        if attributes_of is None:
+            raise RpcError("ATTRIBUTES_ERROR:NOT_CONNECTED")
+        context = str(event.opts.get("*context") or args.get("Context") or CONTEXT_SESSIONS)
+        try:
+            return await attributes_of(event, context)
+        except RpcError as exc:
+            raise RpcError(f"ATTRIBUTES_ERROR:{exc}") from None
+
+    async def cached(method: str, event: CGREvent, work: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await cache.run(method, event.tenant, event.id, work)
+        except (SessionError, CdrError) as exc:
+            raise RpcError(str(exc)) from None
+
+    # ---------------------------------------------------------------------------- authorize
+    async def authorize_reply(args: Mapping[str, Any], event: CGREvent) -> dict[str, Any]:
+        if not _flag(args, "GetAttributes", "AuthorizeResources", "GetMaxUsage", "GetRoutes",
+                     "GetSuppliers"):  # fmt: skip
+            raise RpcError(ERR_SUBSYSTEMS_MISSING)
+        event, attributes = await with_attributes(args, event)
+        max_usage = None
+        if _flag(args, "GetMaxUsage"):
+            max_usage = await sessions.max_usage(event)
+        return {
+            "Attributes": attributes,
+            "ResourceAllocation": None,
+            "MaxUsage": max_usage,
+            "Routes": None,
+            "ThresholdIDs": None,
+            "StatQueueIDs": None,
+            "_event": event,
+        }
+
+    async def authorize(params: Any, ctx: CallContext) -> dict[str, Any]:
+        args, event = event_of(params)
+        reply = await cached("AuthorizeEvent", event, lambda: authorize_reply(args, event))
+        return {key: value for key, value in reply.items() if key != "_event"}
+
+    async def authorize_digest(params: Any, ctx: CallContext) -> dict[str, Any]:
+        args, event = event_of(params)
+        reply = await cached(
+            "AuthorizeEventWithDigest", event, lambda: authorize_reply(args, event)
+        )
+        max_usage = reply["MaxUsage"]
+        return {
+            "AttributesDigest": _digest(reply["Attributes"], reply["_event"]),
+            "ResourceAllocation": None,
+            "MaxUsage": _seconds(max_usage) if max_usage is not None else 0,
+            "RoutesDigest": None,
+            "Thresholds": None,
+            "StatQueues": None,
+        }
+
+    # ----------------------------------------------------------------------------- initiate
+    async def initiate_reply(
+        args: Mapping[str, Any], event: CGREvent, ctx: CallContext
+    ) -> dict[str, Any]:
+        if not _flag(args, "GetAttributes", "AllocateResources", "InitSession"):
+            raise RpcError(ERR_SUBSYSTEMS_MISSING)
+        event, attributes = await with_attributes(args, event)
+        max_usage = None
+        if _flag(args, "InitSession"):
+            max_usage = await sessions.initiate(event, ctx.connection)
+        return {
+            "Attributes": attributes,
+            "ResourceAllocation": None,
+            "MaxUsage": max_usage,
+            "ThresholdIDs": None,
+            "StatQueueIDs": None,
+            "_event": event,
+        }
+
+    async def initiate(params: Any, ctx: CallContext) -> dict[str, Any]:
+        args, event = event_of(params)
+        reply = await cached("InitiateSession", event, lambda: initiate_reply(args, event, ctx))
+        return {key: value for key, value in reply.items() if key != "_event"}
+
+    async def initiate_digest(params: Any, ctx: CallContext) -> dict[str, Any]:
+        args, event = event_of(params)
+        reply = await cached(
+            "InitiateSessionWithDigest", event, lambda: initiate_reply(args, event, ctx)
+        )
+        max_usage = reply["MaxUsage"]
+        return {
+            "AttributesDigest": _digest(reply["Attributes"], reply["_event"]),
+            "ResourceAllocation": None,
+            "MaxUsage": _seconds(max_usage) if max_usage is not None else 0,
+            "Thresholds": None,
+            "StatQueues": None,
+        }
+
+    # ------------------------------------------------------------------------ update, end
+    async def update(params: Any, ctx: CallContext) -> dict[str, Any]:
+        args, event = event_of(params)
+
+        async def work() -> dict[str, Any]:
+            if not _flag(args, "GetAttributes", "UpdateSession"):
+                raise RpcError(ERR_SUBSYSTEMS_MISSING)
+            altered, attributes = await with_attributes(args, event)
+            max_usage = None
+            if _flag(args, "UpdateSession"):
+                max_usage = await sessions.update(altered, ctx.connection)
+            return {"Attributes": attributes, "MaxUsage": max_usage}
+
+        result: dict[str, Any] = await cached("UpdateSession", event, work)
+        return result
+
+    async def terminate(params: Any, ctx: CallContext) -> str:
+        args, event = event_of(params)
+
+        async def work() -> str:
+            if not _flag(args, "TerminateSession", "ReleaseResources", "ProcessThresholds",
+                         "ProcessStats"):  # fmt: skip
+                raise RpcError(ERR_SUBSYSTEMS_MISSING)
+            if _flag(args, "TerminateSession"):
+                await sessions.terminate(event, ctx.connection)
+            return OK
+
+        result: str = await cached("TerminateSession", event, work)
+        return result
+
+    async def process_cdr(params: Any, ctx: CallContext) -> str:
+        _args, event = event_of(params)
+
+        async def work() -> str:
+            await cdrs.process_event(event)
+            return OK
+
+        result: str = await cached("ProcessCDR", event, work)
+        return result
+
+    # --------------------------------------------------------------------- message, event
+    async def process_message(params: Any, ctx: CallContext) -> dict[str, Any]:
+        args, event = event_of(params)
+
+        async def work() -> dict[str, Any]:
+            if not _flag(args, "GetAttributes", "AllocateResources", "Debit", "GetRoutes",
+                         "GetSuppliers", "ProcessThresholds", "ProcessStats"):  # fmt: skip
+                raise RpcError(ERR_SUBSYSTEMS_MISSING)
+            altered, attributes = await with_attributes(args, event)
+            max_usage = None
+            if _flag(args, "Debit"):
+                max_usage = await charge_message(altered, ctx)
+            return {
+                "MaxUsage": max_usage,
+                "ResourceAllocation": None,
+                "Attributes": attributes,
+                "Routes": None,
+                "ThresholdIDs": None,
+                "StatQueueIDs": None,
+            }
+
+        result: dict[str, Any] = await cached("ProcessMessage", event, work)
+        return result
+
+    async def charge_message(event: CGREvent, ctx: CallContext) -> int:
+        """An event charged at once (SMS, a one-shot debit): a session opened, charged for its
+        Usage and terminated, so the CDR that follows takes its cost."""
+        usage = sessions.requested_usage(event)
+        granted = await sessions.initiate(event, ctx.connection)
+        terminating = CGREvent(event.tenant, event.id, event.time, dict(event.event), event.opts)
+        terminating.event["Usage"] = min(granted, usage)
+        await sessions.terminate(terminating, ctx.connection)
+        return min(granted, usage)
+
+    async def process_event(params: Any, ctx: CallContext) -> dict[str, Any]:
+        args, event = event_of(params)
+        raw_flags = args.get("Flags") or []
+        if not isinstance(raw_flags, list):
+            raise RpcError("SERVER_ERROR: invalid params: Flags must be a list")
+        flags = {str(flag).split(":", 1)[0] for flag in raw_flags}
+
+        async def work() -> dict[str, Any]:
+            altered = event
+            attributes = None
+            if FLAG_ATTRIBUTES in flags:
+                altered, attributes = await with_attributes({"GetAttributes": True}, event)
+            max_usage: dict[str, int] = {}
+            charging = flags & {FLAG_ACCOUNTS, FLAG_RALS}
+            if charging or flags & {FLAG_INITIATE, FLAG_UPDATE, FLAG_TERMINATE, FLAG_MESSAGE}:
+                if FLAG_AUTHORIZE in flags:
+                    max_usage["*default"] = await sessions.max_usage(altered)
+                if FLAG_INITIATE in flags:
+                    max_usage["*default"] = await sessions.initiate(altered, ctx.connection)
+                if FLAG_UPDATE in flags:
+                    max_usage["*default"] = await sessions.update(altered, ctx.connection)
+                if FLAG_TERMINATE in flags:
+                    await sessions.terminate(altered, ctx.connection)
+                if FLAG_MESSAGE in flags:
+                    max_usage["*default"] = await charge_message(altered, ctx)
+            if FLAG_CDRS in flags:
+                await cdrs.process_event(altered)
+            return {
+                "MaxUsage": max_usage or None,
+                "Attributes": attributes,
+                "ResourceAllocation": None,
+                "RouteProfiles": None,
+                "ThresholdIDs": None,
+                "StatQueueIDs": None,
+            }
+
+        result: dict[str, Any] = await cached("ProcessEvent", event, work)
+        return result
+
+    # ------------------------------------------------------------------------------ queries
+    def selected(params: Any) -> list[Any]:
+        args = params if isinstance(params, Mapping) else {}
+        tenant = str(args.get("Tenant") or "")
+        found = sessions.find(tenant)
+        limit = args.get("Limit")
+        if isinstance(limit, int) and limit > 0:
+            found = found[:limit]
+        return found
+
+    def get_active(params: Any, ctx: CallContext) -> list[dict[str, Any]]:
+        rows = [row for session in selected(params) for row in session.external(sessions.node_id)]
+        if not rows:
+            raise RpcError(ERR_NOT_FOUND)
+        return rows
+
+    def count_active(params: Any, ctx: CallContext) -> int:
+        return sum(len(session.runs) for session in selected(params))
+
+    async def force_disconnect(params: Any, ctx: CallContext) -> str:
+        targets = selected(params)
+        if not targets:
+            raise RpcError(ERR_NOT_FOUND)
+        for session in targets:
+            await sessions.disconnect(session, "FORCED_DISCONNECT")
+        return OK
+
+    async def sync_sessions(params: Any, ctx: CallContext) -> str:
+        await sessions.sync()
+        return OK
+
+    handlers: dict[str, Callable[[Any, CallContext], Any]] = {
+        "AuthorizeEvent": authorize,
+        "AuthorizeEventWithDigest": authorize_digest,
+        "InitiateSession": initiate,
+        "InitiateSessionWithDigest": initiate_digest,
+        "UpdateSession": update,
+        "TerminateSession": terminate,
+        "ProcessCDR": process_cdr,
+        "ProcessMessage": process_message,
+        "ProcessEvent": process_event,
+        "GetActiveSessions": get_active,
+        "GetActiveSessionsCount": count_active,
+        "ForceDisconnect": force_disconnect,
+        "SyncSessions": sync_sessions,
+    }
+    for name, handler in handlers.items():
+        registry.register(f"SessionSv1.{name}", handler)

@@ -1,0 +1,217 @@
+"""CDRs: one per charger run, charged exactly once, never lost.
+
+Order of work for a run, chosen so that a crash or a retransmission can neither lose a CDR nor
+charge twice: the CDR is first stored unrated (cost -1) — the store's unique (CGRID, RunID) key
+refuses a duplicate before any money moves — then it is charged, then its cost is written. A
+crash between leaves a visible unrated CDR, which ``rate_unrated`` charges later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
+from typing import Any, Final
+
+from core.accounts import AccountError, AccountService
+from core.charging import (
+    ACCOUNT_CHARGED,
+    NONE,
+    PREPAID,
+    RATED,
+    RunEvent,
+    cdr_event_fields,
+    read_run_event,
+)
+from core.filters.event import CGREvent
+from core.rating import Rater, RatingError
+from core.storage import DataDB, DuplicateError, StorDB
+from core.storage.cdr import COST_NOT_RATED, Cdr, CdrFilter
+from core.types import ZERO, money_str, to_money
+
+log = logging.getLogger("chargeflow.cdrs")
+
+KIND_SESSION_COSTS: Final = "session_costs"
+COST_SOURCE_CDRS: Final = "*cdrs"
+COST_SOURCE_SESSIONS: Final = "*sessions"
+ERR_EXISTS: Final = "EXISTS"
+
+RunsOf = Callable[[CGREvent], Awaitable[list[CGREvent]]]
+Clock = Callable[[], datetime]
+
+
+class CdrError(Exception):
+    """A CDR could not be processed; the text is the CGRateS error string."""
+
+
+def _session_cost_key(cgrid: str, run_id: str) -> str:
+    return f"{cgrid}:{run_id}"
+
+
+class SessionCosts:
+    """What SessionS charged per (CGRID, RunID), kept until the CDR takes it (StoreSCosts)."""
+
+    def __init__(self, datadb: DataDB) -> None:
+        self._datadb = datadb
+
+    async def put(self, cgrid: str, run_id: str, cost: Decimal, usage: int, details: Any) -> None:
+        doc = {"Cost": money_str(cost), "Usage": usage, "CostDetails": details}
+        await self._datadb.set(KIND_SESSION_COSTS, _session_cost_key(cgrid, run_id), doc)
+
+    async def get(self, cgrid: str, run_id: str) -> tuple[Decimal, int, Any] | None:
+        doc = await self._datadb.get(KIND_SESSION_COSTS, _session_cost_key(cgrid, run_id))
+        if doc is None:
+            return None
+        return to_money(doc["Cost"]), int(doc["Usage"]), doc.get("CostDetails")
+
+    async def remove(self, cgrid: str, run_id: str) -> None:
+        await self._datadb.remove(KIND_SESSION_COSTS, _session_cost_key(cgrid, run_id))
+
+
+class CdrService:
+    def __init__(
+        self,
+        stordb: StorDB,
+        accounts: AccountService,
+        rater: Callable[[], Rater],
+        session_costs: SessionCosts,
+        runs_of: RunsOf,
+        *,
+        default_tenant: str,
+        default_category: str,
+        default_request_type: str,
+        timezone: tzinfo = UTC,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self._stordb = stordb
+        self._accounts = accounts
+        self._rater = rater
+        self.session_costs = session_costs
+        self._runs_of = runs_of
+        self._default_tenant = default_tenant
+        self._default_category = default_category
+        self._default_request_type = default_request_type
+        self._timezone = timezone
+        self._clock = clock
+
+    def run_event(self, event: CGREvent) -> RunEvent:
+        return read_run_event(
+            event.tenant,
+            event.event,
+            default_category=self._default_category,
+            default_request_type=self._default_request_type,
+            timezone=self._timezone,
+        )
+
+    # ------------------------------------------------------------------------------ process
+    async def process_event(self, event: CGREvent, *, chargers: bool = True) -> list[Cdr]:
+        """Stores and charges one CDR per charger run (or the event itself, when it names its
+        RunID or ``chargers`` is off). Raises CdrError("EXISTS") when every run is a duplicate;
+        a duplicate run is never charged."""
+        runs = await self._runs_of(event) if chargers else [event]
+        stored: list[Cdr] = []
+        duplicates = 0
+        for run in runs:
+            cdr = await self._process_run(self.run_event(run))
+            if cdr is None:
+                duplicates += 1
+            else:
+                stored.append(cdr)
+        if duplicates and not stored:
+            raise CdrError(ERR_EXISTS)
+        return stored
+
+    async def store_prerated(self, cdr: Cdr) -> Cdr:
+        """A CDR that arrives with its cost (PreRated): stored as it is, never charged."""
+        try:
+            cdr.order_id = await self._stordb.store_cdr(cdr)
+        except DuplicateError:
+            raise CdrError(ERR_EXISTS) from None
+        return cdr
+
+    async def _process_run(self, run: RunEvent) -> Cdr | None:
+        usage = run.usage or 0
+        cdr = run.to_cdr(usage)
+        try:
+            cdr.order_id = await self._stordb.store_cdr(cdr)  # unrated first: the dedup point
+        except DuplicateError:
+            log.info("duplicate CDR refused: %s %s", cdr.cgrid, cdr.run_id)
+            return None
+        await self._charge(run, cdr)
+        return cdr
+
+    async def _charge(self, run: RunEvent, cdr: Cdr) -> None:
+        if run.request_type == NONE:
+            return
+        try:
+            cost, details, source = await self._cost(run, cdr.usage)
+        except (RatingError, AccountError) as exc:
+            cdr.extra_info = str(exc)
+            await self._stordb.store_cdr(cdr, allow_update=True)
+            return
+        cdr.cost, cdr.cost_details, cdr.cost_source = cost, details, source
+        await self._stordb.store_cdr(cdr, allow_update=True)
+        if source == COST_SOURCE_SESSIONS:
+            await self.session_costs.remove(cdr.cgrid, cdr.run_id)
+
+    async def _cost(self, run: RunEvent, usage: int) -> tuple[Decimal, Any, str]:
+        """(cost, CostDetails, CostSource) of one run: from its session, or charged now."""
+        now = self._clock()
+        if run.request_type == PREPAID:
+            from_session = await self.session_costs.get(run.cgrid, run.run_id)
+            if from_session is not None:
+                cost, _usage, details = from_session
+                return cost, details, COST_SOURCE_SESSIONS
+        rater = self._rater()
+        if run.request_type == RATED or run.request_type not in ACCOUNT_CHARGED:
+            rated = rater.get_cost(run.cost_query(usage, now))
+            return rated.cost, rated.to_event_cost(run.cgrid, run.run_id), COST_SOURCE_CDRS
+        # Charged from the account now: *postpaid, *pseudoprepaid, and a *prepaid CDR whose
+        # session cost is not known (no session, or its terminate never came). The call
+        # happened, so it is charged whole even past the credit (CGRateS's forced debit).
+        debit = await self._accounts.debit(run.debit_event(usage, now), allow_negative=True)
+        rated = rater.get_cost(run.cost_query(usage, now))
+        cost = await round_charged(self._accounts, run, debit.cost, rated.round, debit)
+        return cost, rated.to_event_cost(run.cgrid, run.run_id), COST_SOURCE_CDRS
+
+    # ------------------------------------------------------------------------------ queries
+    async def get_cdrs(self, flt: CdrFilter) -> list[Cdr]:
+        return await self._stordb.get_cdrs(flt)
+
+    async def count_cdrs(self, flt: CdrFilter) -> int:
+        return await self._stordb.count_cdrs(flt)
+
+    async def rate_unrated(self, flt: CdrFilter) -> int:
+        """Charges the CDRs the filter selects that are still unrated (cost -1): those whose
+        charging failed or was interrupted, or that were stored before their plan existed.
+        Returns how many now have a cost."""
+        rated = 0
+        for cdr in await self._stordb.get_cdrs(replace(flt, max_cost=COST_NOT_RATED)):
+            run = self.run_event(
+                CGREvent(cdr.tenant, "", None, {**cdr.extra_fields, **cdr_event_fields(cdr)})
+            )
+            await self._charge(run, cdr)
+            rated += cdr.rated
+        return rated
+
+
+async def round_charged(
+    accounts: AccountService,
+    run: RunEvent,
+    money: Decimal,
+    rounder: Callable[[Decimal], Decimal],
+    debit: Any = None,
+) -> Decimal:
+    """Rounds the money a call took as its rating rounds the total (``*up`` to 4 decimals in
+    the tutorial), taking or giving back the difference on the balance that paid last, as
+    CGRateS's rounding increment does. Returns the rounded amount."""
+    rounded = rounder(money)
+    correction = rounded - money
+    if correction != ZERO:
+        payer = ""
+        if debit is not None:
+            payer = next((c.money_balance for c in reversed(debit.charges) if c.money_balance), "")
+        await accounts.charge_money(run.tenant, run.account, correction, payer)
+    return rounded

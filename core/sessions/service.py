@@ -1,0 +1,457 @@
+"""SessionS: authorize, initiate, update and terminate calls against real balances.
+
+Money moves only here and in CDRs. ``*prepaid`` runs are debited as the call goes (at initiate
+and each update, or by the debit loop) and corrected at terminate: unused whole increments are
+refunded, missing usage is charged (the call happened), and the total is rounded as its rating
+rounds. The other request types are charged from the CDR. Each session has its own lock, each
+account its own (in AccountService), so unrelated calls never wait on each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import platform
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Final
+
+from core.accounts import AccountError, AccountService, Charge
+from core.cdrs.service import CdrService, SessionCosts, round_charged
+from core.charging import (
+    BALANCE_CHECKED,
+    LAST_USED,
+    PREPAID,
+    TOTAL_USAGE,
+    RunEvent,
+    cgrid,
+    read_run_event,
+)
+from core.filters.event import CGREvent
+from core.rating import Rater, RatingError
+from core.rpc import RpcConnection
+from core.sessions.session import Run, Session
+from core.types import HOUR, SECOND, InvalidValue, parse_duration
+
+log = logging.getLogger("chargeflow.sessions")
+
+DEFAULT_MAX_CALL_DURATION: Final = 3 * HOUR
+DEFAULT_REPLY_CACHE_TTL: Final = 10 * SECOND
+DISCONNECT_TIMEOUT_S: Final = 2.0
+
+ERR_INSUFFICIENT_CREDIT: Final = "INSUFFICIENT_CREDIT"
+ERR_SESSION_NOT_FOUND: Final = "SESSION_NOT_FOUND"
+ERR_NOT_FOUND: Final = "NOT_FOUND"
+REASON_INSUFFICIENT_CREDIT: Final = "INSUFFICIENT_CREDIT"
+REASON_FORCED: Final = "FORCED_DISCONNECT"
+REASON_TTL: Final = "SESSION_TTL_EXPIRED"
+REASON_NOT_ON_AGENT: Final = "SESSION_NOT_ON_AGENT"
+
+# Agent callbacks over the agent's own JSON-RPC connection (see docs/agents.md).
+AGENT_DISCONNECT: Final = "AgentV1.DisconnectSession"
+AGENT_WARN_DISCONNECT: Final = "AgentV1.WarnDisconnect"
+AGENT_ACTIVE_SESSION_IDS: Final = "AgentV1.GetActiveSessionIDs"
+
+RunsOf = Callable[[CGREvent], Awaitable[list[CGREvent]]]
+Clock = Callable[[], datetime]
+
+
+class SessionError(Exception):
+    """A session request failed; the text is the CGRateS error string."""
+
+
+def rals_error(exc: Exception) -> SessionError:
+    """Account and rating failures, as CGRateS's SessionS reports them."""
+    return SessionError(f"RALS_ERROR:{exc}")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsConfig:
+    max_call_duration: int = DEFAULT_MAX_CALL_DURATION  # default usage to authorize/debit
+    debit_interval: int = 0  # > 0: *prepaid sessions are debited by a loop, this often
+    session_ttl: int = 0  # > 0: a session with no update for this long is terminated
+    reply_cache_ttl: int = DEFAULT_REPLY_CACHE_TTL
+    default_request_type: str = "*rated"
+
+
+class SessionService:
+    def __init__(
+        self,
+        config: SessionsConfig,
+        accounts: AccountService,
+        rater: Callable[[], Rater],
+        cdrs: CdrService,
+        session_costs: SessionCosts,
+        runs_of: RunsOf,
+        *,
+        default_category: str,
+        timezone: tzinfo = UTC,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self._accounts = accounts
+        self._rater = rater
+        self._cdrs = cdrs
+        self._session_costs = session_costs
+        self._runs_of = runs_of
+        self._default_category = default_category
+        self._timezone = timezone
+        self._clock = clock
+        self.sessions: dict[str, Session] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.node_id = platform.node()
+
+    # ------------------------------------------------------------------------------- helpers
+    def _run_event(self, event: CGREvent) -> RunEvent:
+        try:
+            return read_run_event(
+                event.tenant,
+                event.event,
+                default_category=self._default_category,
+                default_request_type=self.config.default_request_type,
+                timezone=self._timezone,
+            )
+        except InvalidValue as exc:
+            raise SessionError(f"SERVER_ERROR: invalid params: {exc}") from None
+
+    async def _runs(self, event: CGREvent) -> list[RunEvent]:
+        return [self._run_event(run) for run in await self._runs_of(event)]
+
+    def requested_usage(self, event: CGREvent) -> int:
+        usage = self._run_event(event).usage
+        return self.config.max_call_duration if usage is None else usage
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---------------------------------------------------------------------------- authorize
+    async def max_usage(self, event: CGREvent) -> int:
+        """MaxUsage of AuthorizeEvent: the requested usage (default max_call_duration), capped
+        by what each balance-checked run's account allows; the minimum over the runs."""
+        requested = self.requested_usage(event)
+        allowed = requested
+        now = self._clock()
+        for run in await self._runs(event):
+            if run.request_type not in BALANCE_CHECKED:
+                continue
+            try:
+                usage = await self._accounts.max_usage(run.debit_event(requested, now))
+            except (AccountError, RatingError) as exc:
+                raise rals_error(exc) from None
+            allowed = min(allowed, usage)
+        return allowed
+
+    # ----------------------------------------------------------------------------- initiate
+    async def initiate(self, event: CGREvent, connection: RpcConnection | None) -> int:
+        """Opens the session and makes its first debit; returns MaxUsage."""
+        runs = await self._runs(event)
+        if not runs:
+            raise SessionError(ERR_NOT_FOUND)
+        session_id = cgrid(runs[0].origin_id, runs[0].origin_host)
+        if session_id in self.sessions:
+            # A second initiate of a live call (a retransmission outside the reply cache, or
+            # an agent that restarted): answer for the session that exists, charge nothing.
+            return self._reserved(self.sessions[session_id])
+        session = Session(
+            session_id,
+            event,
+            [Run(run) for run in runs],
+            self._clock(),
+            connection,
+            self.config.debit_interval,
+        )
+        self.sessions[session_id] = session
+        async with session.lock:
+            try:
+                if session.debit_interval > 0:
+                    max_usage = await self._debit_all(session, session.debit_interval)
+                    if any(run.request_type == PREPAID for run in session.runs):
+                        session.debit_task = asyncio.ensure_future(self._debit_loop(session))
+                else:
+                    max_usage = await self._debit_all(session, self.requested_usage(event))
+            except SessionError:
+                await self._end(session, store_costs=False)
+                raise
+            if max_usage == 0 and self.requested_usage(event) > 0 and self._has_prepaid(session):
+                await self._end(session, store_costs=False)
+                raise rals_error(Exception(ERR_INSUFFICIENT_CREDIT))
+            self._arm_ttl(session)
+            return max_usage
+
+    def _has_prepaid(self, session: Session) -> bool:
+        return any(run.request_type == PREPAID for run in session.runs)
+
+    def _reserved(self, session: Session) -> int:
+        prepaid = [run.charged - run.used for run in session.runs if run.request_type == PREPAID]
+        return min(prepaid) if prepaid else self.config.max_call_duration
+
+    async def _debit_all(self, session: Session, requested: int) -> int:
+        """Extends every *prepaid run's reservation to ``used + requested``; returns MaxUsage
+        (the least any run can still use from its confirmed usage)."""
+        max_usage = requested
+        for run in session.runs:
+            if run.request_type != PREPAID:
+                continue
+            target = run.used + requested
+            if target > run.charged:
+                await self._debit(run, target - run.charged, allow_negative=None)
+            max_usage = min(max_usage, max(0, run.charged - run.used))
+        return max_usage
+
+    async def _debit(self, run: Run, usage: int, *, allow_negative: bool | None) -> int:
+        event = run.event.debit_event(usage, self._clock(), elapsed=run.charged)
+        try:
+            result = await self._accounts.debit(event, allow_negative=allow_negative)
+        except (AccountError, RatingError) as exc:
+            raise rals_error(exc) from None
+        run.debits.append(result)
+        run.charged += result.usage
+        run.money += result.cost
+        return result.usage
+
+    # ------------------------------------------------------------------------------- update
+    async def update(self, event: CGREvent, connection: RpcConnection | None) -> int:
+        """Reconciles the usage reported (LastUsed/TotalUsage) and reserves the next
+        ``Usage``; returns MaxUsage. An update for an unknown session opens it."""
+        run_event = self._run_event(event)
+        session = self.sessions.get(cgrid(run_event.origin_id, run_event.origin_host))
+        if session is None:
+            return await self.initiate(event, connection)
+        async with session.lock:
+            if session.ended:
+                raise SessionError(ERR_SESSION_NOT_FOUND)
+            self._confirm_usage(session, event)
+            max_usage = await self._debit_all(session, self.requested_usage(event))
+            self._arm_ttl(session)
+            return max_usage
+
+    def _confirm_usage(self, session: Session, event: CGREvent) -> None:
+        """LastUsed adds to the usage confirmed, TotalUsage replaces it; with neither, the
+        reservation so far counts as used (CGRateS's default for updates)."""
+        last_used = _duration(event.event.get(LAST_USED))
+        total = _duration(event.event.get(TOTAL_USAGE))
+        for run in session.runs:
+            if total is not None:
+                run.used = total
+            elif last_used is not None:
+                run.used += last_used
+            else:
+                run.used = max(run.used, run.charged) if run.request_type == PREPAID else run.used
+
+    # ---------------------------------------------------------------------------- terminate
+    async def terminate(self, event: CGREvent, connection: RpcConnection | None) -> None:
+        """Ends the call at its real usage: ``Usage`` is the total, or LastUsed adds to what
+        was confirmed. A terminate with no session charges the whole call at once."""
+        run_event = self._run_event(event)
+        session_id = cgrid(run_event.origin_id, run_event.origin_host)
+        session = self.sessions.get(session_id)
+        if session is None:
+            runs = await self._runs(event)
+            session = Session(session_id, event, [Run(run) for run in runs], self._clock())
+            self.sessions[session_id] = session
+        async with session.lock:
+            if session.ended:
+                raise SessionError(ERR_SESSION_NOT_FOUND)
+            total = run_event.usage
+            last_used = _duration(event.event.get(LAST_USED))
+            for run in session.runs:
+                if total is not None:
+                    run.used = total
+                elif last_used is not None:
+                    run.used += last_used
+                else:
+                    run.used = max(run.used, run.charged)
+            await self._settle(session)
+            await self._end(session, store_costs=True)
+
+    async def _settle(self, session: Session) -> None:
+        """Brings each *prepaid run's charge to exactly its used usage, then rounds it."""
+        now = self._clock()
+        for run in session.runs:
+            if run.request_type != PREPAID:
+                continue
+            if run.used > run.charged:
+                # The call happened: charge it whole, past the credit if need be.
+                await self._debit(run, run.used - run.charged, allow_negative=True)
+            elif run.used < run.charged:
+                await self._refund(run, run.charged - run.used)
+            rated = self._rater().get_cost(run.event.cost_query(run.used, now))
+            last = run.debits[-1] if run.debits else None
+            run.money = await round_charged(self._accounts, run.event, run.money, rated.round, last)
+            run.details = rated.to_event_cost(session.cgrid, run.run_id)
+
+    async def _refund(self, run: Run, unused: int) -> None:
+        """Gives back the whole increments past the usage used, newest debit first."""
+        refunds: list[Charge] = []
+        remaining = unused
+        for debit in reversed(run.debits):
+            if remaining <= 0:
+                break
+            part = min(remaining, debit.usage)
+            refunds.extend(debit.unused_charges(part))
+            remaining -= part
+        if not refunds:
+            return
+        try:
+            money = await self._accounts.refund(run.event.tenant, run.event.account, refunds)
+        except AccountError as exc:
+            raise rals_error(exc) from None
+        run.money -= money
+        run.charged -= sum(charge.total_usage for charge in refunds)
+
+    async def _end(self, session: Session, *, store_costs: bool) -> None:
+        session.ended = True
+        self.sessions.pop(session.cgrid, None)
+        if session.ttl_handle is not None:
+            session.ttl_handle.cancel()
+        task = session.debit_task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        if not store_costs:
+            await self._refund_all(session)
+            return
+        for run in session.runs:
+            if run.request_type == PREPAID:
+                await self._session_costs.put(
+                    session.cgrid, run.run_id, run.money, run.used, run.details
+                )
+
+    async def _refund_all(self, session: Session) -> None:
+        """A session that fails to open keeps nothing of what it took."""
+        for run in session.runs:
+            if run.charged > 0:
+                await self._refund(run, run.charged)
+
+    # --------------------------------------------------------------------- loop, TTL, cut-off
+    async def _debit_loop(self, session: Session) -> None:
+        """*prepaid with a debit interval: reserve one interval ahead, every interval; when
+        the credit ends, cut the call off once what was reserved is used up."""
+        interval = session.debit_interval
+        try:
+            while True:
+                await asyncio.sleep(interval / SECOND)
+                async with session.lock:
+                    if session.ended:
+                        return
+                    for run in session.runs:
+                        if run.request_type == PREPAID:
+                            run.used = run.charged
+                    granted = await self._debit_all(session, interval)
+                if granted < interval:
+                    await asyncio.sleep(granted / SECOND)
+                    await self.disconnect(session, REASON_INSUFFICIENT_CREDIT)
+                    return
+        except asyncio.CancelledError:
+            return
+        except SessionError as exc:
+            log.warning("debit loop of %s stopped: %s", session.cgrid, exc)
+            await self.disconnect(session, REASON_INSUFFICIENT_CREDIT)
+
+    def _arm_ttl(self, session: Session) -> None:
+        if self.config.session_ttl <= 0:
+            return
+        if session.ttl_handle is not None:
+            session.ttl_handle.cancel()
+        loop = asyncio.get_running_loop()
+        session.ttl_handle = loop.call_later(
+            self.config.session_ttl / SECOND,
+            lambda: self._spawn(self.force_terminate(session, REASON_TTL)),
+        )
+
+    async def disconnect(self, session: Session, reason: str) -> None:
+        """Asks the owning agent to cut the call (AgentV1.DisconnectSession), then ends the
+        session at what was used and writes its CDRs."""
+        if session.connection is not None and not session.connection.closed:
+            try:
+                await session.connection.call(
+                    AGENT_DISCONNECT,
+                    {"EventStart": session.event.event, "Reason": reason},
+                    timeout=DISCONNECT_TIMEOUT_S,
+                )
+            except Exception as exc:  # the agent may be gone: the session still ends
+                log.warning("disconnect of %s via agent failed: %s", session.cgrid, exc)
+        await self.force_terminate(session, reason)
+
+    async def force_terminate(self, session: Session, reason: str) -> None:
+        """Ends a session the network did not terminate (TTL, cut-off, forced): usage is what
+        was charged; then its CDRs are written (CGRateS's forceSTerminate)."""
+        async with session.lock:
+            if session.ended:
+                return
+            for run in session.runs:
+                run.used = max(run.used, run.charged)
+            await self._settle(session)
+            await self._end(session, store_costs=True)
+        log.info("session %s ended: %s", session.cgrid, reason)
+        for run in session.runs:
+            fields = dict(run.event.fields)
+            fields["Usage"] = run.used
+            fields["RunID"] = run.run_id
+            cdr_event = CGREvent(run.event.tenant, "", None, fields)
+            try:
+                await self._cdrs.process_event(cdr_event, chargers=False)
+            except Exception as exc:
+                log.error("CDR of ended session %s failed: %s", session.cgrid, exc)
+
+    # ------------------------------------------------------------------------------ queries
+    def find(
+        self, tenant: str = "", predicate: Callable[[Session], bool] | None = None
+    ) -> list[Session]:
+        return [
+            session
+            for session in list(self.sessions.values())
+            if (not tenant or session.event.tenant == tenant)
+            and (predicate is None or predicate(session))
+        ]
+
+    async def sync(self) -> int:
+        """Asks every agent connection which sessions it still has; ends the others."""
+        by_connection: dict[RpcConnection, list[Session]] = {}
+        for session in list(self.sessions.values()):
+            if session.connection is not None:
+                by_connection.setdefault(session.connection, []).append(session)
+        ended = 0
+        for connection, sessions in by_connection.items():
+            alive: set[str] | None = None
+            if not connection.closed:
+                try:
+                    reply = await connection.call(
+                        AGENT_ACTIVE_SESSION_IDS, "", timeout=DISCONNECT_TIMEOUT_S
+                    )
+                    alive = {
+                        cgrid(str(item.get("OriginID", "")), str(item.get("OriginHost", "")))
+                        for item in reply or []
+                        if isinstance(item, dict)
+                    }
+                except Exception as exc:
+                    log.warning("GetActiveSessionIDs failed: %s", exc)
+                    continue
+            for session in sessions:
+                if alive is None or session.cgrid not in alive:
+                    await self.force_terminate(session, REASON_NOT_ON_AGENT)
+                    ended += 1
+        return ended
+
+    async def close(self) -> None:
+        for session in list(self.sessions.values()):
+            if session.debit_task is not None:
+                session.debit_task.cancel()
+            if session.ttl_handle is not None:
+                session.ttl_handle.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _duration(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return parse_duration(value)
+    except InvalidValue as exc:
+        raise SessionError(f"SERVER_ERROR: invalid params: {exc}") from None

@@ -1,0 +1,101 @@
+"""The session table's rows: one Session per call, one Run per charger run."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from core.accounts import DebitResult
+from core.charging import RunEvent
+from core.filters.event import CGREvent
+from core.rpc import RpcConnection
+from core.types import ZERO, format_time
+
+
+@dataclass(slots=True)
+class Run:
+    """One charger run of a session. ``charged`` is the usage debited so far (whole
+    increments); ``used`` what the network confirmed used; ``money`` the money taken."""
+
+    event: RunEvent
+    charged: int = 0
+    used: int = 0
+    money: Decimal = ZERO
+    debits: list[DebitResult] = field(default_factory=list)
+    details: Any = None  # the EventCost of what was charged, once settled
+
+    @property
+    def run_id(self) -> str:
+        return self.event.run_id
+
+    @property
+    def request_type(self) -> str:
+        return self.event.request_type
+
+
+@dataclass(slots=True)
+class Session:
+    cgrid: str
+    event: CGREvent  # the event that opened the session (after attributes)
+    runs: list[Run]
+    started: datetime
+    connection: RpcConnection | None = None  # the agent's connection, for callbacks
+    debit_interval: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    debit_task: asyncio.Task[None] | None = None
+    ttl_handle: asyncio.TimerHandle | None = None
+    ended: bool = False
+
+    @property
+    def origin_id(self) -> str:
+        return self.runs[0].event.origin_id if self.runs else ""
+
+    @property
+    def origin_host(self) -> str:
+        return self.runs[0].event.origin_host if self.runs else ""
+
+    def external(self, node_id: str) -> list[dict[str, Any]]:
+        """CGRateS's ExternalSession: one row per run (GetActiveSessions)."""
+        rows = []
+        for run in self.runs:
+            event = run.event
+            extra = {
+                key: value if isinstance(value, str) else str(value)
+                for key, value in event.fields.items()
+                if key not in _EXTERNAL_FIELDS
+            }
+            rows.append(
+                {
+                    "CGRID": self.cgrid,
+                    "RunID": run.run_id,
+                    "ToR": event.tor,
+                    "OriginID": event.origin_id,
+                    "OriginHost": event.origin_host,
+                    "Source": event.source or "SessionS",
+                    "RequestType": event.request_type,
+                    "Tenant": event.tenant,
+                    "Category": event.category,
+                    "Account": event.account,
+                    "Subject": event.subject or event.account,
+                    "Destination": event.destination,
+                    "SetupTime": format_time(event.setup_time) if event.setup_time else None,
+                    "AnswerTime": format_time(event.answer_time) if event.answer_time else None,
+                    "Usage": run.used,
+                    "ExtraFields": extra,
+                    "NodeID": node_id,
+                    "DebitInterval": self.debit_interval,
+                    "MaxCostSoFar": run.money,
+                    "CostSoFar": run.money,
+                    "ChargedUsage": run.charged,
+                }
+            )
+        return rows
+
+
+_EXTERNAL_FIELDS = frozenset(
+    {"ToR", "OriginID", "OriginHost", "Source", "RequestType", "Tenant", "Category", "Account",
+     "Subject", "Destination", "SetupTime", "AnswerTime", "Usage", "RunID", "CGRID", "LastUsed"}
+)  # fmt: skip
