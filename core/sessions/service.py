@@ -342,6 +342,8 @@ class SessionService:
                             run.used = run.charged
                     granted = await self._debit_all(session, interval)
                 if granted < interval:
+                    # Credit ends within this interval: warn now, cut off when it is used.
+                    await self._warn(session)
                     await asyncio.sleep(granted / SECOND)
                     await self.disconnect(session, REASON_INSUFFICIENT_CREDIT)
                     return
@@ -361,6 +363,19 @@ class SessionService:
             self.config.session_ttl / SECOND,
             lambda: self._spawn(self.force_terminate(session, REASON_TTL)),
         )
+
+    async def _warn(self, session: Session) -> None:
+        """AgentV1.WarnDisconnect: the call will be cut off when its last reservation ends."""
+        if session.connection is None or session.connection.closed:
+            return
+        try:
+            await session.connection.call(
+                AGENT_WARN_DISCONNECT,
+                {"EventStart": session.event.event},
+                timeout=DISCONNECT_TIMEOUT_S,
+            )
+        except Exception as exc:  # a warning is best effort
+            log.info("WarnDisconnect of %s failed: %s", session.cgrid, exc)
 
     async def disconnect(self, session: Session, reason: str) -> None:
         """Asks the owning agent to cut the call (AgentV1.DisconnectSession), then ends the

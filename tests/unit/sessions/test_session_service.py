@@ -46,14 +46,21 @@ class Agent:
 
     def __init__(self) -> None:
         self.disconnects: list[dict[str, Any]] = []
+        self.calls: list[str] = []
         self.disconnected = asyncio.Event()
         self.live: list[dict[str, str]] = []
         self.registry = MethodRegistry()
         self.registry.register("AgentV1.DisconnectSession", self._disconnect)
         self.registry.register("AgentV1.GetActiveSessionIDs", self._active)
+        self.registry.register("AgentV1.WarnDisconnect", self._warn)
+
+    def _warn(self, params: Any, ctx: CallContext) -> str:
+        self.calls.append("WarnDisconnect")
+        return "OK"
 
     def _disconnect(self, params: Any, ctx: CallContext) -> str:
         self.disconnects.append(params)
+        self.calls.append("DisconnectSession")
         self.disconnected.set()
         return "OK"
 
@@ -108,6 +115,7 @@ async def test_debit_loop_cuts_the_call_off_through_the_agent(running: Any) -> N
     )
     assert reply["MaxUsage"] == 200_000_000  # one interval reserved ahead
     await asyncio.wait_for(agent.disconnected.wait(), timeout=5)
+    assert agent.calls == ["WarnDisconnect", "DisconnectSession"]
     assert agent.disconnects[0]["Reason"] == "INSUFFICIENT_CREDIT"
     assert agent.disconnects[0]["EventStart"]["OriginID"] == "loop-1"
     assert await money(client, "alice") == 0
