@@ -53,6 +53,10 @@ DEFAULT_RUN_ID: Final = "*default"
 VOICE: Final = "*voice"
 
 
+class ChargingError(Exception):
+    """A session or CDR request failed; the text is the CGRateS error string."""
+
+
 def cgrid(origin_id: str, origin_host: str) -> str:
     """CGRateS's session/CDR id: sha1(OriginID + OriginHost), hex."""
     return hashlib.sha1((origin_id + origin_host).encode()).hexdigest()

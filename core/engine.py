@@ -11,12 +11,15 @@ from typing import Any
 from core.accounts import AccountService
 from core.actions import ActionService
 from core.api import register_all
-from core.cdrs.service import CdrService, SessionCosts
-from core.charging import cgrid
+from core.attributes import AttributeSError, AttributeService
+from core.cdrs.service import CONTEXT_CDRS, CdrService, SessionCosts
+from core.chargers import ChargerSError, ChargerService
+from core.charging import ChargingError, cgrid
 from core.config import Config
+from core.filters import FilterService, destination_ids_from
 from core.filters.event import CGREvent
 from core.rating.service import RatingService
-from core.rpc import MethodRegistry, RpcServer
+from core.rpc import MethodRegistry, RpcError, RpcServer
 from core.sessions.service import SessionsConfig, SessionService
 from core.storage import DataDB, StorDB, open_storage
 from core.storage.cdr import Cdr
@@ -36,6 +39,20 @@ class Engine:
         self.registry = MethodRegistry()
         self.server = RpcServer(self.registry)
         self.rating = RatingService(config.general.rounding_decimals)
+        general = config.general
+        self.filters = FilterService(
+            destination_ids_from(lambda: self.rating.rater.destinations),
+            timezone=general.default_timezone,
+        )
+        self.attributes = AttributeService(
+            self.filters,
+            default_tenant=general.default_tenant,
+            rounding_decimals=general.rounding_decimals,
+            timezone=general.default_timezone,
+        )
+        self.chargers = ChargerService(
+            self.filters, self.attributes, default_tenant=general.default_tenant
+        )
         self.started_at = time.time()
         self._datadb: DataDB | None = None
         self._stordb: StorDB | None = None
@@ -67,7 +84,10 @@ class Engine:
             self._datadb, lambda: self.rating.rater, lambda: self.loader.current.timings
         )
         self.actions = ActionService(self.accounts, cdr_sink=self._cdrlog)
-        self._loader = TariffPlanLoader(self._datadb, [self.rating, self.actions])
+        self._loader = TariffPlanLoader(
+            self._datadb,
+            [self.rating, self.filters, self.attributes, self.chargers, self.actions],
+        )
         general = self.config.general
         session_costs = SessionCosts(self._datadb)
         self.cdrs = CdrService(
@@ -76,6 +96,7 @@ class Engine:
             lambda: self.rating.rater,
             session_costs,
             self._runs_of,
+            attributes_of=self._cdr_attributes,
             default_tenant=general.default_tenant,
             default_category=general.default_category,
             default_request_type=general.default_request_type,
@@ -106,9 +127,27 @@ class Engine:
         """The charger runs of an event (ChargerS); the event itself when it names its run."""
         if event.event.get("RunID"):
             return [event]
-        run = event.clone()
-        run.event["RunID"] = "*default"
-        return [run]
+        try:
+            return [run.event for run in self.chargers.process(event)]
+        except ChargerSError as exc:
+            raise ChargingError(f"CHARGERS_ERROR:{exc.message}") from None
+
+    async def attributes_of(self, event: CGREvent, context: str) -> tuple[CGREvent, dict[str, Any]]:
+        """AttributeS for SessionS's GetAttributes: the altered event and the reply."""
+        try:
+            reply = self.attributes.process_event(event, context=context)
+        except AttributeSError as exc:
+            raise RpcError(exc.message) from None
+        return reply.event, reply.to_wire()
+
+    async def _cdr_attributes(self, event: CGREvent) -> CGREvent:
+        """AttributeS for CDRs (context *cdrs); no matching profile leaves the event as it is."""
+        try:
+            return self.attributes.process_event(event, context=CONTEXT_CDRS).event
+        except AttributeSError as exc:
+            if exc.message == "NOT_FOUND":
+                return event
+            raise ChargingError(f"ATTRIBUTES_ERROR:{exc.message}") from None
 
     async def _cdrlog(self, fields: dict[str, Any]) -> None:
         """*cdrlog actions: a pre-rated CDR of what the action did."""

@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING
 from core.api import accounts as accounts_api
 from core.api import actions as actions_api
 from core.api import apier, core_service
+from core.api import attributes as attributes_api
 from core.api import cdrs as cdrs_api
+from core.api import chargers as chargers_api
+from core.api import filters as filters_api
 from core.api import sessions as sessions_api
 from core.rpc import MethodRegistry
 
@@ -21,11 +24,14 @@ def register_all(registry: MethodRegistry, engine: Engine) -> None:
     accounts_api.register(registry, engine.accounts, engine.actions, engine.config.general)
     actions_api.register(registry, engine.actions, engine.loader, engine.config.general)
     general = engine.config.general
+    filters_api.register(registry, engine.filters, engine.loader, general)
+    attributes_api.register(registry, engine.attributes, engine.loader, general)
+    chargers_api.register(registry, engine.chargers, engine.attributes, engine.loader, general)
     sessions_api.register(
         registry,
         engine.sessions,
         engine.cdrs,
-        None,
+        engine.attributes_of,
         default_tenant=general.default_tenant,
         timezone=general.default_timezone,
     )

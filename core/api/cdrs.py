@@ -8,13 +8,14 @@ from typing import Any, Final
 
 from core.api._params import ERR_NOT_FOUND, OK, as_object
 from core.cdrs.service import CdrError, CdrService
-from core.charging import cdr_event_fields
+from core.charging import ChargingError, cdr_event_fields
 from core.filters.event import CGREvent
 from core.rpc import CallContext, MethodRegistry, RpcError
 from core.storage.cdr import Cdr, CdrFilter
 from core.types import InvalidValue, parse_duration, parse_time, to_money, zone
 
 FLAG_CHARGERS: Final = "*chargers"
+FLAG_ATTRIBUTES: Final = "*attributes"
 # RPCCDRsFilter list fields -> CdrFilter fields.
 _LIST_FILTERS: Final = {
     "CGRIDs": "cgrids",
@@ -85,10 +86,10 @@ def register(
 ) -> None:
     tz = zone(timezone)
 
-    async def process(event: CGREvent, chargers: bool) -> str:
+    async def process(event: CGREvent, chargers: bool, attributes: bool = True) -> str:
         try:
-            await cdrs.process_event(event, chargers=chargers)
-        except CdrError as exc:
+            await cdrs.process_event(event, chargers=chargers, attributes=attributes)
+        except ChargingError as exc:
             raise RpcError(str(exc)) from None
         except InvalidValue as exc:
             raise RpcError(f"SERVER_ERROR: invalid params: {exc}") from None
@@ -102,7 +103,8 @@ def register(
             raise RpcError(f"SERVER_ERROR: invalid params: {exc}") from None
         flags = {str(flag) for flag in args.get("Flags") or []}
         chargers = f"{FLAG_CHARGERS}:false" not in flags
-        return await process(event, chargers)
+        attributes = f"{FLAG_ATTRIBUTES}:false" not in flags
+        return await process(event, chargers, attributes)
 
     async def process_external(params: Any, ctx: CallContext) -> str:
         args = as_object(params)

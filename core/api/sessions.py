@@ -7,11 +7,12 @@ from decimal import Decimal
 from typing import Any, Final
 
 from core.api._params import ERR_MANDATORY_IE_MISSING, ERR_NOT_FOUND, OK, as_object
-from core.cdrs.service import CdrError, CdrService
+from core.cdrs.service import CdrService
+from core.charging import ChargingError
 from core.filters.event import CGREvent
 from core.rpc import CallContext, MethodRegistry, RpcError
 from core.sessions.reply_cache import ReplyCache
-from core.sessions.service import SessionError, SessionService
+from core.sessions.service import SessionService
 from core.types import SECOND, InvalidValue, zone
 
 # Processes an event through AttributeS in a context; returns the altered event and the
@@ -87,7 +88,7 @@ def register(
     async def cached(method: str, event: CGREvent, work: Callable[[], Awaitable[Any]]) -> Any:
         try:
             return await cache.run(method, event.tenant, event.id, work)
-        except (SessionError, CdrError) as exc:
+        except ChargingError as exc:
             raise RpcError(str(exc)) from None
 
     # ---------------------------------------------------------------------------- authorize

@@ -61,7 +61,7 @@ DEFAULT_PROCESS_RUNS: Final = 1
 OPTS_CONTEXT: Final = "*context"
 # APIOpts naming the process runs and the profile IDs (CGRateS renamed them across v0.11).
 OPTS_PROCESS_RUNS: Final = ("*processRuns", "*attributesProcessRuns", "*attrProcessRuns")
-OPTS_PROFILE_IDS: Final = ("*attrProfileIDs", "*attributeIDs")
+OPTS_PROFILE_IDS: Final = ("*attrProfileIDs",)
 
 ERR_NOT_FOUND: Final = "NOT_FOUND"
 ERR_SERVER_ERROR: Final = "SERVER_ERROR"

@@ -21,6 +21,7 @@ from core.charging import (
     NONE,
     PREPAID,
     RATED,
+    ChargingError,
     RunEvent,
     cdr_event_fields,
     read_run_event,
@@ -39,10 +40,14 @@ COST_SOURCE_SESSIONS: Final = "*sessions"
 ERR_EXISTS: Final = "EXISTS"
 
 RunsOf = Callable[[CGREvent], Awaitable[list[CGREvent]]]
+# AttributeS in the *cdrs context: the altered event, or the event unchanged when no profile
+# matches (raises CdrError on a real AttributeS failure).
+AttributesOf = Callable[[CGREvent], Awaitable[CGREvent]]
+CONTEXT_CDRS: Final = "*cdrs"
 Clock = Callable[[], datetime]
 
 
-class CdrError(Exception):
+class CdrError(ChargingError):
     """A CDR could not be processed; the text is the CGRateS error string."""
 
 
@@ -79,6 +84,7 @@ class CdrService:
         session_costs: SessionCosts,
         runs_of: RunsOf,
         *,
+        attributes_of: AttributesOf | None = None,
         default_tenant: str,
         default_category: str,
         default_request_type: str,
@@ -90,6 +96,7 @@ class CdrService:
         self._rater = rater
         self.session_costs = session_costs
         self._runs_of = runs_of
+        self._attributes_of = attributes_of
         self._default_tenant = default_tenant
         self._default_category = default_category
         self._default_request_type = default_request_type
@@ -106,10 +113,14 @@ class CdrService:
         )
 
     # ------------------------------------------------------------------------------ process
-    async def process_event(self, event: CGREvent, *, chargers: bool = True) -> list[Cdr]:
+    async def process_event(
+        self, event: CGREvent, *, chargers: bool = True, attributes: bool = True
+    ) -> list[Cdr]:
         """Stores and charges one CDR per charger run (or the event itself, when it names its
-        RunID or ``chargers`` is off). Raises CdrError("EXISTS") when every run is a duplicate;
-        a duplicate run is never charged."""
+        RunID or ``chargers`` is off), after AttributeS in the ``*cdrs`` context. Raises
+        CdrError("EXISTS") when every run is a duplicate; a duplicate run is never charged."""
+        if attributes and self._attributes_of is not None:
+            event = await self._attributes_of(event)
         runs = await self._runs_of(event) if chargers else [event]
         stored: list[Cdr] = []
         duplicates = 0

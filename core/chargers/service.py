@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
-from core.attributes import AttributeSError, AttributeService, process_runs_of
+from core.attributes import OPTS_CONTEXT, AttributeSError, AttributeService, process_runs_of
 from core.filters.errors import FilterError, plan_error
 from core.filters.event import CGREvent, EventView
 from core.filters.index import CandidateIndex
@@ -29,7 +29,6 @@ RUN_ID: Final = "RunID"
 META_REQ_RUN_ID: Final = "*req.RunID"
 META_CHARGERS: Final = "*chargers"
 OPTS_SUBSYS: Final = "*subsys"
-OPTS_CONTEXT: Final = "*context"
 
 ERR_NOT_FOUND: Final = "NOT_FOUND"
 ERR_SERVER_ERROR: Final = "SERVER_ERROR"

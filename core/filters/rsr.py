@@ -18,6 +18,7 @@ backquotes is never split. Evaluation returns ``None`` when a referenced field i
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from functools import lru_cache
@@ -69,7 +70,10 @@ def go_regex(pattern: str) -> re.Pattern[str]:
     """Compiles a Go (RE2) regexp with Python's engine, translating the syntax that differs."""
     translated = _GO_NAMED_GROUP.sub("(?P<", pattern).replace(r"\z", r"\Z")
     try:
-        return re.compile(translated)
+        with warnings.catch_warnings():
+            # Python warns on "[[" (a future nested-set syntax); RE2 reads it as a literal "[".
+            warnings.simplefilter("ignore", FutureWarning)
+            return re.compile(translated)
     except (re.error, OverflowError, RecursionError, ValueError) as exc:
         raise FilterError(f"error parsing regexp: {exc}: `{pattern}`") from None
 

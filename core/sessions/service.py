@@ -25,6 +25,7 @@ from core.charging import (
     LAST_USED,
     PREPAID,
     TOTAL_USAGE,
+    ChargingError,
     RunEvent,
     cgrid,
     read_run_event,
@@ -58,7 +59,7 @@ RunsOf = Callable[[CGREvent], Awaitable[list[CGREvent]]]
 Clock = Callable[[], datetime]
 
 
-class SessionError(Exception):
+class SessionError(ChargingError):
     """A session request failed; the text is the CGRateS error string."""
 
 
@@ -408,7 +409,7 @@ class SessionService:
             fields["RunID"] = run.run_id
             cdr_event = CGREvent(run.event.tenant, "", None, fields)
             try:
-                await self._cdrs.process_event(cdr_event, chargers=False)
+                await self._cdrs.process_event(cdr_event, chargers=False, attributes=False)
             except Exception as exc:
                 log.error("CDR of ended session %s failed: %s", session.cgrid, exc)
 

@@ -278,7 +278,53 @@ def test_get_cdrs_reply_shape(engine: EngineProcess) -> None:
         "SessionSv1.ProcessCDR",
         {"Event": {**prepaid_event("shape", "1m"), "RequestType": "*rated", "Extra": "x"}},
     )
-    (cdr,) = cdrs(engine, OriginIDs=["shape"])
+    raw, cdr = sorted(cdrs(engine, OriginIDs=["shape"]), key=lambda c: c["RunID"] == "*default")
+    # The tutorial's chargers fork the event: *default is rated, *raw (RequestType *none) not.
+    assert (raw["RunID"], raw["RequestType"], raw["Cost"]) == ("*raw", "*none", -1)
     assert cdr["RunID"] == "*default"
     assert cdr["ExtraFields"] == {"Extra": "x"}
     assert json.loads(json.dumps(cdr))["Cost"] == 0.6
+
+
+def test_attribute_maps_did_to_account_in_cdrs_context(engine: EngineProcess) -> None:
+    reply = engine.call(
+        "APIerSv1.SetAttributeProfile",
+        {"Tenant": "cgrates.org", "ID": "ATTR_DID_12340003", "Contexts": ["*cdrs"],
+         "FilterIDs": ["*string:~*req.Account:12340003"], "Weight": 20,
+         "Attributes": [{"Path": "*req.Account", "Type": "*constant",
+                         "Value": "Nick_Test_123"}]},
+    )  # fmt: skip
+    assert reply["result"] == "OK", reply
+    reply = engine.call(
+        "CDRsV2.ProcessExternalCDR",
+        {"OriginID": "did-1", "OriginHost": "10.0.0.1", "RequestType": "*rated",
+         "Tenant": "cgrates.org", "Category": "call", "Account": "12340003", "Subject": "1001",
+         "Destination": "1002", "AnswerTime": "2023-01-07T17:00:10Z", "Usage": "60s"},
+    )  # fmt: skip
+    assert reply["result"] == "OK", reply
+    (cdr,) = cdrs(engine, OriginIDs=["did-1"], RunIDs=["*default"])
+    assert cdr["Account"] == "Nick_Test_123"
+    assert Decimal(str(cdr["Cost"])) == Decimal("0.6")
+    # The same profile does not apply in the *sessions context.
+    auth = engine.call(
+        "AttributeSv1.ProcessEvent",
+        {"Tenant": "cgrates.org", "ID": "probe", "Context": "*sessions",
+         "Event": {"Account": "12340003"}},
+    )  # fmt: skip
+    assert auth["error"] == "NOT_FOUND"
+
+
+def test_authorize_with_attributes_and_digest(engine: EngineProcess) -> None:
+    args = {"GetAttributes": True, "GetMaxUsage": True,
+            "Event": {"Account": "1001", "Destination": "1002", "OriginID": "attr-1",
+                      "SetupTime": "2023-01-07T17:00:00Z"}}  # fmt: skip
+    reply = engine.call("SessionSv1.AuthorizeEvent", args)["result"]
+    attributes = reply["Attributes"]
+    assert attributes["MatchedProfiles"] == ["ATTR_1001_SESSIONAUTH"]
+    assert "*req.Password" in attributes["AlteredFields"]
+    # The profile makes the call *prepaid, so 1001's 10 limit it: 0.4 + 0.2 buy the first
+    # minute, 9.4 buy 5628 whole seconds at 0.00167.
+    assert reply["MaxUsage"] == (60 + 5628) * 1_000_000_000
+    digest = engine.call("SessionSv1.AuthorizeEventWithDigest", {**args, "ID": "d"})["result"]
+    assert "Password:CGRateS.org" in digest["AttributesDigest"].split(",")
+    assert "RequestType:*prepaid" in digest["AttributesDigest"].split(",")
