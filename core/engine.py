@@ -16,7 +16,7 @@ from core.cdrs.service import CONTEXT_CDRS, CdrService, SessionCosts
 from core.chargers import ChargerSError, ChargerService
 from core.charging import ChargingError, cgrid
 from core.config import Config
-from core.filters import FilterService, destination_ids_from
+from core.filters import FilterError, FilterService, destination_ids_from
 from core.filters.event import CGREvent
 from core.rating.service import RatingService
 from core.rpc import MethodRegistry, RpcError, RpcServer
@@ -139,6 +139,13 @@ class Engine:
         except AttributeSError as exc:
             raise RpcError(exc.message) from None
         return reply.event, reply.to_wire()
+
+    def event_passes(self, tenant: str, filter_ids: list[str], event: CGREvent) -> bool:
+        """FilterS over an event, for the session queries (GetActiveSessions Filters)."""
+        try:
+            return self.filters.passes(tenant, filter_ids, event.view())
+        except FilterError as exc:
+            raise RpcError(f"FILTERS_ERROR:{exc}") from None
 
     async def _cdr_attributes(self, event: CGREvent) -> CGREvent:
         """AttributeS for CDRs (context *cdrs); no matching profile leaves the event as it is."""

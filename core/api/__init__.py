@@ -32,6 +32,7 @@ def register_all(registry: MethodRegistry, engine: Engine) -> None:
         engine.sessions,
         engine.cdrs,
         engine.attributes_of,
+        engine.event_passes,
         default_tenant=general.default_tenant,
         timezone=general.default_timezone,
     )

@@ -18,6 +18,8 @@ from core.types import SECOND, InvalidValue, zone
 # Processes an event through AttributeS in a context; returns the altered event and the
 # AttributeSv1.ProcessEvent reply. Raises RpcError (e.g. NOT_FOUND).
 AttributesOf = Callable[[CGREvent, str], Awaitable[tuple[CGREvent, dict[str, Any]]]]
+# Does an event pass FilterIDs (inline or stored) in a tenant? Raises RpcError on a bad filter.
+EventFilter = Callable[[str, list[str], CGREvent], bool]
 
 CONTEXT_SESSIONS: Final = "*sessions"
 ERR_SUBSYSTEMS_MISSING: Final = f"{ERR_MANDATORY_IE_MISSING}: [subsystems]"
@@ -58,6 +60,7 @@ def register(
     sessions: SessionService,
     cdrs: CdrService,
     attributes_of: AttributesOf | None,
+    event_filter: EventFilter | None = None,
     *,
     default_tenant: str,
     timezone: str,
@@ -283,9 +286,22 @@ def register(
 
     # ------------------------------------------------------------------------------ queries
     def selected(params: Any) -> list[Any]:
+        """Sessions by CGRateS's FilterWithPaginator: Tenant, Filters (FilterIDs), Limit."""
         args = params if isinstance(params, Mapping) else {}
         tenant = str(args.get("Tenant") or "")
-        found = sessions.find(tenant)
+        filter_ids = args.get("Filters") or []
+        if not isinstance(filter_ids, list):
+            raise RpcError("SERVER_ERROR: invalid params: Filters must be a list")
+        predicate = None
+        if filter_ids:
+            if event_filter is None:
+                raise RpcError("FILTERS_ERROR:NOT_CONNECTED")
+            ids = [str(item) for item in filter_ids]
+
+            def predicate(session: Any) -> bool:
+                return event_filter(session.event.tenant, ids, session.event)
+
+        found = sessions.find(tenant, predicate)
         limit = args.get("Limit")
         if isinstance(limit, int) and limit > 0:
             found = found[:limit]

@@ -201,3 +201,26 @@ async def test_concurrent_retransmissions_run_once(running: Any) -> None:
     )
     assert all(reply == replies[0] for reply in replies)
     assert await money(client, "alice") == Decimal("9.9")
+
+
+async def test_active_sessions_by_filter(running: Any) -> None:
+    client, _agent = await running()
+    await fund(client, "alice", "10")
+    await fund(client, "bob", "10")
+    for origin, account in (("a-1", "alice"), ("b-1", "bob"), ("b-2", "bob")):
+        await client.call(
+            "SessionSv1.InitiateSession",
+            {"InitSession": True, "Event": event(origin, "1s", Account=account)},
+        )
+    rows = await client.call(
+        "SessionSv1.GetActiveSessions", {"Filters": ["*string:~*req.Account:bob"]}
+    )
+    assert sorted(row["OriginID"] for row in rows) == ["b-1", "b-2"]
+    assert await client.call("SessionSv1.GetActiveSessionsCount", {"Limit": 1}) == 1
+    assert (
+        await client.call(
+            "SessionSv1.ForceDisconnect", {"Filters": ["*string:~*req.Account:alice"]}
+        )
+        == "OK"
+    )
+    assert await client.call("SessionSv1.GetActiveSessionsCount", {}) == 2
