@@ -183,6 +183,10 @@ class MethodRegistry:
         return self._equivalents.get(service) or {service}
 
     # ------------------------------------------------------------------------------ lookup
+    def names(self) -> list[str]:
+        """Every registered method name, aliases included, sorted."""
+        return sorted(self._methods)
+
     def lookup(self, name: str) -> MethodEntry | None:
         return self._methods.get(name)
 
