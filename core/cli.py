@@ -1,4 +1,4 @@
-"""The ``chargeflow`` command: engine, up, tp load."""
+"""The ``chargeflow`` command: engine, agent, up, tp load."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
-from core.config import Config, ConfigError, load_config, parse_address
+from core.config import AgentConfig, Config, ConfigError, load_config, parse_address
 
 log = logging.getLogger("chargeflow")
 
@@ -20,6 +22,9 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 PROGRESS_BAR_WIDTH = 40
 PROGRESS_MIN_BYTES = 1 << 20  # below 1 MiB a bar is noise
+AGENT_STOP_WAIT: Final = 20.0
+"""Seconds ``up`` waits for an agent process after SIGTERM before SIGKILL (longer than the
+agent's own bounded stop: agents.runtime.AGENT_STOP_TIMEOUT + DRAIN_TIMEOUT)."""
 
 
 def _install_event_loop_policy() -> None:
@@ -44,9 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     _config_options(engine)
     engine.add_argument("--storage", choices=("sqlite", "memory"), help="override storage.type")
 
-    up = commands.add_parser("up", help="run the engine and every enabled agent")
+    up = commands.add_parser(
+        "up", help="run the engine and every enabled agent (each agent in its own process)"
+    )
     _config_options(up)
     up.add_argument("--storage", choices=("sqlite", "memory"), help="override storage.type")
+
+    agent = commands.add_parser("agent", help="run one agent (it reaches the engine over TCP)")
+    agent.add_argument("name", help="the agent's name under agents: in the config")
+    agent.add_argument("--config", type=Path, help="YAML config (default: config/chargeflow.yaml)")
 
     tp = commands.add_parser("tp", help="tariff plans")
     tp_commands = tp.add_subparsers(dest="tp_command", required=True)
@@ -82,6 +93,108 @@ async def _run_engine(config: Config) -> int:
         log.info("stopping")
         await engine.stop()
     return EXIT_OK
+
+
+async def _run_up(config: Config, log_level: str) -> int:
+    """The engine in this process and each enabled agent as a child process. Nothing is
+    restarted: if an agent dies, everything stops and the exit code is 1."""
+    from agents.base import AGENT_FACTORIES
+    from core.engine import Engine
+
+    enabled = [agent for agent in config.agents.values() if agent.enabled]
+    unknown = [a.name for a in enabled if a.factory is None and a.name not in AGENT_FACTORIES]
+    if unknown:  # before anything starts
+        print(f"chargeflow: unknown agent(s) enabled: {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_USAGE
+    engine = Engine(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    children: dict[str, asyncio.subprocess.Process] = {}
+    code = EXIT_OK
+    try:
+        await engine.start()  # returns once the listeners are bound: agents can connect
+        log.info("engine ready: %s", ", ".join(engine.listening()))
+        for agent in enabled:
+            if stop.is_set():
+                break
+            children[agent.name] = await _spawn_agent(agent, config, log_level)
+        died = await _wait_stop_or_exit(stop, children)
+        if died is not None:
+            process = children[died]
+            log.error(
+                "agent %s (pid %d) exited with code %s; agents are not restarted: stopping",
+                died,
+                process.pid,
+                process.returncode,
+            )
+            code = EXIT_FAILURE
+    finally:
+        log.info("stopping")
+        if not await _stop_agents(children):
+            code = EXIT_FAILURE
+        await engine.stop()
+    return code
+
+
+async def _spawn_agent(
+    agent: AgentConfig, config: Config, log_level: str
+) -> asyncio.subprocess.Process:
+    from agents.runtime import SUPERVISOR_PID_ENV
+
+    command = [sys.executable, "-m", "core.cli", "--log-level", log_level, "agent", agent.name]
+    if config.source is not None:
+        command += ["--config", str(config.source)]
+    # Own session: a terminal's Ctrl-C reaches only `up`, which stops the agents in order.
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        start_new_session=True,
+        env={**os.environ, SUPERVISOR_PID_ENV: str(os.getpid())},
+    )
+    log.info("agent %s started (pid %d)", agent.name, process.pid)
+    return process
+
+
+async def _wait_stop_or_exit(
+    stop: asyncio.Event, children: dict[str, asyncio.subprocess.Process]
+) -> str | None:
+    """Waits for ``stop`` or for a child to exit; returns the name of a child that exited."""
+    exits = {asyncio.ensure_future(process.wait()): name for name, process in children.items()}
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait({stopped, *exits}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in (stopped, *exits):
+            waiter.cancel()
+    for waiter, name in exits.items():
+        if waiter in done:
+            return name
+    return None
+
+
+async def _stop_agents(children: dict[str, asyncio.subprocess.Process]) -> bool:
+    """SIGTERM to each agent by PID, then SIGKILL for those still running after
+    ``AGENT_STOP_WAIT``; whether every agent stopped with exit code 0."""
+    for process in children.values():
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+    clean = True
+    deadline = asyncio.get_running_loop().time() + AGENT_STOP_WAIT
+    for name, process in children.items():
+        try:
+            async with asyncio.timeout_at(deadline):
+                returncode = await process.wait()
+        except TimeoutError:
+            log.error("agent %s (pid %d) still running: killing it", name, process.pid)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            returncode = await process.wait()
+        if returncode != 0:
+            log.warning("agent %s (pid %d) exited with code %s", name, process.pid, returncode)
+            clean = False
+    return clean
 
 
 class _ProgressBar:
@@ -173,8 +286,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"chargeflow: {exc}", file=sys.stderr)
         return EXIT_USAGE
     _install_event_loop_policy()
-    if args.command in ("engine", "up"):
+    if args.command == "engine":
         return asyncio.run(_run_engine(_with_storage(config, args.storage)))
+    if args.command == "up":
+        return asyncio.run(_run_up(_with_storage(config, args.storage), args.log_level))
+    if args.command == "agent":
+        from agents.runtime import run_agent  # the engine's own commands never load agents
+
+        return asyncio.run(run_agent(args.name, config))
     if args.command == "tp" and args.tp_command == "load":
         return asyncio.run(_tp_load(config, args.folder, args.dry_run, args.engine))
     return EXIT_USAGE

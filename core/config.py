@@ -13,7 +13,9 @@ from typing import Any, Final
 
 import yaml
 
-from core.types import InvalidValue, parse_duration
+from core.rpc.connection import DEFAULT_CONNECT_TIMEOUT, DEFAULT_REPLY_TIMEOUT
+from core.rpc.pool import DEFAULT_POOL_CONNECTIONS, STRATEGIES, STRATEGY_FAILOVER
+from core.types import SECOND, InvalidValue, parse_duration
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH: Final = REPO_ROOT / "config" / "chargeflow.yaml"
@@ -71,12 +73,34 @@ class SessionsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """One ``agents.<name>`` block: the keys every agent has, typed here; the agent's own keys
+    are in ``options``, validated by the agent."""
+
+    name: str
+    enabled: bool = False
+    engines: tuple[Address, ...] = ()  # resolved: the engine's rpc_json_listen when none given
+    strategy: str = STRATEGY_FAILOVER  # failover | round_robin
+    connections: int = DEFAULT_POOL_CONNECTIONS  # per engine
+    reply_timeout: float = DEFAULT_REPLY_TIMEOUT  # seconds
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # seconds
+    listen: Address | None = None  # where the agent serves its protocol
+    templates: Path | None = None  # its request/reply templates
+    factory: str | None = None  # "module:attribute" for an agent not in AGENT_FACTORIES
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+AGENT_COMMON_KEYS: Final = frozenset(AgentConfig.__slots__) - {"name", "options"}
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     general: GeneralConfig = field(default_factory=GeneralConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     tariffplans: TariffPlansConfig = field(default_factory=TariffPlansConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
+    agents: dict[str, AgentConfig] = field(default_factory=dict)
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # the merged tree, for later subsystems
 
@@ -126,9 +150,16 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 _PATH_KEYS: Final = {("storage", "data_dir"), ("tariffplans", "load_on_start")}
 
 
+# ... and inside every agents.<name> block.
+_AGENT_PATH_KEYS: Final = ("templates",)
+
+
 def _resolve_paths(tree: dict[str, Any], base: Path) -> dict[str, Any]:
-    for section, key in _PATH_KEYS:
-        block = tree.get(section)
+    blocks = [(tree.get(section), key) for section, key in _PATH_KEYS]
+    agents = tree.get("agents")
+    if isinstance(agents, dict):
+        blocks += [(agent, key) for agent in agents.values() for key in _AGENT_PATH_KEYS]
+    for block, key in blocks:
         if not isinstance(block, dict) or key not in block:
             continue
         value = block[key]
@@ -150,7 +181,69 @@ def _section(tree: dict[str, Any], name: str, allowed: set[str], source: Path) -
 
 
 # Sections that belong to subsystems arriving in later issues are kept raw, not rejected.
-_OPEN_SECTIONS: Final = {"agents", "cdrs", "logging"}
+_OPEN_SECTIONS: Final = {"cdrs", "logging"}
+
+
+def _seconds(value: Any, where: str) -> float:
+    """A positive Go-style duration (``"2s"``, ``"500ms"``) in seconds; bare numbers are refused
+    (they would be nanoseconds, as everywhere in CGRateS)."""
+    if not isinstance(value, str):
+        raise ConfigError(f'{where}: expected a duration such as "2s", got {value!r}')
+    try:
+        nanoseconds = parse_duration(value)
+    except InvalidValue as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if nanoseconds <= 0:
+        raise ConfigError(f"{where}: must be more than 0")
+    return nanoseconds / SECOND
+
+
+def _agent_config(name: str, block: Any, engine: EngineConfig, source: Path) -> AgentConfig:
+    where = f"{source}: agents.{name}"
+    if block is None:
+        block = {}
+    if not isinstance(block, dict):
+        raise ConfigError(f"{where}: must be a mapping")
+    enabled = block.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{where}.enabled: must be true or false")
+    raw_engines = block.get("engines") or []
+    if isinstance(raw_engines, str):
+        raw_engines = [raw_engines]
+    if not isinstance(raw_engines, list):
+        raise ConfigError(f"{where}.engines: must be a list of HOST:PORT")
+    engines = tuple(
+        address
+        for item in raw_engines
+        if (address := parse_address(item, f"{where}.engines")) is not None
+    )
+    if not engines and engine.rpc_json_listen is not None:
+        engines = (engine.rpc_json_listen,)  # the engine `up` starts next to the agents
+    if enabled and not engines:
+        raise ConfigError(f"{where}.engines: none given and engine.rpc_json_listen is disabled")
+    strategy = block.get("strategy", STRATEGY_FAILOVER)
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"{where}.strategy: {strategy!r} is not one of {list(STRATEGIES)}")
+    connections = block.get("connections", DEFAULT_POOL_CONNECTIONS)
+    if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
+        raise ConfigError(f"{where}.connections: must be a whole number of at least 1")
+    templates = block.get("templates")
+    factory = block.get("factory")
+    if factory is not None and (not isinstance(factory, str) or ":" not in factory):
+        raise ConfigError(f'{where}.factory: expected "module:attribute", got {factory!r}')
+    return AgentConfig(
+        name=name,
+        enabled=enabled,
+        engines=engines,
+        strategy=strategy,
+        connections=connections,
+        reply_timeout=_seconds(block.get("reply_timeout", "2s"), f"{where}.reply_timeout"),
+        connect_timeout=_seconds(block.get("connect_timeout", "1s"), f"{where}.connect_timeout"),
+        listen=parse_address(block.get("listen"), f"{where}.listen"),
+        templates=Path(templates) if templates else None,
+        factory=factory,
+        options={key: value for key, value in block.items() if key not in AGENT_COMMON_KEYS},
+    )
 
 
 def load_config(path: Path | None = None, data_dir: Path | None = None) -> Config:
@@ -160,7 +253,7 @@ def load_config(path: Path | None = None, data_dir: Path | None = None) -> Confi
     if path is not None and path.resolve() != DEFAULT_CONFIG_PATH:
         source = path
         tree = _deep_merge(tree, _read_yaml(path))
-    known = {"general", "engine", "storage", "tariffplans", "sessions"} | _OPEN_SECTIONS
+    known = {"general", "engine", "storage", "tariffplans", "sessions", "agents"} | _OPEN_SECTIONS
     unknown = set(tree) - known
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}")
@@ -207,6 +300,20 @@ def load_config(path: Path | None = None, data_dir: Path | None = None) -> Confi
             parse_duration(getattr(sessions, key))
         except InvalidValue as exc:
             raise ConfigError(f"{source}: sessions.{key}: {exc}") from None
+    agents_block = tree.get("agents") or {}
+    if not isinstance(agents_block, dict):
+        raise ConfigError(f"{source}: agents: must be a mapping of agent name to settings")
+    agents = {
+        str(name): _agent_config(str(name), block, engine, source)
+        for name, block in agents_block.items()
+    }
     return Config(
-        general, engine, storage, tariffplans, sessions=sessions, source=source, raw=tree
+        general,
+        engine,
+        storage,
+        tariffplans,
+        sessions=sessions,
+        agents=agents,
+        source=source,
+        raw=tree,
     )

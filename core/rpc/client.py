@@ -1,7 +1,9 @@
 """Clients for calling a ``MethodRegistry``: over TCP (``RpcClient``) or in-process.
 
-Both implement ``EngineClient``, the one method the rest of the suite depends on, so connection
-pools, failover and reconnection can later be added as further implementations.
+All implement ``EngineClient``, the one method the rest of the suite depends on:
+``RpcClient`` (one connection, no reconnection: scripts, ``tp load``), ``EnginePool`` in
+``core.rpc.pool`` (agents: several engines, failover or round robin, reconnection, retry of
+retry-safe calls) and ``InProcessClient`` (embedded mode and tests).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from core.rpc.registry import TRANSPORT_INTERNAL, CallContext, MethodRegistry
 
 
 class EngineClient(Protocol):
-    """Something that runs CGRateS API calls: returns the result or raises ``RpcError``."""
+    """Something that runs CGRateS API calls: returns the result or raises ``RpcError`` (the
+    engine's error text); over the network also ``RpcTimeoutError`` / ``RpcDisconnectedError``."""
 
     async def call(self, method: str, params: Any) -> Any: ...
 

@@ -225,10 +225,18 @@ class SessionService:
         async with session.lock:
             if session.ended:
                 raise SessionError(ERR_SESSION_NOT_FOUND)
+            self._rebind(session, connection)
             self._confirm_usage(session, event)
             max_usage = await self._debit_all(session, self.requested_usage(event))
             self._arm_ttl(session)
             return max_usage
+
+    @staticmethod
+    def _rebind(session: Session, connection: RpcConnection | None) -> None:
+        """The agent's latest connection owns the session: after a reconnect, callbacks go
+        over the new connection, not the dead one."""
+        if connection is not None:
+            session.connection = connection
 
     def _confirm_usage(self, session: Session, event: CGREvent) -> None:
         """LastUsed adds to the usage confirmed, TotalUsage replaces it; with neither, the
@@ -257,6 +265,7 @@ class SessionService:
         async with session.lock:
             if session.ended:
                 raise SessionError(ERR_SESSION_NOT_FOUND)
+            self._rebind(session, connection)
             total = run_event.usage
             last_used = _duration(event.event.get(LAST_USED))
             for run in session.runs:
@@ -432,6 +441,10 @@ class SessionService:
                 by_connection.setdefault(session.connection, []).append(session)
         ended = 0
         for connection, sessions in by_connection.items():
+            if connection.closed:
+                # The agent cannot be asked over a dead connection; it rebinds its sessions
+                # when it reconnects, and the TTL ends the ones it really lost.
+                continue
             alive: set[str] | None = None
             if not connection.closed:
                 try:
