@@ -13,25 +13,14 @@ from typing import Any, Final
 
 from core.api._params import (
     ERR_MANDATORY_IE_MISSING,
-    ERR_NOT_FOUND,
-    OK,
     as_object,
     flag,
     require,
     server_error,
     text,
 )
-from core.api.filters import (
-    interval_from_wire,
-    interval_to_wire,
-    load_item,
-    paginate,
-    profile_ids,
-    remove_item,
-    string_list,
-    tenant_id_args,
-    tenant_of,
-)
+from core.api._profiles import ProfileKind, register_profile_api
+from core.api.filters import interval_from_wire, interval_to_wire, string_list
 from core.attributes import (
     OPTS_CONTEXT,
     AttributeSError,
@@ -46,8 +35,8 @@ from core.filters import CGREvent, FilterError
 from core.filters.rsr import join_rules
 from core.rpc import CallContext, MethodRegistry, RpcError
 from core.tariffplan import KIND_ATTRIBUTES
-from core.tariffplan.loader import TariffPlanLoader, items_of
-from core.tariffplan.models import Attribute, AttributeProfile, tenant_key
+from core.tariffplan.loader import TariffPlanLoader
+from core.tariffplan.models import Attribute, AttributeProfile
 from core.types import InvalidValue, to_money, zone
 
 RULES: Final = "Rules"
@@ -196,46 +185,24 @@ def register(
     registry.register("AttributeSv1.GetAttributeForEvent", get_attribute_for_event)
 
     # ------------------------------------------------------------------------------- profiles
-    async def set_profile(params: Any, ctx: CallContext) -> str:
-        args = as_object(params)
-        require(args, "ID", "Attributes")
-        profile = attribute_from_wire(args, tenant_of(args, general), timezone)
+    def check(profile: Any) -> None:
         try:
             attributes.compile(profile)
         except FilterError as exc:
             raise server_error(exc) from None
-        await load_item(loader, KIND_ATTRIBUTES, profile.key, profile)
-        return OK
 
-    def get_profile(params: Any, ctx: CallContext) -> dict[str, Any]:
-        tenant, profile_id = tenant_id_args(as_object(params), general)
-        profile = items_of(loader.current, KIND_ATTRIBUTES).get(tenant_key(tenant, profile_id))
-        if profile is None:
-            raise RpcError(ERR_NOT_FOUND)
-        return attribute_to_wire(profile)
-
-    def get_profile_ids(params: Any, ctx: CallContext) -> list[str]:
-        args = as_object(params) if params is not None else {}
-        ids = profile_ids(loader, KIND_ATTRIBUTES, tenant_of(args, general))
-        if not ids:
-            raise RpcError(ERR_NOT_FOUND)
-        return paginate(ids, args)
-
-    def get_profile_ids_count(params: Any, ctx: CallContext) -> int:
-        args = as_object(params) if params is not None else {}
-        ids = profile_ids(loader, KIND_ATTRIBUTES, tenant_of(args, general))
-        if not ids:
-            raise RpcError(ERR_NOT_FOUND)
-        return len(ids)
-
-    async def remove_profile(params: Any, ctx: CallContext) -> str:
-        tenant, profile_id = tenant_id_args(as_object(params), general)
-        await remove_item(loader, KIND_ATTRIBUTES, tenant_key(tenant, profile_id))
-        return OK
-
-    for version in ("APIerSv1", "APIerSv2"):
-        registry.register(f"{version}.SetAttributeProfile", set_profile)
-    registry.register("APIerSv1.GetAttributeProfile", get_profile)
-    registry.register("APIerSv1.GetAttributeProfileIDs", get_profile_ids)
-    registry.register("APIerSv1.GetAttributeProfileIDsCount", get_profile_ids_count)
-    registry.register("APIerSv1.RemoveAttributeProfile", remove_profile)
+    register_profile_api(
+        registry,
+        loader,
+        general,
+        ProfileKind(
+            KIND_ATTRIBUTES,
+            "AttributeProfile",
+            attribute_from_wire,
+            attribute_to_wire,
+            required=("ID", "Attributes"),
+            check=check,
+            set_versions=("APIerSv1", "APIerSv2"),
+            with_count=True,
+        ),
+    )

@@ -8,32 +8,20 @@ from typing import Any, Final
 
 from core.api._params import (
     ERR_MANDATORY_IE_MISSING,
-    ERR_NOT_FOUND,
-    OK,
     as_object,
-    require,
     server_error,
     text,
 )
-from core.api.filters import (
-    interval_from_wire,
-    interval_to_wire,
-    load_item,
-    paginate,
-    profile_ids,
-    remove_item,
-    string_list,
-    tenant_id_args,
-    tenant_of,
-)
+from core.api._profiles import ProfileKind, register_profile_api
+from core.api.filters import interval_from_wire, interval_to_wire, string_list
 from core.attributes import AttributeService
 from core.chargers import ChargerSError, ChargerService
 from core.config import GeneralConfig
 from core.filters import CGREvent, FilterError, check_filter_ids
 from core.rpc import CallContext, MethodRegistry, RpcError
 from core.tariffplan import KIND_CHARGERS
-from core.tariffplan.loader import TariffPlanLoader, items_of
-from core.tariffplan.models import META_NONE, ChargerProfile, tenant_key
+from core.tariffplan.loader import TariffPlanLoader
+from core.tariffplan.models import META_NONE, ChargerProfile
 from core.types import InvalidValue, to_money, zone
 
 INLINE_PREFIX: Final = "*"
@@ -115,34 +103,15 @@ def register(
     registry.register("ChargerSv1.GetChargersForEvent", get_chargers_for_event)
 
     # ------------------------------------------------------------------------------- profiles
-    async def set_profile(params: Any, ctx: CallContext) -> str:
-        args = as_object(params)
-        require(args, "ID")
-        profile = charger_from_wire(args, tenant_of(args, general), timezone)
-        check_charger(profile, attributes)
-        await load_item(loader, KIND_CHARGERS, profile.key, profile)
-        return OK
-
-    def get_profile(params: Any, ctx: CallContext) -> dict[str, Any]:
-        tenant, profile_id = tenant_id_args(as_object(params), general)
-        profile = items_of(loader.current, KIND_CHARGERS).get(tenant_key(tenant, profile_id))
-        if profile is None:
-            raise RpcError(ERR_NOT_FOUND)
-        return charger_to_wire(profile)
-
-    def get_profile_ids(params: Any, ctx: CallContext) -> list[str]:
-        args = as_object(params) if params is not None else {}
-        ids = profile_ids(loader, KIND_CHARGERS, tenant_of(args, general))
-        if not ids:
-            raise RpcError(ERR_NOT_FOUND)
-        return paginate(ids, args)
-
-    async def remove_profile(params: Any, ctx: CallContext) -> str:
-        tenant, profile_id = tenant_id_args(as_object(params), general)
-        await remove_item(loader, KIND_CHARGERS, tenant_key(tenant, profile_id))
-        return OK
-
-    registry.register("APIerSv1.SetChargerProfile", set_profile)
-    registry.register("APIerSv1.GetChargerProfile", get_profile)
-    registry.register("APIerSv1.GetChargerProfileIDs", get_profile_ids)
-    registry.register("APIerSv1.RemoveChargerProfile", remove_profile)
+    register_profile_api(
+        registry,
+        loader,
+        general,
+        ProfileKind(
+            KIND_CHARGERS,
+            "ChargerProfile",
+            charger_from_wire,
+            charger_to_wire,
+            check=lambda profile: check_charger(profile, attributes),
+        ),
+    )

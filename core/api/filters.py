@@ -1,6 +1,5 @@
 """APIerSv1 filter profile methods (SetFilter, GetFilter, GetFilterIDs, RemoveFilter), and the
-helpers the profile APIs (attributes, chargers) share: tenants, activation intervals, ID lists,
-loads through the ``TariffPlanLoader``."""
+wire helpers the profile APIs share (string lists, activation intervals)."""
 
 from __future__ import annotations
 
@@ -9,17 +8,14 @@ from datetime import datetime, tzinfo
 from typing import Any, Final
 
 from core.api._params import (
-    ERR_NOT_FOUND,
-    OK,
-    as_object,
-    require,
     server_error,
     text,
 )
+from core.api._profiles import ProfileKind, register_profile_api
 from core.config import GeneralConfig
 from core.filters import FilterError, FilterService, compile_profile
-from core.rpc import CallContext, MethodRegistry, RpcError
-from core.tariffplan import KIND_FILTERS, OTHER_KINDS, TariffPlanError
+from core.rpc import MethodRegistry
+from core.tariffplan import KIND_FILTERS, OTHER_KINDS
 from core.tariffplan.loader import TariffPlanLoader, items_of
 from core.tariffplan.models import (
     ActivationInterval,
@@ -28,7 +24,7 @@ from core.tariffplan.models import (
     TariffPlan,
     tenant_key,
 )
-from core.types import InvalidValue, dumps, format_time, parse_time, zone
+from core.types import InvalidValue, dumps, format_time, parse_time
 
 GO_ZERO_YEAR: Final = 1  # Go's zero time.Time (0001-01-01T00:00:00Z) means "not set"
 ACTIVATION_TIME: Final = "ActivationTime"
@@ -45,8 +41,6 @@ _INDEX_NAMES: Final = {
 
 
 # ------------------------------------------------------------------------------ shared helpers
-def tenant_of(args: Mapping[str, Any], general: GeneralConfig) -> str:
-    return text(args, "Tenant", general.default_tenant)
 
 
 def string_list(args: Mapping[str, Any], name: str) -> tuple[str, ...]:
@@ -92,42 +86,6 @@ def interval_to_wire(interval: ActivationInterval | None) -> dict[str, str] | No
         ACTIVATION_TIME: _go_time(interval.activation_time),
         EXPIRY_TIME: _go_time(interval.expiry_time),
     }
-
-
-def paginate(ids: list[str], args: Mapping[str, Any]) -> list[str]:
-    """CGRateS's ``Paginator``: optional ``Offset`` and ``Limit``."""
-    offset = args.get("Offset") or 0
-    limit = args.get("Limit")
-    if not isinstance(offset, int) or (limit is not None and not isinstance(limit, int)):
-        raise server_error("invalid params: Offset and Limit must be integers")
-    ids = ids[offset:]
-    return ids[:limit] if limit is not None else ids
-
-
-def profile_ids(loader: TariffPlanLoader, kind: str, tenant: str) -> list[str]:
-    """IDs of one kind's tenant-scoped items in ``tenant``, sorted."""
-    return sorted(
-        item.id for item in items_of(loader.current, kind).values() if item.tenant == tenant
-    )
-
-
-async def load_item(loader: TariffPlanLoader, kind: str, key: str, model: Any) -> None:
-    """Adds or replaces one item through a validated, atomic load."""
-    try:
-        await loader.load_plan(TariffPlan(others={kind: {key: model}}))
-    except TariffPlanError as exc:
-        raise server_error(exc) from None
-
-
-async def remove_item(loader: TariffPlanLoader, kind: str, key: str) -> None:
-    if not await loader.remove(kind, [key]):
-        raise RpcError(ERR_NOT_FOUND)
-
-
-def tenant_id_args(args: Mapping[str, Any], general: GeneralConfig) -> tuple[str, str]:
-    """``TenantID`` arguments: ``ID`` is mandatory, ``Tenant`` defaults."""
-    require(args, "ID")
-    return tenant_of(args, general), text(args, "ID")
 
 
 def filter_users(plan: TariffPlan, tenant: str, filter_id: str) -> dict[str, dict[str, Any]]:
@@ -193,46 +151,31 @@ def register(
 ) -> None:
     """Registers the APIerSv1 filter methods (``filters`` is the live FilterS, kept for symmetry
     with the other services; profiles are read from the loader's plan)."""
-    timezone = zone(general.default_timezone)
 
-    async def set_filter(params: Any, ctx: CallContext) -> str:
-        args = as_object(params)
-        require(args, "ID")
-        profile = filter_from_wire(args, tenant_of(args, general), timezone)
+    def check(profile: FilterProfile) -> None:
         try:
             compile_profile(profile)
         except FilterError as exc:
             raise server_error(exc) from None
-        await load_item(loader, KIND_FILTERS, profile.key, profile)
-        return OK
 
-    def get_filter(params: Any, ctx: CallContext) -> dict[str, Any]:
-        tenant, filter_id = tenant_id_args(as_object(params), general)
-        profile = items_of(loader.current, KIND_FILTERS).get(tenant_key(tenant, filter_id))
-        if profile is None:
-            raise RpcError(ERR_NOT_FOUND)
-        return filter_to_wire(profile)
-
-    def get_filter_ids(params: Any, ctx: CallContext) -> list[str]:
-        args = as_object(params) if params is not None else {}
-        ids = profile_ids(loader, KIND_FILTERS, tenant_of(args, general))
-        if not ids:
-            raise RpcError(ERR_NOT_FOUND)
-        return paginate(ids, args)
-
-    async def remove_filter(params: Any, ctx: CallContext) -> str:
-        tenant, filter_id = tenant_id_args(as_object(params), general)
-        key = tenant_key(tenant, filter_id)
+    def refuse_if_used(tenant: str, filter_id: str) -> None:
         users = filter_users(loader.current, tenant, filter_id)
         if users:
             raise server_error(
-                f"cannot remove filter <{key}> because will broken the reference to "
-                f"following items: {dumps(users).decode()}"
+                f"cannot remove filter <{tenant_key(tenant, filter_id)}> because will broken "
+                f"the reference to following items: {dumps(users).decode()}"
             )
-        await remove_item(loader, KIND_FILTERS, key)
-        return OK
 
-    registry.register("APIerSv1.SetFilter", set_filter)
-    registry.register("APIerSv1.GetFilter", get_filter)
-    registry.register("APIerSv1.GetFilterIDs", get_filter_ids)
-    registry.register("APIerSv1.RemoveFilter", remove_filter)
+    register_profile_api(
+        registry,
+        loader,
+        general,
+        ProfileKind(
+            KIND_FILTERS,
+            "Filter",
+            filter_from_wire,
+            filter_to_wire,
+            check=check,
+            before_remove=refuse_if_used,
+        ),
+    )
