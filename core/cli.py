@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -25,6 +26,19 @@ PROGRESS_MIN_BYTES = 1 << 20  # below 1 MiB a bar is noise
 AGENT_STOP_WAIT: Final = 20.0
 """Seconds ``up`` waits for an agent process after SIGTERM before SIGKILL (longer than the
 agent's own bounded stop: agents.runtime.AGENT_STOP_TIMEOUT + DRAIN_TIMEOUT)."""
+
+
+GC_GEN0_THRESHOLD = 10_000  # CPython's 700 makes a busy engine collect hundreds of times/s
+
+
+def settle_garbage_collector() -> None:
+    """After start-up: freeze what was loaded (tariff plan, compiled templates), so collections
+    never walk it again, and collect the young generation less often. Measured on the session
+    bench: the worst gen2 pause fell from ~47 ms to ~21 ms (docs/performance.md)."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 def _install_event_loop_policy() -> None:
@@ -86,6 +100,7 @@ async def _run_engine(config: Config) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await engine.start()
+    settle_garbage_collector()
     log.info("engine ready: %s", ", ".join(engine.listening()))
     try:
         await stop.wait()
@@ -115,6 +130,7 @@ async def _run_up(config: Config, log_level: str) -> int:
     code = EXIT_OK
     try:
         await engine.start()  # returns once the listeners are bound: agents can connect
+        settle_garbage_collector()
         log.info("engine ready: %s", ", ".join(engine.listening()))
         for agent in enabled:
             if stop.is_set():

@@ -164,6 +164,22 @@ class Balance:
     def is_expired(self, moment: datetime) -> bool:
         return self.expiry is not None and moment >= self.expiry
 
+    def clone(self) -> Balance:
+        return Balance(
+            self.uuid,
+            self.id,
+            self.value,
+            self.expiry,
+            self.weight,
+            dict(self.destination_ids),
+            self.rating_subject,
+            dict(self.categories),
+            dict(self.shared_groups),
+            dict(self.timing_ids),
+            self.blocker,
+            self.disabled,
+        )
+
     def to_doc(self) -> dict[str, Any]:
         return {
             "uuid": self.uuid,
@@ -462,7 +478,21 @@ class Account:
         return f"{self.tenant}:{self.id}"
 
     def clone(self) -> Account:
-        return copy.deepcopy(self)
+        """A copy whose balances, triggers and counters change without touching this one. Field
+        by field: ``deepcopy`` was a third of a session's CPU. Balance filters are never
+        changed in place, so triggers and counters share them."""
+        return Account(
+            self.tenant,
+            self.id,
+            {kind: [b.clone() for b in balances] for kind, balances in self.balance_map.items()},
+            [copy.copy(trigger) for trigger in self.triggers],
+            [copy.copy(counter) for counter in self.unit_counters],
+            self.allow_negative,
+            self.disabled,
+            self.update_time,
+            list(self.action_plan_ids),
+            self.removed,
+        )
 
     def balances(self, balance_type: str) -> list[Balance]:
         return self.balance_map.setdefault(balance_type, [])

@@ -211,8 +211,7 @@ class AccountService:
             return result
 
         result = await self.update(event.tenant, event.account, change)
-        if result.account is not None:
-            result.account = result.account.clone()
+        result.account = None  # the live account changes on: callers read it with get()
         return result
 
     async def max_usage(self, event: DebitEvent, *, charge_connect_fee: bool = True) -> int:

@@ -95,7 +95,10 @@ def register(
             raise RpcError(str(exc)) from None
 
     # ---------------------------------------------------------------------------- authorize
-    async def authorize_reply(args: Mapping[str, Any], event: CGREvent) -> dict[str, Any]:
+    async def authorize_reply(
+        args: Mapping[str, Any], event: CGREvent
+    ) -> tuple[dict[str, Any], CGREvent]:
+        """The reply and the event as AttributeS left it (the digest replies read it)."""
         if not _flag(args, "GetAttributes", "AuthorizeResources", "GetMaxUsage", "GetRoutes",
                      "GetSuppliers"):  # fmt: skip
             raise RpcError(ERR_SUBSYSTEMS_MISSING)
@@ -103,29 +106,32 @@ def register(
         max_usage = None
         if _flag(args, "GetMaxUsage"):
             max_usage = await sessions.max_usage(event)
-        return {
+        reply = {
             "Attributes": attributes,
             "ResourceAllocation": None,
             "MaxUsage": max_usage,
             "Routes": None,
             "ThresholdIDs": None,
             "StatQueueIDs": None,
-            "_event": event,
         }
+        return reply, event
 
     async def authorize(params: Any, ctx: CallContext) -> dict[str, Any]:
         args, event = event_of(params)
-        reply = await cached("AuthorizeEvent", event, lambda: authorize_reply(args, event))
-        return {key: value for key, value in reply.items() if key != "_event"}
+        reply, _altered = await cached(
+            "AuthorizeEvent", event, lambda: authorize_reply(args, event)
+        )
+        result: dict[str, Any] = reply
+        return result
 
     async def authorize_digest(params: Any, ctx: CallContext) -> dict[str, Any]:
         args, event = event_of(params)
-        reply = await cached(
+        reply, altered = await cached(
             "AuthorizeEventWithDigest", event, lambda: authorize_reply(args, event)
         )
         max_usage = reply["MaxUsage"]
         return {
-            "AttributesDigest": _digest(reply["Attributes"], reply["_event"]),
+            "AttributesDigest": _digest(reply["Attributes"], altered),
             "ResourceAllocation": None,
             "MaxUsage": _seconds(max_usage) if max_usage is not None else 0,
             "RoutesDigest": None,
@@ -136,35 +142,38 @@ def register(
     # ----------------------------------------------------------------------------- initiate
     async def initiate_reply(
         args: Mapping[str, Any], event: CGREvent, ctx: CallContext
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], CGREvent]:
         if not _flag(args, "GetAttributes", "AllocateResources", "InitSession"):
             raise RpcError(ERR_SUBSYSTEMS_MISSING)
         event, attributes = await with_attributes(args, event)
         max_usage = None
         if _flag(args, "InitSession"):
             max_usage = await sessions.initiate(event, ctx.connection)
-        return {
+        reply = {
             "Attributes": attributes,
             "ResourceAllocation": None,
             "MaxUsage": max_usage,
             "ThresholdIDs": None,
             "StatQueueIDs": None,
-            "_event": event,
         }
+        return reply, event
 
     async def initiate(params: Any, ctx: CallContext) -> dict[str, Any]:
         args, event = event_of(params)
-        reply = await cached("InitiateSession", event, lambda: initiate_reply(args, event, ctx))
-        return {key: value for key, value in reply.items() if key != "_event"}
+        reply, _altered = await cached(
+            "InitiateSession", event, lambda: initiate_reply(args, event, ctx)
+        )
+        result: dict[str, Any] = reply
+        return result
 
     async def initiate_digest(params: Any, ctx: CallContext) -> dict[str, Any]:
         args, event = event_of(params)
-        reply = await cached(
+        reply, altered = await cached(
             "InitiateSessionWithDigest", event, lambda: initiate_reply(args, event, ctx)
         )
         max_usage = reply["MaxUsage"]
         return {
-            "AttributesDigest": _digest(reply["Attributes"], reply["_event"]),
+            "AttributesDigest": _digest(reply["Attributes"], altered),
             "ResourceAllocation": None,
             "MaxUsage": _seconds(max_usage) if max_usage is not None else 0,
             "Thresholds": None,

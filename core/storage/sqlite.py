@@ -237,7 +237,14 @@ def _deletes(writes: Iterable[Mutation]) -> Iterator[tuple[str, str]]:
 
 
 class SqliteDataDB(_SqliteStore, DataDB):
-    """DataDB in one SQLite file: table ``documents(kind, key, value JSON blob)``."""
+    """DataDB in one SQLite file: table ``documents(kind, key, value JSON blob)``.
+
+    Single-document writes are group-committed: every ``set``/``remove`` issued while the
+    previous commit is in flight joins the next transaction, committed (and fsynced, as
+    ``synchronous=FULL`` demands) by a worker thread; each caller returns only once its write is
+    durable. Under load that is one fsync for many balance updates instead of one each, and the
+    event loop never waits on the disk.
+    """
 
     def __init__(self, path: Path | str) -> None:
         super().__init__(
@@ -246,6 +253,46 @@ class SqliteDataDB(_SqliteStore, DataDB):
             schema=_DATADB_SCHEMA,
             version=DATADB_SCHEMA_VERSION,
         )
+        self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future[int]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def _group_write(self, sql: str, params: tuple[Any, ...]) -> int:
+        """Queues one statement for the next group commit; returns its rowcount once durable."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append((sql, params, future))
+        if self._flusher is None:
+            self._flusher = asyncio.ensure_future(self._flush())
+        return await asyncio.shield(future)  # a cancelled caller's write still commits
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+
+                def work(conn: sqlite3.Connection, batch: Any = batch) -> list[int]:
+                    with _transaction(conn):
+                        return [conn.execute(sql, params).rowcount for sql, params, _ in batch]
+
+                try:
+                    counts = await self._run(work, bulk=True)
+                except BaseException as exc:
+                    for _sql, _params, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                            future.exception()  # retrieved here; the caller re-raises it
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                for (_sql, _params, future), count in zip(batch, counts, strict=True):
+                    if not future.done():
+                        future.set_result(count)
+        finally:
+            self._flusher = None
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        await super().close()
 
     async def get(self, kind: str, key: str) -> Any | None:
         params = (check_name("kind", kind), check_name("key", key, allow_empty=True))
@@ -314,11 +361,11 @@ class SqliteDataDB(_SqliteStore, DataDB):
             check_name("key", key, allow_empty=True),
             dumps(check_value(value)),
         )
-        await self._run(lambda conn: conn.execute(_UPSERT_DOC, params))
+        await self._group_write(_UPSERT_DOC, params)
 
     async def remove(self, kind: str, key: str) -> bool:
         params = (check_name("kind", kind), check_name("key", key, allow_empty=True))
-        return await self._run(lambda conn: conn.execute(_DELETE_DOC, params).rowcount > 0)
+        return await self._group_write(_DELETE_DOC, params) > 0
 
     async def remove_kind(self, kind: str) -> int:
         params = (check_name("kind", kind),)
