@@ -328,3 +328,22 @@ def test_authorize_with_attributes_and_digest(engine: EngineProcess) -> None:
     digest = engine.call("SessionSv1.AuthorizeEventWithDigest", {**args, "ID": "d"})["result"]
     assert "Password:CGRateS.org" in digest["AttributesDigest"].split(",")
     assert "RequestType:*prepaid" in digest["AttributesDigest"].split(",")
+
+
+def test_cdrlog_action_writes_a_cdr(engine: EngineProcess) -> None:
+    steps = [
+        ("APIerSv1.SetActions", {"ActionsId": "ACT_TOPUP_LOGGED", "Actions": [
+            {"Identifier": "*topup", "BalanceType": "*monetary", "Units": 5,
+             "BalanceId": "promo", "Weight": 20},
+            {"Identifier": "*cdrlog", "BalanceType": "*monetary", "Units": 5,
+             "BalanceId": "promo", "Weight": 10}]}),
+        ("APIerSv1.ExecuteAction", {"Tenant": "cgrates.org", "Account": "1002",
+                                    "ActionsId": "ACT_TOPUP_LOGGED"}),
+    ]  # fmt: skip
+    for method, params in steps:
+        reply = engine.call(method, params)
+        assert reply["result"] == "OK", (method, reply)
+    assert money(engine, "1002") == Decimal(15)
+    (logged,) = cdrs(engine, Accounts=["1002"])
+    assert logged["Source"] == "*cdrlog"
+    assert Decimal(str(logged["Cost"])) == Decimal(5)
