@@ -72,7 +72,10 @@ from core.tariffplan.models import (
 )
 from core.types import parse_duration, parse_time
 
-TUTORIAL_PLAN: Final = Path("/work/shared/tariffplans/cgrates_tutorial")
+TUTORIAL_PLAN: Final = (
+    next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists()).parent
+    / "shared/tariffplans/cgrates_tutorial"
+)  # CGRateS's tutorial plan, in shared/ beside the checkout
 GET_COST: Final = "APIerSv1.GetCost"
 ECHO: Final = "Bench.Echo"
 PARTS: Final = ("inproc", "tcp", "prefixes")

@@ -89,7 +89,10 @@ from core.rpc import (
     encode_response,
 )
 
-TUTORIAL_PLAN: Final = Path("/work/shared/tariffplans/cgrates_tutorial")
+TUTORIAL_PLAN: Final = (
+    next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists()).parent
+    / "shared/tariffplans/cgrates_tutorial"
+)  # CGRateS's tutorial plan, in shared/ beside the checkout
 TENANT: Final = "cgrates.org"
 SUBJECT: Final = "1001"  # rating subject: RP_1001, 1001 -> 1002 at RT_20CNT
 DESTINATION: Final = "1002"

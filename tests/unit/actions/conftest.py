@@ -13,7 +13,10 @@ from core.storage import DataDB, open_storage
 from core.tariffplan import read_folder
 from core.tariffplan.models import TariffPlan
 
-TUTORIAL = Path("/work/shared/tariffplans/cgrates_tutorial")
+TUTORIAL = (
+    next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists()).parent
+    / "shared/tariffplans/cgrates_tutorial"
+)  # CGRateS's tutorial plan, in shared/ beside the checkout
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,10 @@ from core.tariffplan import read_folder
 from core.tariffplan.loader import TariffPlanLoader
 from core.tariffplan.models import TariffPlan
 
-TUTORIAL = Path("/work/shared/tariffplans/cgrates_tutorial")
+TUTORIAL = (
+    next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists()).parent
+    / "shared/tariffplans/cgrates_tutorial"
+)  # CGRateS's tutorial plan, in shared/ beside the checkout
 TENANT = "cgrates.org"
 
 
