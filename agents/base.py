@@ -144,7 +144,7 @@ def lazy_factory(module: str, attribute: str) -> AgentFactory:
 
 
 AGENT_FACTORIES: dict[str, AgentFactory] = {
-    # "diameter": lazy_factory("agents.diameter.agent", "DiameterAgent"),
+    "diameter": lazy_factory("agents.diameter.agent", "DiameterAgent"),
 }
 
 

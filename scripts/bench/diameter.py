@@ -1,0 +1,531 @@
+"""Diameter agent benchmark: CCR-U/s and latency through ``chargeflow agent diameter`` against a
+real engine, each in its own process, all on 127.0.0.1.
+
+1. An engine process (tutorial plan, memory storage, a temporary directory) and an agent process
+   (``python -m core.cli agent diameter``, the default templates) are started; both are stopped
+   by PID (SIGTERM, then SIGKILL) at the end, whatever happens.
+2. ``--accounts`` accounts (``bench0000``..) get 10^6 money and no triggers; the ``call``
+   category is rated with RP_1001 for any subject (1002 at 0.4 + 0.2/min, then 0.1/min per s).
+3. This process opens ``--connections`` Diameter connections (CER first) and ``--sessions``
+   voice sessions (CCR-I, 60 s requested), then runs a closed loop of CCR-U (60 s used, 60 s
+   requested) with ``--window`` requests in flight per connection, for ``--duration`` seconds or
+   ``--count`` requests, whichever first (after ``--warmup`` seconds not measured).
+4. The same loop is run against the engine alone (``SessionSv1.UpdateSession`` over JSON-RPC,
+   the event the templates build) at the same concurrency, to estimate the agent's overhead:
+   Diameter latency minus engine latency, per percentile (an estimate: distributions do not
+   subtract exactly).
+5. Every session is ended with a CCR-T; the non-2001 answers are counted and printed.
+
+The figures include the load generator, which shares the machine (``nproc`` printed).
+
+Usage::
+
+    .venv/bin/python scripts/bench/diameter.py [-d SECONDS] [-n COUNT] [-c CONNECTIONS]
+        [-w WINDOW] [-s SESSIONS] [--accounts N] [--warmup SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, cast
+
+import yaml
+
+HERE: Final = Path(__file__).resolve().parent
+REPO: Final = HERE.parent.parent
+# This file is named like python-diameter's package: its folder must not shadow it.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
+sys.path.insert(0, str(REPO))
+
+from agents.diameter import codec  # noqa: E402
+from agents.diameter.codec import Avp, DiameterMessage, avp  # noqa: E402
+from core.rpc import RpcClient  # noqa: E402
+
+TUTORIAL: Final = REPO.parent / "shared" / "tariffplans" / "cgrates_tutorial"
+START_TIMEOUT: Final = 30.0
+STOP_TIMEOUT: Final = 10.0
+HEADER_LEN: Final = 20
+NS: Final = 1_000_000_000
+CCR_INITIAL: Final = 1
+CCR_UPDATE: Final = 2
+CCR_TERMINATE: Final = 3
+GRANT_SECONDS: Final = 60
+FUNDS: Final = 1_000_000
+CLIENT_HOST: Final = "bench.pcef.local"
+CLIENT_REALM: Final = "pcef.local"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+# ------------------------------------------------------------------------------ processes
+class Child:
+    """A chargeflow process, stopped by its PID."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.log = log
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "core.cli", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_port(self, port: int) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.log.name}: exited\n{self.log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.log.name}: port {port} not open in time")
+
+    def cpu_seconds(self) -> float:
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+# ------------------------------------------------------------------------------ Diameter
+def ccr(session_id: str, account: str, request_type: int, number: int) -> bytes:
+    units: list[Avp] = []
+    if request_type != CCR_TERMINATE:
+        units.append(avp("Requested-Service-Unit", {"CC-Time": GRANT_SECONDS}))
+    if request_type != CCR_INITIAL:
+        units.append(avp("Used-Service-Unit", {"CC-Time": GRANT_SECONDS}))
+    avps = [
+        avp("Session-Id", session_id),
+        avp("Origin-Host", CLIENT_HOST),
+        avp("Origin-Realm", CLIENT_REALM),
+        avp("Destination-Realm", "localdomain"),
+        avp("Auth-Application-Id", codec.APP_CREDIT_CONTROL),
+        avp("Service-Context-Id", "32260@3gpp.org"),
+        avp("CC-Request-Type", request_type),
+        avp("CC-Request-Number", number),
+        avp("Subscription-Id", {"Subscription-Id-Type": 0, "Subscription-Id-Data": account}),
+        avp("Multiple-Services-Credit-Control", units),
+        avp(
+            "Service-Information",
+            {"IMS-Information": {"Called-Party-Address": "tel:+1002"}},
+        ),
+    ]
+    message = DiameterMessage(
+        codec.CMD_CREDIT_CONTROL, codec.APP_CREDIT_CONTROL, codec.FLAG_REQUEST, 0, 0, avps
+    )
+    return codec.encode(message)
+
+
+def cer(origin_host: str) -> bytes:
+    avps = [
+        avp("Origin-Host", origin_host),
+        avp("Origin-Realm", CLIENT_REALM),
+        avp("Host-IP-Address", "127.0.0.1"),
+        avp("Vendor-Id", 0),
+        avp("Product-Name", "bench"),
+        avp("Auth-Application-Id", codec.APP_CREDIT_CONTROL),
+    ]
+    message = DiameterMessage(codec.CMD_CAPABILITIES_EXCHANGE, 0, codec.FLAG_REQUEST, 1, 1, avps)
+    return codec.encode(message)
+
+
+def with_hbh(data: bytes, hbh: int) -> bytes:
+    return data[:12] + hbh.to_bytes(4, "big") + hbh.to_bytes(4, "big") + data[20:]
+
+
+@dataclass
+class Stats:
+    latencies: list[int] = field(default_factory=list)
+    results: Counter[int] = field(default_factory=Counter)
+
+
+class DiameterConnection(asyncio.Protocol):
+    """Pipelined requests on one connection; answers matched by hop-by-hop id."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.pending: dict[int, tuple[asyncio.Future[int], int]] = {}
+        self.next_hbh = 1000
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for future, _ in self.pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("agent closed the connection"))
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= HEADER_LEN:
+            length = int.from_bytes(self.buffer[1:4], "big")
+            if len(self.buffer) < length:
+                return
+            frame = bytes(self.buffer[:length])
+            del self.buffer[:length]
+            if frame[4] & codec.FLAG_REQUEST:  # DWR: answer it
+                self._answer_watchdog(frame)
+                continue
+            hbh = int.from_bytes(frame[12:16], "big")
+            found = self.pending.pop(hbh, None)
+            if found is not None:
+                future, _ = found
+                result = codec.decode(frame).first(codec.AVP_RESULT_CODE)
+                future.set_result(int(result) if result is not None else 0)
+
+    def _answer_watchdog(self, frame: bytes) -> None:
+        request = codec.decode(frame)
+        answer = codec.answer_to(
+            request, codec.DIAMETER_SUCCESS, origin_host=CLIENT_HOST, origin_realm=CLIENT_REALM
+        )
+        assert self.transport is not None
+        self.transport.write(codec.encode(answer))
+
+    async def send(self, data: bytes) -> int:
+        self.next_hbh += 1
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.pending[self.next_hbh] = (future, time.perf_counter_ns())
+        assert self.transport is not None
+        self.transport.write(with_hbh(data, self.next_hbh))
+        return await future
+
+
+async def open_diameter(port: int, number: int) -> DiameterConnection:
+    loop = asyncio.get_running_loop()
+    _, protocol = await loop.create_connection(DiameterConnection, "127.0.0.1", port)
+    # One Origin-Host per connection: a second connection from a host replaces the first.
+    result = await protocol.send(cer(f"{number}.{CLIENT_HOST}"))
+    if result != codec.DIAMETER_SUCCESS:
+        raise RuntimeError(f"CEA {result}")
+    return protocol
+
+
+@dataclass
+class Session:
+    session_id: str
+    account: str
+    number: int = 0
+
+
+async def closed_loop(
+    workers: list[Any],
+    duration: float,
+    warmup: float,
+    count: int,
+) -> tuple[Stats, float]:
+    """Runs each ``worker(stats, measuring)`` coroutine factory until time or count is up."""
+    stats = Stats()
+    state = {"measuring": False, "stop": False, "done": 0}
+
+    async def run(worker: Any) -> None:
+        while not state["stop"]:
+            started = time.perf_counter_ns()
+            result = await worker()
+            if state["measuring"]:
+                stats.latencies.append(time.perf_counter_ns() - started)
+                stats.results[result] += 1
+                state["done"] += 1
+                if count and state["done"] >= count:
+                    state["stop"] = True
+
+    tasks = [asyncio.create_task(run(worker)) for worker in workers]
+    await asyncio.sleep(warmup)
+    state["measuring"] = True
+    begin = time.perf_counter()
+    deadline = begin + duration
+    while not state["stop"] and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+    state["stop"] = True
+    elapsed = time.perf_counter() - begin
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return stats, elapsed
+
+
+def percentile(values: list[int], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1e6  # ms
+
+
+# --------------------------------------------------------------------------------- setup
+async def prepare_engine(port: int, accounts: list[str]) -> None:
+    client = await RpcClient.connect("127.0.0.1", port, timeout=30)
+    try:
+        await client.call("APIerSv1.LoadTariffPlanFromFolder", {"FolderPath": str(TUTORIAL)})
+        await client.call(
+            "APIerSv1.SetRatingProfile",
+            {
+                "Tenant": "cgrates.org",
+                "Category": "call",
+                "Subject": "*any",
+                "Overwrite": True,
+                "RatingPlanActivations": [
+                    {"ActivationTime": "2014-01-14T00:00:00Z", "RatingPlanId": "RP_1001"}
+                ],
+            },
+        )
+        for account in accounts:
+            await client.call(
+                "APIerSv1.SetAccount",
+                {"Tenant": "cgrates.org", "Account": account, "ActionTriggerIDs": []},
+            )
+            await client.call(
+                "APIerSv1.SetBalance",
+                {
+                    "Tenant": "cgrates.org",
+                    "Account": account,
+                    "BalanceType": "*monetary",
+                    "Value": FUNDS,
+                    "Balance": {"ID": "bench"},
+                },
+            )
+    finally:
+        await client.close()
+
+
+def engine_update(session: Session) -> dict[str, Any]:
+    """The UpdateSession the voice templates send for one of the bench's CCR-U."""
+    session.number += 1
+    return {
+        "UpdateSession": True,
+        "Tenant": "cgrates.org",
+        "ID": f"{session.session_id}:{session.number}",
+        "Event": {
+            "ToR": "*voice",
+            "Category": "call",
+            "OriginID": session.session_id,
+            "OriginHost": CLIENT_HOST,
+            "RequestType": "*prepaid",
+            "Account": session.account,
+            "Subject": session.account,
+            "Destination": "1002",
+            "Usage": f"{GRANT_SECONDS}s",
+            "LastUsed": f"{GRANT_SECONDS}s",
+        },
+    }
+
+
+def report(name: str, stats: Stats, elapsed: float, cpu: dict[str, float]) -> dict[str, float]:
+    rate = len(stats.latencies) / elapsed if elapsed else 0.0
+    p50, p99 = percentile(stats.latencies, 0.5), percentile(stats.latencies, 0.99)
+    used = ", ".join(f"{who} {100 * seconds / elapsed:.0f}% CPU" for who, seconds in cpu.items())
+    print(
+        f"{name:<22} {len(stats.latencies):>7} req in {elapsed:5.1f}s = {rate:8.0f}/s   "
+        f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms   results {dict(stats.results)}   {used}"
+    )
+    return {"rate": rate, "p50": p50, "p99": p99}
+
+
+# ---------------------------------------------------------------------------------- main
+async def bench(args: argparse.Namespace, workdir: Path) -> None:
+    engine_port, agent_port = free_port(), free_port()
+    engine_config = workdir / "engine.yaml"
+    engine_config.write_text(
+        yaml.safe_dump(
+            {
+                "engine": {"rpc_json_listen": f"127.0.0.1:{engine_port}", "http_listen": ""},
+                "storage": {"type": "memory", "data_dir": str(workdir / "data")},
+                "tariffplans": {"load_on_start": []},
+            }
+        )
+    )
+    agent_config = workdir / "agent.yaml"
+    agent_config.write_text(
+        yaml.safe_dump(
+            {
+                "engine": {"rpc_json_listen": f"127.0.0.1:{engine_port}", "http_listen": ""},
+                "storage": {"type": "memory"},
+                "tariffplans": {"load_on_start": []},
+                "agents": {
+                    "diameter": {
+                        "enabled": True,
+                        "listen": f"127.0.0.1:{agent_port}",
+                        "connections": args.engine_connections,
+                        "data_dir": str(workdir / "diameter"),
+                    }
+                },
+            }
+        )
+    )
+    accounts = [f"bench{n:04d}" for n in range(args.accounts)]
+    children: list[Child] = []
+    try:
+        engine = Child(["engine", "--config", str(engine_config)], workdir / "engine.log")
+        children.append(engine)
+        engine.wait_port(engine_port)
+        await prepare_engine(engine_port, accounts)
+        agent = Child(["agent", "diameter", "--config", str(agent_config)], workdir / "agent.log")
+        children.append(agent)
+        agent.wait_port(agent_port)
+        print(f"engine pid {engine.pid}, agent pid {agent.pid}, nproc {os.cpu_count()}")
+
+        connections = [await open_diameter(agent_port, n) for n in range(args.connections)]
+        sessions = [
+            Session(f"{CLIENT_HOST};bench;{n}", accounts[n % len(accounts)])
+            for n in range(args.sessions)
+        ]
+        initial = await asyncio.gather(
+            *(
+                connections[n % len(connections)].send(ccr(s.session_id, s.account, CCR_INITIAL, 0))
+                for n, s in enumerate(sessions)
+            )
+        )
+        print(f"CCR-I: {Counter(initial)}")
+
+        # One worker per in-flight slot; each owns sessions so a session has one CCR at a time.
+        slots = args.connections * args.window
+        owned = [sessions[n::slots] for n in range(slots)]
+
+        def diameter_worker(slot: int) -> Any:
+            connection = connections[slot % len(connections)]
+            mine = owned[slot]
+            turn = {"i": 0}
+
+            async def one() -> int:
+                session = mine[turn["i"] % len(mine)]
+                turn["i"] += 1
+                session.number += 1
+                data = ccr(session.session_id, session.account, CCR_UPDATE, session.number)
+                return await connection.send(data)
+
+            return one
+
+        cpu0 = {"agent": agent.cpu_seconds(), "engine": engine.cpu_seconds()}
+        stats, elapsed = await closed_loop(
+            [diameter_worker(n) for n in range(slots) if owned[n]],
+            args.duration,
+            args.warmup,
+            args.count,
+        )
+        cpu = {
+            who: child.cpu_seconds() - cpu0[who]
+            for who, child in (("agent", agent), ("engine", engine))
+        }
+        through_agent = report("CCR-U via agent", stats, elapsed, cpu)
+
+        clients = [
+            await RpcClient.connect("127.0.0.1", engine_port, timeout=30)
+            for _ in range(args.engine_connections)
+        ]
+        direct_sessions = [
+            Session(f"{CLIENT_HOST};direct;{n}", accounts[n % len(accounts)])
+            for n in range(args.sessions)
+        ]
+        direct_owned = [direct_sessions[n::slots] for n in range(slots)]
+
+        def engine_worker(slot: int) -> Any:
+            client = clients[slot % len(clients)]
+            mine = direct_owned[slot]
+            turn = {"i": 0}
+
+            async def one() -> int:
+                session = mine[turn["i"] % len(mine)]
+                turn["i"] += 1
+                try:
+                    await client.call("SessionSv1.UpdateSession", engine_update(session))
+                except Exception:
+                    return 5012
+                return codec.DIAMETER_SUCCESS
+
+            return one
+
+        cpu0 = {"engine": engine.cpu_seconds()}
+        stats, elapsed = await closed_loop(
+            [engine_worker(n) for n in range(slots) if direct_owned[n]],
+            args.duration,
+            args.warmup,
+            args.count,
+        )
+        cpu = {"engine": engine.cpu_seconds() - cpu0["engine"]}
+        direct = report("UpdateSession direct", stats, elapsed, cpu)
+        print(
+            "agent overhead (estimate, agent minus direct): "
+            f"p50 {through_agent['p50'] - direct['p50']:.2f} ms, "
+            f"p99 {through_agent['p99'] - direct['p99']:.2f} ms"
+        )
+
+        for client in clients:
+            await client.close()
+        final = await asyncio.gather(
+            *(
+                connections[n % len(connections)].send(
+                    ccr(s.session_id, s.account, CCR_TERMINATE, s.number + 1)
+                )
+                for n, s in enumerate(sessions)
+            )
+        )
+        print(f"CCR-T: {Counter(final)}")
+        for connection in connections:
+            if connection.transport is not None:
+                connection.transport.close()
+    except Exception:
+        for child in children:
+            print(f"--- {child.log.name} (last lines)\n{child.log.read_text()[-3000:]}")
+        raise
+    finally:
+        for child in reversed(children):
+            child.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-d", "--duration", type=float, default=10.0, help="measured seconds")
+    parser.add_argument("-n", "--count", type=int, default=200_000, help="max measured CCRs")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("-c", "--connections", type=int, default=4, help="Diameter connections")
+    parser.add_argument("-w", "--window", type=int, default=16, help="in flight per connection")
+    parser.add_argument("-s", "--sessions", type=int, default=512)
+    parser.add_argument("--accounts", type=int, default=64)
+    parser.add_argument("--engine-connections", type=int, default=2)
+    args = parser.parse_args(argv)
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    with tempfile.TemporaryDirectory(prefix="bench-diameter-") as tmp:
+        asyncio.run(bench(args, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()
