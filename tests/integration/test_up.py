@@ -84,15 +84,20 @@ class UpProcess:
             "engine": {"rpc_json_listen": f"127.0.0.1:{self.engine_port}", "http_listen": ""},
             "storage": {"type": "memory"},
             "tariffplans": {"load_on_start": []},
-            "agents": agents
-            if agents is not None
-            else {
-                "line": {
-                    "enabled": True,
-                    "factory": f"{__name__}:LineAgent",
-                    "listen": f"127.0.0.1:{self.agent_port}",
+            # The default config enables the Diameter agent on 3868: these tests run only
+            # the agents they name.
+            "agents": {"diameter": {"enabled": False}}
+            | (
+                agents
+                if agents is not None
+                else {
+                    "line": {
+                        "enabled": True,
+                        "factory": f"{__name__}:LineAgent",
+                        "listen": f"127.0.0.1:{self.agent_port}",
+                    }
                 }
-            },
+            ),
         }
         self.config_path = workdir / "chargeflow.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
@@ -217,11 +222,13 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_agent_command_rejects_unknown_and_disabled_agents() -> None:
+def test_agent_command_rejects_unknown_and_disabled_agents(tmp_path: Path) -> None:
     unknown = run_cli("agent", "nosuch")
     assert unknown.returncode == 2
     assert "unknown agent 'nosuch'" in unknown.stderr
-    disabled = run_cli("agent", "diameter")  # listed, and disabled, in config/chargeflow.yaml
+    config = tmp_path / "disabled.yaml"
+    config.write_text(yaml.safe_dump({"agents": {"diameter": {"enabled": False}}}))
+    disabled = run_cli("agent", "diameter", "--config", str(config))
     assert disabled.returncode == 2
     assert "agent 'diameter' is disabled" in disabled.stderr
 

@@ -227,10 +227,11 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def test_default_config_has_every_agent_disabled() -> None:
+def test_default_config_enables_the_agents_that_are_ready() -> None:
+    """The README's main command (``chargeflow up``) runs the engine plus these agents."""
     agents = load_config().agents
-    assert agents, "config/chargeflow.yaml lists the agents"
-    assert not [name for name, agent in agents.items() if agent.enabled]
+    assert sorted(name for name, agent in agents.items() if agent.enabled) == ["diameter"]
+    assert str(agents["diameter"].listen) == "127.0.0.1:3868"
 
 
 def test_agent_block_common_keys_are_typed_and_the_rest_is_the_agents(tmp_path: Path) -> None:
