@@ -72,6 +72,8 @@ class Agent(ABC):
     def __init__(self, context: AgentContext) -> None:
         self.context = context
         self.engine = context.engine
+        # Sees every template run (its matched processor, calls, trees): the dry-run tool's tap.
+        self.observe_processing: Callable[[Any], None] | None = None
 
     @property
     def name(self) -> str:

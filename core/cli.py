@@ -80,6 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
     tp_load.add_argument("--dry-run", action="store_true", help="read and validate only")
     tp_load.add_argument("--engine", help="HOST:PORT of a running engine (default: config)")
     _config_options(tp_load)
+    template = commands.add_parser("template", help="request/reply templates")
+    template_commands = template.add_subparsers(dest="template_command", required=True)
+    dry = template_commands.add_parser(
+        "dry-run", help="one captured packet through an agent's templates, offline"
+    )
+    dry.add_argument("--agent", required=True, help="agent name, e.g. diameter")
+    dry.add_argument("--packet", required=True, type=Path, help="hex dump or pcap file")
+    source = dry.add_mutually_exclusive_group()
+    source.add_argument(
+        "--engine-reply",
+        type=Path,
+        help='JSON file: the engine result every call gets, or {"error": "TEXT"}',
+    )
+    source.add_argument("--engine", help="HOST:PORT of a live engine to ask instead")
+    _config_options(dry)
     return parser
 
 
@@ -290,6 +305,33 @@ async def _tp_load(config: Config, folder: Path, dry_run: bool, engine_address: 
     return EXIT_OK
 
 
+async def _template_dry_run(config: Config, args: argparse.Namespace) -> int:
+    from agents.dryrun import DryRunError, dry_run
+    from core.rpc import RpcClient
+    from core.types import loads
+
+    reply = None
+    if args.engine_reply is not None:
+        try:
+            reply = loads(args.engine_reply.read_bytes())
+        except (OSError, ValueError) as exc:
+            print(f"chargeflow: --engine-reply: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    client = None
+    try:
+        if args.engine:
+            address = parse_address(args.engine, "--engine")
+            assert address is not None
+            client = await RpcClient.connect(address.host, address.port)
+        return await dry_run(config, args.agent, args.packet, engine_reply=reply, live=client)
+    except (DryRunError, OSError, ValueError) as exc:
+        print(f"chargeflow: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        if client is not None:
+            await client.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -310,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from agents.runtime import run_agent  # the engine's own commands never load agents
 
         return asyncio.run(run_agent(args.name, config))
+    if args.command == "template" and args.template_command == "dry-run":
+        return asyncio.run(_template_dry_run(config, args))
     if args.command == "tp" and args.tp_command == "load":
         return asyncio.run(_tp_load(config, args.folder, args.dry_run, args.engine))
     return EXIT_USAGE

@@ -338,6 +338,8 @@ class DiameterAgent(Agent):
             outcome = await process(
                 self.templates, request, variables, self.engine, event_id=event_id
             )
+            if self.observe_processing is not None:
+                self.observe_processing(outcome)
             if not outcome.matched:
                 log.warning("no request processor matched CCR %s", event_id)
                 return self._error(request, DIAMETER_UNABLE_TO_COMPLY, message="no processor")
@@ -386,9 +388,12 @@ class DiameterAgent(Agent):
             view = MsccView(request, mscc)
             own = {**variables, "RatingGroup": rating_group}
             self._count_usage(view, session_id, rating_group, number, own)
-            return await process(
+            outcome = await process(
                 self.templates, view, own, self.engine, event_id=f"{event_id}:{rating_group}"
             )
+            if self.observe_processing is not None:
+                self.observe_processing(outcome)
+            return outcome
 
         # The first MSCC alone, so a request-level problem (a mandatory AVP missing) is found
         # before any other Rating-Group is charged; then the rest concurrently, each waited for.

@@ -1,0 +1,225 @@
+"""``chargeflow template dry-run``: one captured packet through an agent's real request path,
+offline — the decoded request, the processor that matched, the SessionSv1 calls it would send
+and the answer it would build.
+
+The agent is the real one (same templates, same fan-out, same error mapping); only its engine
+client is replaced: by a client that answers every call with a reply given in a file, or by a
+live engine connection, and in both cases every call is recorded and printed.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from agents.base import AgentContext, resolve_factory
+from core.config import AgentConfig, Config
+from core.rpc import EngineClient, RpcError
+from core.types import dumps
+
+PCAP_MAGIC_LE: Final = 0xA1B2C3D4
+PCAP_MAGIC_NS_LE: Final = 0xA1B23C4D
+PCAP_GLOBAL_HEADER: Final = 24
+PCAP_RECORD_HEADER: Final = 16
+LINKTYPE_ETHERNET: Final = 1
+LINKTYPE_RAW: Final = 101
+LINKTYPE_LINUX_SLL: Final = 113
+ETHERTYPE_IPV4: Final = 0x0800
+ETHERTYPE_IPV6: Final = 0x86DD
+IPPROTO_TCP: Final = 6
+IPPROTO_UDP: Final = 17
+IPPROTO_SCTP: Final = 132
+
+
+class DryRunError(Exception):
+    """The packet or the engine reply cannot be used; the message says why."""
+
+
+@dataclass(slots=True)
+class RecordedCall:
+    method: str
+    params: Any
+    reply: Any = None
+    error: str = ""
+
+
+@dataclass(slots=True)
+class RecordingClient:
+    """Answers from ``reply`` (or forwards to ``live``) and records every call."""
+
+    reply: Any = "OK"
+    error: str = ""
+    live: EngineClient | None = None
+    calls: list[RecordedCall] = field(default_factory=list)
+
+    async def call(self, method: str, params: Any) -> Any:
+        record = RecordedCall(method, params)
+        self.calls.append(record)
+        try:
+            if self.live is not None:
+                record.reply = await self.live.call(method, params)
+            elif self.error:
+                raise RpcError(self.error)
+            else:
+                record.reply = self.reply
+        except RpcError as exc:
+            record.error = str(exc)
+            raise
+        return record.reply
+
+
+# ------------------------------------------------------------------------------------ packets
+def read_packet(path: Path) -> bytes:
+    """The first application payload of a pcap file, or the bytes of a hex dump (spaces, new
+    lines and ``0x`` allowed)."""
+    data = path.read_bytes()
+    if len(data) >= PCAP_GLOBAL_HEADER and int.from_bytes(data[:4], "little") in (
+        PCAP_MAGIC_LE,
+        PCAP_MAGIC_NS_LE,
+    ):
+        return _first_pcap_payload(data)
+    text = data.decode("ascii", errors="replace").replace("0x", "")
+    digits = "".join(ch for ch in text if not ch.isspace())
+    try:
+        return bytes.fromhex(digits)
+    except ValueError:
+        raise DryRunError(f"{path}: neither a pcap file nor a hex dump") from None
+
+
+def _first_pcap_payload(data: bytes) -> bytes:
+    linktype = struct.unpack_from("<I", data, 20)[0]
+    offset = PCAP_GLOBAL_HEADER
+    while offset + PCAP_RECORD_HEADER <= len(data):
+        captured = struct.unpack_from("<I", data, offset + 8)[0]
+        frame = data[offset + PCAP_RECORD_HEADER : offset + PCAP_RECORD_HEADER + captured]
+        offset += PCAP_RECORD_HEADER + captured
+        payload = _transport_payload(frame, linktype)
+        if payload:
+            return payload
+    raise DryRunError("the pcap file holds no TCP, UDP or SCTP payload")
+
+
+def _transport_payload(frame: bytes, linktype: int) -> bytes:
+    if linktype == LINKTYPE_ETHERNET:
+        if len(frame) < 14:
+            return b""
+        ethertype, ip = struct.unpack_from("!H", frame, 12)[0], frame[14:]
+    elif linktype == LINKTYPE_LINUX_SLL:
+        if len(frame) < 16:
+            return b""
+        ethertype, ip = struct.unpack_from("!H", frame, 14)[0], frame[16:]
+    elif linktype == LINKTYPE_RAW:
+        ethertype = ETHERTYPE_IPV6 if frame[:1] and frame[0] >> 4 == 6 else ETHERTYPE_IPV4
+        ip = frame
+    else:
+        raise DryRunError(f"unsupported pcap link type {linktype}")
+    if ethertype == ETHERTYPE_IPV4 and len(ip) >= 20:
+        protocol, body = ip[9], ip[(ip[0] & 0x0F) * 4 :]
+    elif ethertype == ETHERTYPE_IPV6 and len(ip) >= 40:
+        protocol, body = ip[6], ip[40:]
+    else:
+        return b""
+    if protocol == IPPROTO_TCP and len(body) >= 20:
+        return body[(body[12] >> 4) * 4 :]
+    if protocol == IPPROTO_UDP and len(body) >= 8:
+        return body[8:]
+    if protocol == IPPROTO_SCTP and len(body) >= 28:
+        return body[28:]  # the first DATA chunk's payload, past its 16-byte header
+    return b""
+
+
+# ------------------------------------------------------------------------------ per agent
+@dataclass(slots=True)
+class _Peer:
+    """What an agent reads of the peer that sent a request."""
+
+    address: str = "127.0.0.1"
+    origin_host: str = "dry-run.peer"
+    origin_realm: str = "dry-run.realm"
+
+
+async def _diameter(agent: Any, packet: bytes, out: TextIO) -> None:
+    from agents.diameter import codec
+
+    try:
+        request = codec.decode(packet)
+        request.validate()
+    except codec.DiameterDecodeError as exc:
+        raise DryRunError(f"not a valid Diameter message: {exc}") from None
+    print("== decoded request", file=out)
+    print(_pretty(_avp_tree(request.avps)), file=out)
+    agent.answers.open()
+    try:
+        answer = await agent.handle(request, _Peer())
+    finally:
+        await agent.answers.close()
+    print("== answer", file=out)
+    print(_pretty(_avp_tree(answer.avps)), file=out)
+    print(f"== answer bytes\n{codec.encode(answer).hex()}", file=out)
+
+
+def _avp_tree(avps: list[Any]) -> list[Any]:
+    tree: list[Any] = []
+    for avp in avps:
+        value = avp.value
+        if isinstance(value, list):  # grouped
+            value = _avp_tree(avp.children)
+        elif isinstance(value, bytes):
+            value = value.decode("utf-8", errors="backslashreplace")
+        tree.append({avp.name: value})
+    return tree
+
+
+DRY_RUNNERS: Final[dict[str, Callable[[Any, bytes, TextIO], Any]]] = {"diameter": _diameter}
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(json.loads(dumps(value)), indent=2, default=str)
+
+
+async def dry_run(
+    config: Config,
+    agent_name: str,
+    packet_path: Path,
+    *,
+    engine_reply: Mapping[str, Any] | str | None = None,
+    live: EngineClient | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Runs one packet through the named agent; prints what happens. Returns an exit code."""
+    runner = DRY_RUNNERS.get(agent_name)
+    agent_config: AgentConfig | None = config.agents.get(agent_name)
+    if runner is None or agent_config is None:
+        raise DryRunError(f"no dry run for agent {agent_name!r} (have: {sorted(DRY_RUNNERS)})")
+    packet = read_packet(packet_path)
+    client = RecordingClient(live=live)
+    if isinstance(engine_reply, Mapping) and set(engine_reply) == {"error"}:
+        client.error = str(engine_reply["error"])
+    elif engine_reply is not None:
+        client.reply = engine_reply
+    with tempfile.TemporaryDirectory(prefix="chargeflow-dry-run-") as scratch:
+        # The agent's own state (e.g. the Diameter answer cache) goes to a scratch folder.
+        options = {**agent_config.options, "data_dir": scratch}
+        context = AgentContext(
+            replace(agent_config, options=options), client, agent_config.templates
+        )
+        agent = resolve_factory(agent_config)(context)
+        agent.observe_processing = lambda outcome: print(
+            f"== processor matched: {outcome.processor or '(none)'}", file=out
+        )
+        await runner(agent, packet, out)
+    print("== SessionSv1 calls", file=out)
+    for number, call in enumerate(client.calls, 1):
+        print(f"-- {number}. {call.method}", file=out)
+        print(_pretty(call.params), file=out)
+        result = {"error": call.error} if call.error else {"result": call.reply}
+        print(_pretty(result), file=out)
+    if not client.calls:
+        print("(none)", file=out)
+    return 0
