@@ -20,6 +20,7 @@ from core.filters import FilterError, FilterService, destination_ids_from
 from core.filters.event import CGREvent
 from core.rating.service import RatingService
 from core.rpc import MethodRegistry, RpcError, RpcServer
+from core.sessions.backup import SessionBackup
 from core.sessions.service import SessionsConfig, SessionService
 from core.storage import DataDB, StorDB, open_storage
 from core.storage.cdr import Cdr
@@ -117,6 +118,7 @@ class Engine:
             session_costs,
             self._runs_of,
             default_category=general.default_category,
+            backup=SessionBackup(self._datadb),
             timezone=zone(general.default_timezone),
         )
         await self._loader.restore()
@@ -171,6 +173,7 @@ class Engine:
             await self.actions.settle()
             log.info("loaded %s: %s", folder, report.counts)
         self.actions.start()
+        await self.sessions.restore()
         register_all(self.registry, self)
         engine = self.config.engine
         if engine.rpc_json_listen is not None:

@@ -33,6 +33,7 @@ from core.charging import (
 from core.filters.event import CGREvent
 from core.rating import Rater, RatingError
 from core.rpc import RpcConnection
+from core.sessions.backup import SessionBackup, session_from_doc
 from core.sessions.session import Run, Session
 from core.types import HOUR, SECOND, InvalidValue, parse_duration
 
@@ -88,10 +89,12 @@ class SessionService:
         runs_of: RunsOf,
         *,
         default_category: str,
+        backup: SessionBackup | None = None,
         timezone: tzinfo = UTC,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
         self.config = config
+        self._backup = backup
         self._accounts = accounts
         self._rater = rater
         self._cdrs = cdrs
@@ -201,6 +204,8 @@ class SessionService:
             if target > run.charged:
                 await self._debit(run, target - run.charged, allow_negative=None)
             max_usage = min(max_usage, max(0, run.charged - run.used))
+        if self._backup is not None and self._has_prepaid(session):
+            await self._backup.save(session)  # durable with the debits it records
         return max_usage
 
     async def _debit(self, run: Run, usage: int, *, allow_negative: bool | None) -> int:
@@ -316,6 +321,8 @@ class SessionService:
     async def _end(self, session: Session, *, store_costs: bool) -> None:
         session.ended = True
         self.sessions.pop(session.cgrid, None)
+        if self._backup is not None and self._has_prepaid(session):
+            await self._backup.remove(session.cgrid)
         if session.ttl_handle is not None:
             session.ttl_handle.cancel()
         task = session.debit_task
@@ -421,6 +428,27 @@ class SessionService:
                 await self._cdrs.process_event(cdr_event, chargers=False, attributes=False)
             except Exception as exc:
                 log.error("CDR of ended session %s failed: %s", session.cgrid, exc)
+
+    # ------------------------------------------------------------------------------ restore
+    async def restore(self) -> int:
+        """Reloads the sessions that were live when the engine stopped; their agents rebind
+        them with their next request. Returns how many."""
+        if self._backup is None:
+            return 0
+        now = self._clock()
+        for cgrid_key, doc in (await self._backup.load()).items():
+            try:
+                session = session_from_doc(cgrid_key, doc, self._run_event, self._timezone, now)
+            except (KeyError, TypeError, ValueError, InvalidValue, SessionError) as exc:
+                log.error("session backup %s unreadable, left in storage: %s", cgrid_key, exc)
+                continue
+            self.sessions[cgrid_key] = session
+            if session.debit_interval > 0 and self._has_prepaid(session):
+                session.debit_task = asyncio.ensure_future(self._debit_loop(session))
+            self._arm_ttl(session)
+        if self.sessions:
+            log.info("%d live sessions restored", len(self.sessions))
+        return len(self.sessions)
 
     # ------------------------------------------------------------------------------ queries
     def find(

@@ -347,3 +347,33 @@ def test_cdrlog_action_writes_a_cdr(engine: EngineProcess) -> None:
     (logged,) = cdrs(engine, Accounts=["1002"])
     assert logged["Source"] == "*cdrlog"
     assert Decimal(str(logged["Cost"])) == Decimal(5)
+
+
+def test_engine_restart_keeps_live_sessions_and_charges_once(tmp_path: Path) -> None:
+    first = EngineProcess(tmp_path).start()
+    try:
+        assert (
+            first.call("APIerSv1.LoadTariffPlanFromFolder", {"FolderPath": str(TUTORIAL)})["result"]
+            == "OK"
+        )
+        reply = first.call(
+            "SessionSv1.InitiateSession",
+            {"InitSession": True, "Event": prepaid_event("restart-1", "5m")},
+        )
+        assert reply["result"]["MaxUsage"] == 300_000_000_000, reply
+        assert money(first, "1001") == Decimal(10) - Decimal("1.0008")  # 0.4 + 0.2 + 240 s
+    finally:
+        assert first.stop() == 0
+    second = EngineProcess(tmp_path).start()
+    try:
+        assert second.call("SessionSv1.GetActiveSessionsCount", {})["result"] == 2  # both runs
+        reply = second.call(
+            "SessionSv1.TerminateSession",
+            {"TerminateSession": True, "Event": prepaid_event("restart-1", "12m")},
+        )
+        assert reply["result"] == "OK", reply
+        # The 5 minutes debited before the restart are not charged again.
+        assert money(second, "1001") == Decimal(10) - Decimal("1.7022")
+        assert second.call("SessionSv1.GetActiveSessionsCount", {})["result"] == 0
+    finally:
+        assert second.stop() == 0
