@@ -118,6 +118,7 @@ class DebitResult:
     charges: list[Charge] = field(default_factory=list)
     account: Account | None = None  # snapshot after the debit (None for dry runs by max_usage)
     max_cost_reached: bool = False
+    repeated: bool = False  # its idempotency key was charged before: nothing was taken now
 
     def balance_amounts(self) -> dict[str, Decimal]:
         """uuid -> amount taken (money for monetary balances, units for unit balances)."""

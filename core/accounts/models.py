@@ -20,6 +20,7 @@ from core.rating.callcost import GO_ZERO_TIME
 from core.types import ZERO, InvalidValue, format_time, money_str, parse_duration, parse_time
 
 KIND_ACCOUNTS: Final = "accounts"
+MAX_CHARGE_KEYS: Final = 256  # recent debits remembered per account for idempotency
 
 MONETARY: Final = "*monetary"
 VOICE: Final = "*voice"
@@ -472,6 +473,10 @@ class Account:
     update_time: datetime = field(default_factory=lambda: datetime.now(UTC))
     action_plan_ids: list[str] = field(default_factory=list)  # CGRateS's AccountActionPlans
     removed: bool = False  # set by *remove_account: the service deletes it on write
+    # Idempotency keys of recent debits -> money they took, written with the balances they
+    # changed, so a debit repeated after a crash (e.g. re-rating a CDR whose cost was not yet
+    # written) takes nothing twice. Oldest first, bounded by MAX_CHARGE_KEYS.
+    charge_keys: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -492,6 +497,7 @@ class Account:
             self.update_time,
             list(self.action_plan_ids),
             self.removed,
+            dict(self.charge_keys),
         )
 
     def balances(self, balance_type: str) -> list[Balance]:
@@ -532,7 +538,13 @@ class Account:
             "disabled": self.disabled,
             "update_time": format_time(self.update_time),
             "action_plan_ids": list(self.action_plan_ids),
+            "charge_keys": dict(self.charge_keys),
         }
+
+    def remember_charge(self, key: str, money: Decimal) -> None:
+        self.charge_keys[key] = money_text(money)
+        while len(self.charge_keys) > MAX_CHARGE_KEYS:
+            del self.charge_keys[next(iter(self.charge_keys))]
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Account:
@@ -549,6 +561,7 @@ class Account:
             disabled=bool(doc.get("disabled")),
             update_time=parse_time(doc["update_time"]),
             action_plan_ids=list(doc.get("action_plan_ids") or []),
+            charge_keys=dict(doc.get("charge_keys") or {}),
         )
 
     def to_wire(self) -> dict[str, Any]:

@@ -189,6 +189,7 @@ class AccountService:
         *,
         allow_negative: bool | None = None,
         charge_connect_fee: bool = True,
+        idempotency_key: str = "",
     ) -> DebitResult:
         """Charges ``event`` to its account. ``allow_negative`` None = the account's flag (True is
         CGRateS's default !DenyNegativeAccount for postpaid). Raises AccountError
@@ -196,6 +197,10 @@ class AccountService:
         rater = self._rater()
 
         async def change(account: Account) -> DebitResult:
+            if idempotency_key and idempotency_key in account.charge_keys:
+                # Already charged (a repeat after a crash): report it, take nothing.
+                taken = Decimal(account.charge_keys[idempotency_key])
+                return DebitResult(event, event.usage, taken, [], None, repeated=True)
             if account.disabled:
                 raise AccountError(ERR_ACCOUNT_DISABLED)
             negative = account.allow_negative if allow_negative is None else allow_negative
@@ -208,6 +213,8 @@ class AccountService:
                 charge_connect_fee=charge_connect_fee,
             )
             count_debits(account, result.charges)
+            if idempotency_key:
+                account.remember_charge(idempotency_key, result.cost)
             return result
 
         result = await self.update(event.tenant, event.account, change)

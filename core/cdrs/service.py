@@ -182,9 +182,16 @@ class CdrService:
         # Charged from the account now: *postpaid, *pseudoprepaid, and a *prepaid CDR whose
         # session cost is not known (no session, or its terminate never came). The call
         # happened, so it is charged whole even past the credit (CGRateS's forced debit).
-        debit = await self._accounts.debit(run.debit_event(usage, now), allow_negative=True)
+        debit = await self._accounts.debit(
+            run.debit_event(usage, now),
+            allow_negative=True,
+            idempotency_key=f"cdr:{run.cgrid}:{run.run_id}",  # a re-rated CDR is charged once
+        )
         rated = rater.get_cost(run.cost_query(usage, now))
-        cost = await round_charged(self._accounts, run, debit.cost, rated.round, debit)
+        if debit.repeated:  # charged (and rounded) before a crash: only the cost is written now
+            cost = rated.round(debit.cost)
+        else:
+            cost = await round_charged(self._accounts, run, debit.cost, rated.round, debit)
         return cost, rated.to_event_cost(run.cgrid, run.run_id), COST_SOURCE_CDRS
 
     # ------------------------------------------------------------------------------ queries

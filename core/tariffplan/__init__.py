@@ -1,8 +1,8 @@
 """Tariff plans: CGRateS CSV folders and TP JSON in, typed models out, references checked.
 
-    plan = read_folder(Path("tariffplans/tutorial"))   # raises TariffPlanError (FILE:LINE:COL)
-    check(plan, existing=engine_lookup)                # or validate(...) -> list of issues
-    doc = to_doc(KIND_RATES, plan.rates["RT_20CNT"])   # storage; to_tp_json for staging APIs
+plan = read_folder(Path("tariffplans/tutorial"))   # raises TariffPlanError (FILE:LINE:COL)
+check(plan, existing=engine_lookup)                # or validate(...) -> list of issues
+doc = to_doc(KIND_RATES, plan.rates["RT_20CNT"])   # storage; to_tp_json for staging APIs
 """
 
 from core.tariffplan.csv_reader import read_folder

@@ -186,7 +186,15 @@ class _Row:
     """
 
     __slots__ = (
-        "columns", "failed", "fields", "file", "issues", "line", "memo", "positions", "zone",
+        "columns",
+        "failed",
+        "fields",
+        "file",
+        "issues",
+        "line",
+        "memo",
+        "positions",
+        "zone",
     )
 
     def __init__(self, file: str, columns: tuple[str, ...], issues: IssueList, zone: Any) -> None:
@@ -349,8 +357,13 @@ class _Builder:
         self.profiles: dict[str, dict[str, _Profile]] = {
             kind: {}
             for kind in (
-                k.KIND_ATTRIBUTES, k.KIND_CHARGERS, k.KIND_FILTERS, k.KIND_ROUTES,
-                k.KIND_RESOURCES, k.KIND_STATS, k.KIND_THRESHOLDS,
+                k.KIND_ATTRIBUTES,
+                k.KIND_CHARGERS,
+                k.KIND_FILTERS,
+                k.KIND_ROUTES,
+                k.KIND_RESOURCES,
+                k.KIND_STATS,
+                k.KIND_THRESHOLDS,
             )
         }
         self.routes: dict[str, dict[tuple[str, frozenset[str]], _Profile]] = {}
@@ -656,8 +669,11 @@ class _Builder:
                 route_parameters=row.fields[14],
             )
         for name, index in (
-            ("filter_ids", 7), ("account_ids", 8), ("rating_plan_ids", 9),
-            ("resource_ids", 10), ("stat_ids", 11),
+            ("filter_ids", 7),
+            ("account_ids", 8),
+            ("rating_plan_ids", 9),
+            ("resource_ids", 10),
+            ("stat_ids", 11),
         ):
             for item in row.ids(index):
                 route.append(name, item)
@@ -732,9 +748,13 @@ class _Builder:
         asynchronous = row.boolean(10)
         ee_ids = row.ids(11)
         found = self._profile(
-            k.KIND_THRESHOLDS, row,
-            max_hits=max_hits, min_hits=min_hits, min_sleep=min_sleep,
-            blocker=blocker, asynchronous=asynchronous,
+            k.KIND_THRESHOLDS,
+            row,
+            max_hits=max_hits,
+            min_hits=min_hits,
+            min_sleep=min_sleep,
+            blocker=blocker,
+            asynchronous=asynchronous,
         )
         if found is None or row.failed:
             return
@@ -768,7 +788,9 @@ class _Builder:
         }
         plan.rating_profiles = {
             key: RatingProfile(
-                tenant, category, subject,
+                tenant,
+                category,
+                subject,
                 tuple(sorted(activations, key=_activation_time)),
             )
             for key, (tenant, category, subject, activations) in self.rating_profiles.items()
@@ -807,8 +829,8 @@ class _Builder:
             key: profile.build(
                 RouteProfile,
                 routes=tuple(
-                    route.build(Route, **_deduplicated(route)) for route in
-                    self.routes.get(key, {}).values()
+                    route.build(Route, **_deduplicated(route))
+                    for route in self.routes.get(key, {}).values()
                 ),
             )
             for key, profile in profiles[k.KIND_ROUTES].items()

@@ -360,7 +360,9 @@ def _decode_rating(kind: str, doc: Mapping[str, Any], f: _Fields, zone: Any) -> 
             f.get(doc, "Years", "", lambda t: v.int_set(_string(t), v.YEARS), frozenset()),
             f.get(doc, "Months", "", lambda t: v.int_set(_string(t), v.MONTHS), frozenset()),
             f.get(
-                doc, "MonthDays", "",
+                doc,
+                "MonthDays",
+                "",
                 lambda t: v.int_set(_string(t), v.MONTH_DAYS, frozenset({v.LAST_MONTH_DAY})),
                 frozenset(),
             ),
@@ -397,14 +399,20 @@ def _decode_rating(kind: str, doc: Mapping[str, Any], f: _Fields, zone: Any) -> 
                 f.text(item, "DestinationId", path, required=True),
                 f.text(item, "RateId", path, required=True),
                 f.get(
-                    item, "RoundingMethod", path,
-                    lambda text: v.rounding_method(_string(text)), _EMPTY_MEANS_ZERO,
+                    item,
+                    "RoundingMethod",
+                    path,
+                    lambda text: v.rounding_method(_string(text)),
+                    _EMPTY_MEANS_ZERO,
                 ),
                 f.get(item, "RoundingDecimals", path, v.rounding_decimals, 0),
                 f.get(item, "MaxCost", path, v.max_cost, ZERO),
                 f.get(
-                    item, "MaxCostStrategy", path,
-                    lambda text: v.max_cost_strategy(_string(text)), "",
+                    item,
+                    "MaxCostStrategy",
+                    path,
+                    lambda text: v.max_cost_strategy(_string(text)),
+                    "",
                 ),
             )
             for path, item in f.items(doc, "DestinationRates")
@@ -424,8 +432,11 @@ def _decode_rating(kind: str, doc: Mapping[str, Any], f: _Fields, zone: Any) -> 
         activations = [
             RatingActivation(
                 f.get(
-                    item, "ActivationTime", path,
-                    lambda text: v.moment(_string(text), zone), _EMPTY_MEANS_ZERO,
+                    item,
+                    "ActivationTime",
+                    path,
+                    lambda text: v.moment(_string(text), zone),
+                    _EMPTY_MEANS_ZERO,
                 ),
                 f.text(item, "RatingPlanId", path, required=True),
                 f.get(item, "FallbackSubjects", path, _fallbacks, ()),
@@ -463,9 +474,7 @@ def _fallbacks(value: Any) -> tuple[str, ...]:
 def _encode(value: Any) -> Any:
     """Dataclass -> JSON-safe dict: Decimal as string, datetime RFC 3339, tuples as lists."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            spec.name: _encode(getattr(value, spec.name)) for spec in dataclasses.fields(value)
-        }
+        return {spec.name: _encode(getattr(value, spec.name)) for spec in dataclasses.fields(value)}
     if isinstance(value, Decimal):
         return money_str(value)
     if isinstance(value, datetime):

@@ -21,8 +21,22 @@ INDEX_END: Final = "]"
 # engine/filters.go supportedFiltersType / needsFieldName / needsValues.
 _NEEDS_ELEMENT_AND_VALUES: Final = frozenset(
     {
-        "*string", "*contains", "*prefix", "*suffix", "*timings", "*rsr", "*destinations",
-        "*lt", "*lte", "*gt", "*gte", "*eq", "*ipnet", "*apiban", "*sentrypeer", "*ai",
+        "*string",
+        "*contains",
+        "*prefix",
+        "*suffix",
+        "*timings",
+        "*rsr",
+        "*destinations",
+        "*lt",
+        "*lte",
+        "*gt",
+        "*gte",
+        "*eq",
+        "*ipnet",
+        "*apiban",
+        "*sentrypeer",
+        "*ai",
         "*regex",
     }
 )

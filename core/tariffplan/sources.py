@@ -83,9 +83,7 @@ class SourceMap:
         sources = self.files.get(kind)
         return sources[0].name if sources else FILE_NAMES[kind]
 
-    def _locate_in(
-        self, kind: str, source: SourceFile, refs: list[Ref]
-    ) -> dict[Ref, Position]:
+    def _locate_in(self, kind: str, source: SourceFile, refs: list[Ref]) -> dict[Ref, Position]:
         try:
             data = source.path.read_bytes()
         except OSError:

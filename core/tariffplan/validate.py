@@ -177,7 +177,11 @@ class _Checker:
                 for destination in parts[2]:
                     if not destination.startswith(DYNAMIC_MARKERS):
                         self.need(
-                            kind, item_id, column, k.KIND_DESTINATIONS, destination,
+                            kind,
+                            item_id,
+                            column,
+                            k.KIND_DESTINATIONS,
+                            destination,
                             written=filter_id,
                         )
 
@@ -193,8 +197,11 @@ class _Checker:
             for entry in rate_set.entries:
                 if entry.destination_id != META_ANY:
                     self.need(
-                        k.KIND_DESTINATION_RATES, rate_set.id, "DestinationID",
-                        k.KIND_DESTINATIONS, entry.destination_id,
+                        k.KIND_DESTINATION_RATES,
+                        rate_set.id,
+                        "DestinationID",
+                        k.KIND_DESTINATIONS,
+                        entry.destination_id,
                     )
                 self.need(
                     k.KIND_DESTINATION_RATES, rate_set.id, "RateID", k.KIND_RATES, entry.rate_id
@@ -202,15 +209,21 @@ class _Checker:
         for rating_plan in plan.rating_plans.values():
             for binding in rating_plan.bindings:
                 self.need(
-                    k.KIND_RATING_PLANS, rating_plan.id, "DestinationRatesID",
-                    k.KIND_DESTINATION_RATES, binding.destination_rates_id,
+                    k.KIND_RATING_PLANS,
+                    rating_plan.id,
+                    "DestinationRatesID",
+                    k.KIND_DESTINATION_RATES,
+                    binding.destination_rates_id,
                 )
                 self.need_timing(k.KIND_RATING_PLANS, rating_plan.id, "TimingID", binding.timing_id)
         for key, profile in plan.rating_profiles.items():
             for activation in profile.activations:
                 self.need(
-                    k.KIND_RATING_PROFILES, key, "RatingPlanID",
-                    k.KIND_RATING_PLANS, activation.rating_plan_id,
+                    k.KIND_RATING_PROFILES,
+                    key,
+                    "RatingPlanID",
+                    k.KIND_RATING_PLANS,
+                    activation.rating_plan_id,
                 )
 
     def account_actions(self) -> None:
@@ -223,35 +236,50 @@ class _Checker:
                 # Action filters have no tenant of their own (the account's applies at run time),
                 # so only their inline destinations can be checked here.
                 self.need_filters(
-                    k.KIND_ACTIONS, group.id, "Filter", "",
+                    k.KIND_ACTIONS,
+                    group.id,
+                    "Filter",
+                    "",
                     (filter_id for filter_id in action.filters if is_inline(filter_id)),
                 )
         action_plan: ActionPlan
         for action_plan in self.items(k.KIND_ACTION_PLANS).values():
             for timing in action_plan.timings:
                 self.need(
-                    k.KIND_ACTION_PLANS, action_plan.id, "ActionsID",
-                    k.KIND_ACTIONS, timing.actions_id,
+                    k.KIND_ACTION_PLANS,
+                    action_plan.id,
+                    "ActionsID",
+                    k.KIND_ACTIONS,
+                    timing.actions_id,
                 )
                 self.need_timing(k.KIND_ACTION_PLANS, action_plan.id, "TimingID", timing.timing_id)
         triggers: ActionTriggerGroup
         for triggers in self.items(k.KIND_ACTION_TRIGGERS).values() if self.strict else ():
             for trigger in triggers.triggers:
                 self.need(
-                    k.KIND_ACTION_TRIGGERS, triggers.id, "ActionsID",
-                    k.KIND_ACTIONS, trigger.actions_id,
+                    k.KIND_ACTION_TRIGGERS,
+                    triggers.id,
+                    "ActionsID",
+                    k.KIND_ACTIONS,
+                    trigger.actions_id,
                 )
         account: AccountAction
         for key, account in self.items(k.KIND_ACCOUNT_ACTIONS).items():
             if account.action_plan_id:
                 self.need(
-                    k.KIND_ACCOUNT_ACTIONS, key, "ActionPlanID",
-                    k.KIND_ACTION_PLANS, account.action_plan_id,
+                    k.KIND_ACCOUNT_ACTIONS,
+                    key,
+                    "ActionPlanID",
+                    k.KIND_ACTION_PLANS,
+                    account.action_plan_id,
                 )
             if account.action_triggers_id:
                 self.need(
-                    k.KIND_ACCOUNT_ACTIONS, key, "ActionTriggersID",
-                    k.KIND_ACTION_TRIGGERS, account.action_triggers_id,
+                    k.KIND_ACCOUNT_ACTIONS,
+                    key,
+                    "ActionTriggersID",
+                    k.KIND_ACTION_TRIGGERS,
+                    account.action_triggers_id,
                 )
 
     def profiles(self) -> None:
@@ -270,7 +298,11 @@ class _Checker:
             for attribute_id in charger.attribute_ids:
                 if self.strict and attribute_id != META_NONE and not is_inline(attribute_id):
                     self.need(
-                        k.KIND_CHARGERS, key, "AttributeIDs", k.KIND_ATTRIBUTES, attribute_id,
+                        k.KIND_CHARGERS,
+                        key,
+                        "AttributeIDs",
+                        k.KIND_ATTRIBUTES,
+                        attribute_id,
                         tenant_key(charger.tenant, attribute_id),
                     )
         filter_profile: FilterProfile
@@ -280,9 +312,7 @@ class _Checker:
                     continue
                 for destination in rule.values:
                     if not destination.startswith(DYNAMIC_MARKERS):
-                        self.need(
-                            k.KIND_FILTERS, key, "Values", k.KIND_DESTINATIONS, destination
-                        )
+                        self.need(k.KIND_FILTERS, key, "Values", k.KIND_DESTINATIONS, destination)
         route_profile: RouteProfile
         for key, route_profile in self.items(k.KIND_ROUTES).items():
             tenant = route_profile.tenant
@@ -330,9 +360,7 @@ class _Checker:
             default_file = sources.default_file(kind) if sources else k.FILE_NAMES[kind]
             found: list[TariffPlanIssue] = []
             for problem, ref in zip(problems, refs, strict=True):
-                reason = (
-                    f"{problem.column}: unknown {_LABELS[problem.target]} {problem.value!r}"
-                )
+                reason = f"{problem.column}: unknown {_LABELS[problem.target]} {problem.value!r}"
                 where = located.get(ref)
                 if where is None:
                     found.append(
