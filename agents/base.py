@@ -147,6 +147,7 @@ def lazy_factory(module: str, attribute: str) -> AgentFactory:
 
 AGENT_FACTORIES: dict[str, AgentFactory] = {
     "diameter": lazy_factory("agents.diameter.agent", "DiameterAgent"),
+    "radius": lazy_factory("agents.radius.agent", "RadiusAgent"),
 }
 
 

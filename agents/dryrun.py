@@ -176,7 +176,33 @@ def _avp_tree(avps: list[Any]) -> list[Any]:
     return tree
 
 
-DRY_RUNNERS: Final[dict[str, Callable[[Any, bytes, TextIO], Any]]] = {"diameter": _diameter}
+async def _radius(agent: Any, packet: bytes, out: TextIO) -> None:
+    from agents.radius import codec
+
+    try:
+        request = codec.decode(packet)
+    except codec.RadiusDecodeError as exc:
+        raise DryRunError(f"not a valid RADIUS packet: {exc}") from None
+    print(f"== decoded request: {request.code_name} id {request.identifier}", file=out)
+    print(_pretty(request.to_data()), file=out)
+    # The transport's checks (client, authenticators) are not run: the packet is trusted as
+    # coming from the first configured client (its secret hides User-Password).
+    client = next(iter(agent.clients.values()))
+    addr = (_Peer().address, 0)
+    reply = await agent.handle(request, client, addr)
+    if reply is None:
+        print("== no reply (dropped: the NAS would retransmit)", file=out)
+        return
+    data = agent.server.encode(request, client, reply)
+    print(f"== reply: {codec.CODE_NAMES.get(reply.code, reply.code)}", file=out)
+    print(_pretty(codec.decode(data).to_data()), file=out)
+    print(f"== reply bytes\n{data.hex()}", file=out)
+
+
+DRY_RUNNERS: Final[dict[str, Callable[[Any, bytes, TextIO], Any]]] = {
+    "diameter": _diameter,
+    "radius": _radius,
+}
 
 
 def _pretty(value: Any) -> str:

@@ -230,7 +230,10 @@ def write(path: Path, text: str) -> Path:
 def test_default_config_enables_the_agents_that_are_ready() -> None:
     """The README's main command (``chargeflow up``) runs the engine plus these agents."""
     agents = load_config().agents
-    assert sorted(name for name, agent in agents.items() if agent.enabled) == ["diameter"]
+    assert sorted(name for name, agent in agents.items() if agent.enabled) == [
+        "diameter",
+        "radius",
+    ]
     assert str(agents["diameter"].listen) == "127.0.0.1:3868"
 
 
