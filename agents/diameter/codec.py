@@ -350,7 +350,7 @@ class Avp:
 
     def get(self, path: tuple[str, ...]) -> list[Any]:
         """Values at ``path`` below this grouped AVP (see ``DiameterMessage.get``)."""
-        return _get(_descend(self), path, 0)
+        return _get(_descend(self), _path_keys(path), 0)
 
     def __repr__(self) -> str:
         try:
@@ -478,15 +478,16 @@ class DiameterMessage:
         """
         if not path:
             return []
-        definition = _resolve(path[0])
-        if definition is None:
+        keys = _path_keys(path)
+        first = keys[0]
+        if first is None:
             return []
-        found = self.find(definition.code, definition.vendor)
-        if len(path) == 1:
+        found = self.find(*first)
+        if len(keys) == 1:
             return [_leaf(item) for item in found]
         values: list[Any] = []
         for item in found:
-            values.extend(_get(_descend(item), path, 1))
+            values.extend(_get(_descend(item), keys, 1))
         return values
 
     @property
@@ -519,23 +520,42 @@ def _resolve(name: str) -> AvpDef | None:
         return found
 
 
+# A path of AVP names as (code, vendor) keys, None for a name not in the dictionary; paths
+# come from templates, so this stays small (bounded all the same).
+PathKeys = tuple[tuple[int, int] | None, ...]
+_PATH_KEYS: dict[tuple[str, ...], PathKeys] = {}
+_PATH_KEYS_MAX: Final = 4096
+
+
+def _path_keys(path: tuple[str, ...]) -> PathKeys:
+    keys = _PATH_KEYS.get(path)
+    if keys is None:
+        keys = tuple(
+            None if definition is None else (definition.code, definition.vendor)
+            for definition in map(_resolve, path)
+        )
+        if len(_PATH_KEYS) < _PATH_KEYS_MAX:
+            _PATH_KEYS[path] = keys
+    return keys
+
+
 def _leaf(item: Avp) -> Any:
     return item if item.definition.type == AvpType.GROUPED else item.value
 
 
-def _get(avps: list[Avp], path: tuple[str, ...], depth: int) -> list[Any]:
-    definition = _resolve(path[depth])
-    if definition is None:
+def _get(avps: list[Avp], keys: PathKeys, depth: int) -> list[Any]:
+    key = keys[depth]
+    if key is None:
         return []
-    code, vendor = definition.code, definition.vendor
-    last = depth == len(path) - 1
+    code, vendor = key
+    last = depth == len(keys) - 1
     values: list[Any] = []
     for item in avps:
         if item.code == code and item.vendor == vendor:
             if last:
                 values.append(_leaf(item))
             else:
-                values.extend(_get(_descend(item), path, depth + 1))
+                values.extend(_get(_descend(item), keys, depth + 1))
     return values
 
 

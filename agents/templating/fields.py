@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -83,6 +84,81 @@ class Field:
     strip: str = ""
     padding: str = ""
     format_time: Callable[[datetime], str] | None = None
+    # Derived at construction: the field's value as one closure ``(trees, timezone)``.
+    evaluator: Evaluator = dataclass_field(init=False, repr=False, compare=False)
+    # Derived at construction: the value of a text field (no timezone needed), else None.
+    reader: Reader | None = dataclass_field(init=False, repr=False, compare=False)
+    # Derived at construction: writes an evaluated value into the target tree (as ``write``).
+    writer: Writer = dataclass_field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        reader = _compile_reader(self)
+        object.__setattr__(self, "reader", reader)
+        object.__setattr__(self, "evaluator", _evaluator(self, reader))
+        object.__setattr__(self, "writer", _compile_writer(self))
+
+
+Evaluator = Callable[[Mapping[str, RequestTree], str], Any]
+Reader = Callable[[Mapping[str, RequestTree]], Any]
+Writer = Callable[[ReplyTree, Any], None]
+
+
+def _evaluator(item: Field, reader: Reader | None) -> Evaluator:
+    if reader is None:
+        return lambda trees, timezone: evaluate(item, trees, timezone)
+    return lambda trees, timezone: reader(trees)
+
+
+def _compile_writer(item: Field) -> Writer:
+    """``write`` for this field; a plain ``set`` (no index, no new branch: most fields) walks
+    the tree directly."""
+    path = item.path
+    if (
+        path is None
+        or item.type in (GROUP, COMPOSED)
+        or item.new_branch
+        or path.indexes is not None
+        or not path.names
+    ):
+        return lambda tree, value: write(item, tree, value)
+    *parents, name = path.names
+    if not parents:
+
+        def set_top(tree: ReplyTree, value: Any) -> None:
+            tree.nodes[name] = [value]
+
+        return set_top
+
+    def set_nested(tree: ReplyTree, value: Any) -> None:
+        # As ReplyTree.set: into the last instance of each group, a new one when none is.
+        node = tree.nodes
+        for parent in parents:
+            instances = node.setdefault(parent, [])
+            if not instances or not isinstance(instances[-1], dict):
+                instances.append({})
+            node = instances[-1]
+        node[name] = [value]
+
+    return set_nested
+
+
+def _compile_reader(item: Field) -> Reader | None:
+    """Text fields read their value expression directly (a constant is computed once); the
+    other types (None here) go through ``evaluate``. Errors are those of ``evaluate``, except
+    that a ValueError/ArithmeticError of a text field is not wrapped in FieldValueError."""
+    if item.type not in STRING_TYPES:
+        return None
+    text_of = item.value.text_of
+    if item.value.is_constant:
+        try:
+            constant = _fit(item, text_of({}))
+        except FieldValueError:
+            pass  # raised per request, as before
+        else:
+            return lambda trees: constant
+    if item.width == 0:
+        return text_of
+    return lambda trees: _fit(item, text_of(trees))
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +288,8 @@ def evaluate(field: Field, trees: Mapping[str, RequestTree], timezone: str) -> A
     value = field.value
     try:
         if kind in STRING_TYPES:
-            return _fit(field, value.text(trees))
-        texts = [segment.text(trees) for segment in value.segments]
+            return _fit(field, value.text_of(trees))
+        texts = [segment.text_of(trees) for segment in value.segments]
         tz = zone(field.timezone or timezone)
         if kind == USAGE_DIFFERENCE:
             end, start = parse_time(texts[0], tz), parse_time(texts[1], tz)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Final
 
 from agents.templating.errors import NotFoundError, TemplateError
-from agents.templating.paths import as_text, compare
+from agents.templating.paths import as_text, compare, duration_or_none, number_or_none
 from agents.templating.trees import RequestTree
 from agents.templating.values import Segment, parse_segment
 
@@ -52,26 +53,33 @@ class Filter:
     element: Segment
     operands: tuple[Operand, ...]
     source: str
+    # Derived at construction: the compiled test (``*string`` on literals is a set lookup).
+    check: Callable[[Mapping[str, RequestTree]], bool] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "check", _compile(self))
 
     def passes(self, trees: Mapping[str, RequestTree]) -> bool:
-        return self._positive(trees) != self.negated
+        return self.check(trees)
 
     def _positive(self, trees: Mapping[str, RequestTree]) -> bool:
         try:
-            value: Any = self.element.value(trees)
+            value: Any = self.element.value_of(trees)
         except NotFoundError:
             return self.kind == "*empty"
         if self.kind == "*exists":
             return True
         if self.kind == "*empty":
-            return value is None or (isinstance(value, str | list | dict) and len(value) == 0)
-        text = as_text(value)
+            return _is_empty(value)
+        text = value if type(value) is str else as_text(value)
         for operand in self.operands:
             if operand.reference is None:
                 other, pattern = operand.literal, operand.pattern
             else:
                 try:
-                    other = operand.reference.text(trees)
+                    other = operand.reference.text_of(trees)
                 except NotFoundError:
                     continue
                 pattern = None
@@ -93,6 +101,122 @@ class Filter:
         if self.kind == EQUAL:
             return order == 0 if order is not None else text == other
         return order is not None and bool(COMPARE_TYPES[self.kind](order))
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str | list | dict) and len(value) == 0)
+
+
+def _literal_test(kind: str, literals: tuple[str, ...]) -> Callable[[str], bool] | None:
+    """A direct test of the element's text against literal operands, for the string types."""
+    if kind == "*string":
+        accepted = frozenset(literals)
+        return accepted.__contains__
+    if kind == "*prefix":
+        return lambda text: text.startswith(literals)
+    if kind == "*suffix":
+        return lambda text: text.endswith(literals)
+    if kind == "*contains":
+        return lambda text: any(literal in text for literal in literals)
+    return None
+
+
+def _compile(flt: Filter) -> Callable[[Mapping[str, RequestTree]], bool]:
+    """The filter as one closure; the general path (references, comparisons, regexes) goes
+    through ``Filter._positive``."""
+    value_of, negated, kind = flt.element.value_of, flt.negated, flt.kind
+    positive: Callable[[Mapping[str, RequestTree]], bool]
+    test = None
+    if all(operand.reference is None for operand in flt.operands):
+        test = _literal_test(kind, tuple(operand.literal for operand in flt.operands))
+    if kind == "*exists":
+
+        def positive(trees: Mapping[str, RequestTree]) -> bool:
+            try:
+                value_of(trees)
+            except NotFoundError:
+                return False
+            return True
+
+    elif kind == "*empty":
+
+        def positive(trees: Mapping[str, RequestTree]) -> bool:
+            try:
+                value = value_of(trees)
+            except NotFoundError:
+                return True
+            return _is_empty(value)
+
+    elif test is not None:
+        matches = test
+
+        def positive(trees: Mapping[str, RequestTree]) -> bool:
+            try:
+                value = value_of(trees)
+            except NotFoundError:
+                return False
+            return matches(value if type(value) is str else as_text(value))
+
+    elif kind in COMPARE_TYPES or kind == EQUAL:
+        positive = _compiled_compare(flt)
+    else:
+        positive = flt._positive
+    if negated:
+        return lambda trees: not positive(trees)
+    return positive
+
+
+def _compiled_compare(flt: Filter) -> Callable[[Mapping[str, RequestTree]], bool]:
+    """``*gt``/``*eq``/...: literal operands parsed once; as ``compare``: numbers when both
+    sides are numbers, else durations; ``*eq`` falls back to text equality."""
+    value_of, equal = flt.element.value_of, flt.kind == EQUAL
+    accept = COMPARE_TYPES.get(flt.kind)
+    operands = tuple(
+        (operand.reference.text_of, "", None, None)
+        if operand.reference is not None
+        else (
+            None,
+            operand.literal,
+            number_or_none(operand.literal),
+            duration_or_none(operand.literal),
+        )
+        for operand in flt.operands
+    )
+
+    def positive(trees: Mapping[str, RequestTree]) -> bool:
+        try:
+            value = value_of(trees)
+        except NotFoundError:
+            return False
+        text = value if type(value) is str else as_text(value)
+        number = Decimal(value) if type(value) is int else number_or_none(text)
+        duration: Decimal | bool | None = False  # parsed on first need
+        for reference, other, other_number, other_duration in operands:
+            if reference is not None:
+                try:
+                    other = reference(trees)
+                except NotFoundError:
+                    continue
+                other_number = number_or_none(other)
+            order: int | None = None
+            if number is not None and other_number is not None:
+                order = (number > other_number) - (number < other_number)
+            else:
+                if duration is False:
+                    duration = duration_or_none(text)
+                if reference is not None and duration is not None:
+                    other_duration = duration_or_none(other)
+                if duration is not None and other_duration is not None:
+                    assert not isinstance(duration, bool)
+                    order = (duration > other_duration) - (duration < other_duration)
+            if equal:
+                if (order == 0) if order is not None else (text == other):
+                    return True
+            elif order is not None and accept is not None and accept(order):
+                return True
+        return False
+
+    return positive
 
 
 def parse_filter(text: str) -> Filter:

@@ -14,7 +14,7 @@ from agents.templating.builtins import BUILTIN_TEMPLATES
 from agents.templating.errors import TemplateError
 from agents.templating.fields import Field, TemplateRef, parse_field
 from agents.templating.filters import Filter, parse_filter
-from agents.templating.flags import Flags, parse_flags
+from agents.templating.flags import CallPlan, Flags, call_plan, parse_flags
 from agents.templating.values import Value, parse_value
 from core.types import InvalidValue, zone
 
@@ -44,6 +44,11 @@ class Processor:
     request_fields: tuple[Field, ...]
     reply_fields: tuple[Field, ...]
     file: str = ""
+    # Derived at construction: the main SessionSv1 call the flags ask for (None: no call).
+    call: CallPlan | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "call", call_plan(self.flags))
 
 
 @dataclass(frozen=True, slots=True)

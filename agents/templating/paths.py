@@ -90,22 +90,25 @@ class RsrRule:
 
 def compare(left: str, right: str) -> int | None:
     """Orders two values as numbers, else as durations; ``None`` when not comparable."""
-    for convert in (_number, _duration):
+    for convert in (number_or_none, duration_or_none):
         a, b = convert(left), convert(right)
         if a is not None and b is not None:
             return (a > b) - (a < b)
     return None
 
 
-def _number(text: str) -> Decimal | None:
+def number_or_none(text: str) -> Decimal | None:
+    text = text.strip()
+    if not text or not (text[-1].isdigit() or text[-1] == "."):
+        return None  # a finite number ends so: no exception to pay for "60s" or ""
     try:
-        value = Decimal(text.strip())
+        value = Decimal(text)
     except InvalidOperation:
         return None
     return value if value.is_finite() else None
 
 
-def _duration(text: str) -> Decimal | None:
+def duration_or_none(text: str) -> Decimal | None:
     try:
         return Decimal(parse_duration(text))
     except InvalidValue:
@@ -143,17 +146,24 @@ class Path:
     text: str = ""
     names: tuple[str, ...] = ()  # the plain element names, derived
     indexes: tuple[int | None, ...] | None = None  # per step, None when no step has one
+    plain: bool = True  # derived: no step narrows (the common case, read with one ``get``)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", tuple(step.name for step in self.steps))
         if any(step.index is not None for step in self.steps):
             object.__setattr__(self, "indexes", tuple(step.index for step in self.steps))
+        object.__setattr__(self, "plain", not any(step.narrowed for step in self.steps))
 
     def read(self, trees: Mapping[str, RequestTree]) -> list[Any]:
         """Every value at this path (only the selected instance where a step narrows)."""
         tree: RequestTree | None = trees.get(self.root)
         if tree is None:
             return []
+        if self.plain:
+            values = tree.get(self.names)
+            if not values and self.names and self.names[-1] == LENGTH:
+                return [len(tree.get(self.names[:-1]))]
+            return values
         start = 0
         last = len(self.steps) - 1
         for position, step in enumerate(self.steps):
@@ -274,6 +284,8 @@ def as_text(value: Any) -> str:
     """A value as CGRateS's IfaceAsString writes it."""
     if isinstance(value, str):
         return value
+    if type(value) is int:  # the common non-text value (Diameter integers, ns durations)
+        return str(value)
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -10,8 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from agents.templating.errors import NotFoundError, TemplateError
-from agents.templating.fields import NONE, REMOVE, REMOVE_ALL, Field, FieldValueError, evaluate
-from agents.templating.fields import write as write_field
+from agents.templating.fields import NONE, REMOVE, REMOVE_ALL, Field
 from agents.templating.filters import Filter
 from agents.templating.flags import (
     CDRS,
@@ -22,12 +21,11 @@ from agents.templating.flags import (
     SESSION_EVENT,
     SESSION_MESSAGE,
     CallPlan,
-    call_plan,
 )
 from agents.templating.loader import Processor, Templates
 from agents.templating.trees import ReplyTree, RequestTree
 from core.rpc import EngineClient, RpcError
-from core.types import InvalidValue, format_time
+from core.types import format_time
 
 log = logging.getLogger("chargeflow.agents.templating")
 
@@ -173,9 +171,32 @@ def _trees(
         for name, tree in extra.items():
             if name not in templates.read_only_trees and not isinstance(tree, ReplyTree):
                 raise TemplateError(f"tree {name} is writable: pass a ReplyTree")
-            trees[name] = tree
-    trees[REQ] = request_tree
+            trees[name] = _memo(tree) if name in templates.read_only_trees else tree
+    trees[REQ] = _memo(request_tree)
     return trees
+
+
+def _memo(tree: RequestTree) -> RequestTree:
+    # A ReplyTree stays itself: it is cheap to read, and Outcome.trees shows it as before.
+    return tree if isinstance(tree, ReplyTree) else MemoTree(tree)
+
+
+class MemoTree:
+    """A read-only request tree whose reads are remembered for one request: processors,
+    filters and fields read the same few paths over and over (CC-Request-Type, MSCC ...).
+    The lists handed out are shared, and nothing in the template engine changes them."""
+
+    __slots__ = ("cache", "tree")
+
+    def __init__(self, tree: RequestTree) -> None:
+        self.tree = tree
+        self.cache: dict[tuple[str, ...], list[Any]] = {}
+
+    def get(self, path: tuple[str, ...]) -> list[Any]:
+        found = self.cache.get(path)
+        if found is None:
+            found = self.cache[path] = self.tree.get(path)
+        return found
 
 
 def _error(reason: str, where: Processor | None, tag: str = "", missing: str = "") -> TemplateError:
@@ -195,9 +216,12 @@ def _passes(
     tag: str = "",
 ) -> bool:
     try:
-        return all(flt.passes(trees) for flt in filters)
+        for flt in filters:
+            if not flt.check(trees):
+                return False
     except (ValueError, ArithmeticError) as exc:
         raise _error(f"filter failed: {exc}", where, tag) from None
+    return True
 
 
 def apply_fields(
@@ -218,13 +242,14 @@ def apply_fields(
     for item in fields:
         if item.filters and not _passes(item.filters, trees, processor, item.tag):
             continue
-        if item.type == NONE:
+        kind = item.type
+        if kind == NONE:
             pass
-        elif item.type in (REMOVE, REMOVE_ALL):
+        elif kind in (REMOVE, REMOVE_ALL):
             assert item.path is not None
             target = trees.get(item.path.root)
             if isinstance(target, ReplyTree):
-                if item.type == REMOVE_ALL:
+                if kind == REMOVE_ALL:
                     target.clear()
                 else:
                     target.remove(item.path.names, indexes=item.path.indexes)
@@ -237,22 +262,24 @@ def apply_fields(
 def _set_field(
     item: Field, trees: Mapping[str, RequestTree], processor: Processor | None, timezone: str
 ) -> None:
+    reader = item.reader
     try:
-        value = evaluate(item, trees, timezone)
+        value = reader(trees) if reader is not None else item.evaluator(trees, timezone)
     except NotFoundError as missing:
         if not item.mandatory:
             return
         raise _error(
             f"mandatory value missing: {missing}", processor, item.tag, str(missing)
         ) from None
-    except (FieldValueError, InvalidValue) as exc:
+    except (ValueError, ArithmeticError) as exc:  # FieldValueError, InvalidValue, converters
         raise _error(str(exc), processor, item.tag) from None
-    assert item.path is not None
-    target = trees.get(item.path.root)
-    if not isinstance(target, ReplyTree):
-        raise _error(f"no writable tree {item.path.root}", processor, item.tag)
+    path = item.path
+    assert path is not None
+    target = trees.get(path.root)
+    if type(target) is not ReplyTree and not isinstance(target, ReplyTree):
+        raise _error(f"no writable tree {path.root}", processor, item.tag)
     try:
-        write_field(item, target, value)
+        item.writer(target, value)
     except IndexError as exc:
         raise _error(str(exc), processor, item.tag) from None
 
@@ -281,7 +308,7 @@ async def _run(
     if flags.has(LOG) or flags.request_type == DRY_RUN:
         label = "DRY_RUN" if flags.request_type == DRY_RUN else "LOG"
         log.info("%s, processorID: <%s>, CGREvent: %s", label, processor.id, event)
-    main = call_plan(flags)
+    main = processor.call
     if main is not None:
         await _main_call(main, event, client, outcome, cgrep)
     if flags.on(CDRS) and not flags.has(DRY_RUN):
@@ -298,7 +325,12 @@ async def _run(
 async def _main_call(
     main: CallPlan, event: dict[str, Any], client: EngineClient, outcome: Outcome, cgrep: ReplyTree
 ) -> None:
-    params = {**main.arguments, **event}
+    # The plan is shared by every request of the processor: its lists are copied, not lent.
+    params = {
+        key: list(value) if isinstance(value, list) else value
+        for key, value in main.arguments.items()
+    }
+    params.update(event)
     reply, error = await _call(client, main.method, params, outcome)
     cgrep.clear()
     if not error and isinstance(reply, Mapping):

@@ -8,7 +8,8 @@ indexes, selectors and ``Length`` are resolved by :mod:`agents.templating.paths`
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Protocol, runtime_checkable
+from decimal import Decimal
+from typing import Any, Final, Protocol, runtime_checkable
 
 # One node of a ReplyTree: element name -> its instances (leaves, or nodes for groups).
 Node = dict[str, list[Any]]
@@ -78,6 +79,11 @@ class ReplyTree:
 
     # ------------------------------------------------------------------------------ reading
     def get(self, path: tuple[str, ...]) -> list[Any]:
+        if len(path) == 1:  # the common case: a top-level element
+            instances = self.nodes.get(path[0])
+            if not instances:
+                return []
+            return [_collapse(item) if isinstance(item, dict) else item for item in instances]
         current: list[Any] = [self.nodes]
         for name in path:
             found: list[Any] = []
@@ -206,11 +212,24 @@ class ReplyTree:
     __hash__ = None  # type: ignore[assignment]
 
 
+# Values that are certainly no Mapping: checked by type first (a Mapping isinstance is slow).
+_LEAF_TYPES: Final = frozenset({str, int, float, bool, bytes, Decimal, type(None)})
+
+
 def _node_of(data: Mapping[str, Any]) -> Node:
     node: Node = {}
     for key, value in data.items():
-        items = value if isinstance(value, list) else [value]
-        node[str(key)] = [_node_of(item) if isinstance(item, Mapping) else item for item in items]
+        if type(value) in _LEAF_TYPES:
+            node[str(key)] = [value]
+        elif isinstance(value, list):
+            node[str(key)] = [
+                item
+                if type(item) in _LEAF_TYPES or not isinstance(item, Mapping)
+                else _node_of(item)
+                for item in value
+            ]
+        else:
+            node[str(key)] = [_node_of(value) if isinstance(value, Mapping) else value]
     return node
 
 
@@ -221,8 +240,11 @@ def _plain(item: Any) -> Any:
 def _collapse(node: Node) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, instances in node.items():
-        values = [_plain(item) for item in instances]
-        out[key] = values[0] if len(values) == 1 else values
+        if len(instances) == 1:
+            item = instances[0]
+            out[key] = _collapse(item) if isinstance(item, dict) else item
+        else:
+            out[key] = [_collapse(item) if isinstance(item, dict) else item for item in instances]
     return out
 
 

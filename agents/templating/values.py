@@ -6,13 +6,13 @@ Parsed once at load into segments; evaluating walks the parsed form only.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from agents.templating.converters import Converter, parse_converter
 from agents.templating.errors import NotFoundError, TemplateError
-from agents.templating.paths import Path, as_text, parse_path
+from agents.templating.paths import LENGTH, Path, as_text, parse_path
 from agents.templating.trees import RequestTree
 
 SEGMENT_SEP: Final = ";"
@@ -43,7 +43,7 @@ class SearchReplace:
         if match is None:
             return text
         return "".join(
-            (match.group(part) or "") if is_group else str(part) for is_group, part in self.parts
+            [(match.group(part) or "") if is_group else str(part) for is_group, part in self.parts]
         )
 
 
@@ -96,6 +96,13 @@ def _template_parts(template: str, pattern: re.Pattern[str]) -> tuple[TemplatePa
     return tuple(parts)
 
 
+# Compiled forms: a value expression becomes one closure over the trees at load, so a
+# request pays no dispatch on segment kinds, path shapes, rules or converters.
+Trees = Mapping[str, RequestTree]
+Reader = Callable[[Trees], Any]
+TextReader = Callable[[Trees], str]
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     """One ``;``-separated part: a reference (``path``) or a literal (``constant``), then
@@ -105,27 +112,97 @@ class Segment:
     constant: str
     rules: tuple[SearchReplace, ...] = ()
     converters: tuple[Converter, ...] = ()
+    # Derived at construction: the compiled readers (value, and value as text).
+    value_of: Reader = field(init=False, repr=False, compare=False)
+    text_of: TextReader = field(init=False, repr=False, compare=False)
 
-    def value(self, trees: Mapping[str, RequestTree]) -> Any:
+    def __post_init__(self) -> None:
+        value_of = _compile_segment(self)
+        object.__setattr__(self, "value_of", value_of)
+        object.__setattr__(self, "text_of", _compile_text(self, value_of))
+
+    def value(self, trees: Trees) -> Any:
         """The converted value; NotFoundError when a referenced path has none."""
-        if self.path is None:
-            value: Any = self.constant
-        else:
-            found = self.path.read(trees)
+        return self.value_of(trees)
+
+    def text(self, trees: Trees) -> str:
+        return self.text_of(trees)
+
+
+def _compile_segment(segment: Segment) -> Reader:
+    path = segment.path
+    base: Reader
+    if path is None:
+        constant = segment.constant
+
+        def base(trees: Trees) -> Any:
+            return constant
+
+    elif path.plain and not (path.names and path.names[-1] == LENGTH):
+        root, names, missing = path.root, path.names, path.text
+
+        def base(trees: Trees) -> Any:
+            tree = trees.get(root)
+            if tree is not None:
+                values = tree.get(names)
+                if values:
+                    return values[0]
+            raise NotFoundError(missing)
+
+    else:
+        read, missing = path.read, path.text
+
+        def base(trees: Trees) -> Any:
+            found = read(trees)
             if not found:
-                raise NotFoundError(self.path.text)
-            value = found[0]
-        if self.rules:
+                raise NotFoundError(missing)
+            return found[0]
+
+    rules, converters = segment.rules, segment.converters
+    if not rules and not converters:
+        return base
+
+    def converted(trees: Trees) -> Any:
+        value = base(trees)
+        if rules:
             text = as_text(value)
-            for rule in self.rules:
+            for rule in rules:
                 text = rule.apply(text)
             value = text
-        for convert in self.converters:
+        for convert in converters:
             value = convert(value)
         return value
 
-    def text(self, trees: Mapping[str, RequestTree]) -> str:
-        return as_text(self.value(trees))
+    return converted
+
+
+def _compile_text(segment: Segment, value_of: Reader) -> TextReader:
+    path = segment.path
+    if segment.rules or segment.converters:
+        pass
+    elif path is None:
+        constant = segment.constant
+        return lambda trees: constant
+    elif path.plain and not (path.names and path.names[-1] == LENGTH):
+        # The commonest field of all, ``~*req.Session-Id``: one read, no further calls.
+        root, names, missing = path.root, path.names, path.text
+
+        def read_text(trees: Trees) -> str:
+            tree = trees.get(root)
+            if tree is not None:
+                values = tree.get(names)
+                if values:
+                    value = values[0]
+                    return value if type(value) is str else as_text(value)
+            raise NotFoundError(missing)
+
+        return read_text
+
+    def text_of(trees: Trees) -> str:
+        value = value_of(trees)
+        return value if type(value) is str else as_text(value)
+
+    return text_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +211,11 @@ class Value:
 
     segments: tuple[Segment, ...]
     source: str = ""
+    # Derived at construction: the whole expression's text as one closure.
+    text_of: TextReader = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text_of", _compile_value(self.segments))
 
     @property
     def is_constant(self) -> bool:
@@ -142,10 +224,20 @@ class Value:
     def paths(self) -> list[Path]:
         return [segment.path for segment in self.segments if segment.path is not None]
 
-    def text(self, trees: Mapping[str, RequestTree]) -> str:
-        if len(self.segments) == 1:
-            return self.segments[0].text(trees)
-        return "".join(segment.text(trees) for segment in self.segments)
+    def text(self, trees: Trees) -> str:
+        return self.text_of(trees)
+
+
+def _compile_value(segments: tuple[Segment, ...]) -> TextReader:
+    if not segments:
+        return lambda trees: ""
+    if len(segments) == 1:
+        return segments[0].text_of
+    if all(s.path is None and not s.rules and not s.converters for s in segments):
+        constant = "".join(s.constant for s in segments)
+        return lambda trees: constant
+    readers = tuple(segment.text_of for segment in segments)
+    return lambda trees: "".join([read(trees) for read in readers])
 
 
 def parse_value(text: str) -> Value:
