@@ -28,7 +28,7 @@ from core.charging import (
 )
 from core.filters.event import CGREvent
 from core.rating import Rater, RatingError
-from core.storage import DataDB, DuplicateError, StorDB
+from core.storage import DataDB, DuplicateError, StorDB, Write
 from core.storage.cdr import COST_NOT_RATED, Cdr, CdrFilter
 from core.types import ZERO, money_str, to_money
 
@@ -56,23 +56,46 @@ def _session_cost_key(cgrid: str, run_id: str) -> str:
 
 
 class SessionCosts:
-    """What SessionS charged per (CGRID, RunID), kept until the CDR takes it (StoreSCosts)."""
+    """What SessionS charged per (CGRID, RunID), kept until the CDR takes it (StoreSCosts).
+
+    Written through to DataDB (it is money), read from memory: the CDR that follows a terminate
+    finds it without waiting on the disk; after a restart the stored ones are read back."""
 
     def __init__(self, datadb: DataDB) -> None:
         self._datadb = datadb
+        self._live: dict[str, dict[str, Any]] = {}
+
+    @staticmethod
+    def _doc(cost: Decimal, usage: int, details: Any) -> dict[str, Any]:
+        return {"Cost": money_str(cost), "Usage": usage, "CostDetails": details}
+
+    def write(self, cgrid: str, run_id: str, cost: Decimal, usage: int, details: Any) -> Write:
+        """The storage write for one run's cost, to apply with others in one commit."""
+        key = _session_cost_key(cgrid, run_id)
+        doc = self._doc(cost, usage, details)
+        self._live[key] = doc
+        return Write(KIND_SESSION_COSTS, key, doc)
 
     async def put(self, cgrid: str, run_id: str, cost: Decimal, usage: int, details: Any) -> None:
-        doc = {"Cost": money_str(cost), "Usage": usage, "CostDetails": details}
-        await self._datadb.set(KIND_SESSION_COSTS, _session_cost_key(cgrid, run_id), doc)
+        await self.apply([self.write(cgrid, run_id, cost, usage, details)])
+
+    async def apply(self, writes: list[Write]) -> None:
+        """Commits session-cost writes together with other DataDB writes (session backup)."""
+        await self._datadb.apply(writes)
 
     async def get(self, cgrid: str, run_id: str) -> tuple[Decimal, int, Any] | None:
-        doc = await self._datadb.get(KIND_SESSION_COSTS, _session_cost_key(cgrid, run_id))
+        key = _session_cost_key(cgrid, run_id)
+        doc = self._live.get(key)
         if doc is None:
-            return None
+            doc = await self._datadb.get(KIND_SESSION_COSTS, key)
+            if doc is None:
+                return None
         return to_money(doc["Cost"]), int(doc["Usage"]), doc.get("CostDetails")
 
     async def remove(self, cgrid: str, run_id: str) -> None:
-        await self._datadb.remove(KIND_SESSION_COSTS, _session_cost_key(cgrid, run_id))
+        key = _session_cost_key(cgrid, run_id)
+        self._live.pop(key, None)
+        await self._datadb.remove(KIND_SESSION_COSTS, key)
 
 
 class CdrService:

@@ -18,7 +18,7 @@ from core.accounts import Charge, DebitResult
 from core.charging import RunEvent
 from core.filters.event import CGREvent
 from core.sessions.session import Run, Session
-from core.storage import DataDB
+from core.storage import DataDB, Write
 from core.types import format_time, money_str, parse_time
 
 KIND_SESSIONS: Final = "sessions"
@@ -106,6 +106,11 @@ class SessionBackup:
 
     async def remove(self, cgrid: str) -> None:
         await self._datadb.remove(KIND_SESSIONS, cgrid)
+
+    @staticmethod
+    def removal(cgrid: str) -> Write:
+        """The storage write that forgets a session, to apply with others in one commit."""
+        return Write(KIND_SESSIONS, cgrid, None)
 
     async def load(self) -> dict[str, dict[str, Any]]:
         docs: dict[str, dict[str, Any]] = await self._datadb.get_all(KIND_SESSIONS)

@@ -321,8 +321,6 @@ class SessionService:
     async def _end(self, session: Session, *, store_costs: bool) -> None:
         session.ended = True
         self.sessions.pop(session.cgrid, None)
-        if self._backup is not None and self._has_prepaid(session):
-            await self._backup.remove(session.cgrid)
         if session.ttl_handle is not None:
             session.ttl_handle.cancel()
         task = session.debit_task
@@ -330,12 +328,16 @@ class SessionService:
             task.cancel()
         if not store_costs:
             await self._refund_all(session)
-            return
-        for run in session.runs:
-            if run.request_type == PREPAID:
-                await self._session_costs.put(
-                    session.cgrid, run.run_id, run.money, run.used, run.details
-                )
+        # One commit: the session is forgotten exactly when the costs its CDRs need are stored.
+        writes = [
+            self._session_costs.write(session.cgrid, run.run_id, run.money, run.used, run.details)
+            for run in session.runs
+            if store_costs and run.request_type == PREPAID
+        ]
+        if self._backup is not None and self._has_prepaid(session):
+            writes.append(self._backup.removal(session.cgrid))
+        if writes:
+            await self._session_costs.apply(writes)  # the same DataDB holds both kinds
 
     async def _refund_all(self, session: Session) -> None:
         """A session that fails to open keeps nothing of what it took."""

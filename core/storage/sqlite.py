@@ -253,13 +253,23 @@ class SqliteDataDB(_SqliteStore, DataDB):
             schema=_DATADB_SCHEMA,
             version=DATADB_SCHEMA_VERSION,
         )
-        self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future[int]]] = []
+        # (sql, params, future): a unit of several statements carries its future on the last one
+        # only; a unit is queued without an await in between, so one transaction holds it whole.
+        self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future[int] | None]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def _group_write(self, sql: str, params: tuple[Any, ...]) -> int:
         """Queues one statement for the next group commit; returns its rowcount once durable."""
+        return await self._group_write_unit([(sql, params)])
+
+    async def _group_write_unit(self, statements: list[tuple[str, tuple[Any, ...]]]) -> int:
+        """Queues statements that commit together (all or none) in the next group commit;
+        returns the last one's rowcount once durable."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append((sql, params, future))
+        for sql, params in statements[:-1]:
+            self._pending.append((sql, params, None))
+        last_sql, last_params = statements[-1]
+        self._pending.append((last_sql, last_params, future))
         if self._flusher is None:
             self._flusher = asyncio.ensure_future(self._flush())
         return await asyncio.shield(future)  # a cancelled caller's write still commits
@@ -277,14 +287,14 @@ class SqliteDataDB(_SqliteStore, DataDB):
                     counts = await self._run(work, bulk=True)
                 except BaseException as exc:
                     for _sql, _params, future in batch:
-                        if not future.done():
+                        if future is not None and not future.done():
                             future.set_exception(exc)
                             future.exception()  # retrieved here; the caller re-raises it
                     if isinstance(exc, asyncio.CancelledError):
                         raise
                     continue
                 for (_sql, _params, future), count in zip(batch, counts, strict=True):
-                    if not future.done():
+                    if future is not None and not future.done():
                         future.set_result(count)
         finally:
             self._flusher = None
@@ -372,6 +382,19 @@ class SqliteDataDB(_SqliteStore, DataDB):
         return await self._run(lambda conn: conn.execute(_DELETE_KIND, params).rowcount, bulk=True)
 
     async def apply(self, mutations: Iterable[Mutation]) -> None:
+        if (
+            isinstance(mutations, list | tuple)
+            and 0 < len(mutations) <= GROUP_UNIT_MAX
+            and all(type(m) is Write for m in mutations)
+        ):
+            # A few document writes (a session ending, say): one unit of the group commit.
+            statements = [
+                (_UPSERT_DOC, put) if put is not None else (_DELETE_DOC, delete)
+                for put, delete in (_unit_statement(m) for m in mutations)
+            ]
+            await self._group_write_unit(statements)  # type: ignore[arg-type]
+            return
+
         def work(conn: sqlite3.Connection) -> None:
             # Runs of the same mutation class go through one executemany each; values are
             # encoded while streaming, and any error (encoding included) rolls everything back.
@@ -386,6 +409,19 @@ class SqliteDataDB(_SqliteStore, DataDB):
                             conn.execute(_DELETE_KIND, (check_name("kind", drop.kind),))
 
         await self._run(work, bulk=_is_bulk(mutations))
+
+
+GROUP_UNIT_MAX: Final = 64  # larger applies run as their own transaction in a worker thread
+
+
+def _unit_statement(write: Write) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]:
+    """(upsert params, None) or (None, delete params); values encoded now, so a bad one fails
+    its caller before anything is queued."""
+    kind = check_name("kind", write.kind)
+    key = check_name("key", write.key, allow_empty=True)
+    if write.value is None:
+        return None, (kind, key)
+    return (kind, key, dumps(check_value(write.value))), None
 
 
 # ----------------------------------------------------------------------------------- StorDB
