@@ -194,6 +194,7 @@ class Engine:
         await self.server.close()
         if self._loader is not None:
             await self.sessions.close()
+            await self.cdrs.session_costs.drain()
             await self.actions.close()
         if self._datadb is not None:
             await self._datadb.close()

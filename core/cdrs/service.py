@@ -8,6 +8,7 @@ crash between leaves a visible unrated CDR, which ``rate_unrated`` charges later
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -64,6 +65,7 @@ class SessionCosts:
     def __init__(self, datadb: DataDB) -> None:
         self._datadb = datadb
         self._live: dict[str, dict[str, Any]] = {}
+        self._pending: set[asyncio.Future[None]] = set()
 
     @staticmethod
     def _doc(cost: Decimal, usage: int, details: Any) -> dict[str, Any]:
@@ -96,6 +98,17 @@ class SessionCosts:
         key = _session_cost_key(cgrid, run_id)
         self._live.pop(key, None)
         await self._datadb.remove(KIND_SESSION_COSTS, key)
+
+    def forget_later(self, cgrid: str, run_id: str) -> None:
+        """``remove`` in the background (tracked, so shutdown can wait for it)."""
+        task = asyncio.ensure_future(self.remove(cgrid, run_id))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        """Waits for background removals (at shutdown, before storage closes)."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
 
 
 class CdrService:
@@ -188,7 +201,9 @@ class CdrService:
         cdr.cost, cdr.cost_details, cdr.cost_source = cost, details, source
         await self._stordb.store_cdr(cdr, allow_update=True)
         if source == COST_SOURCE_SESSIONS:
-            await self.session_costs.remove(cdr.cgrid, cdr.run_id)
+            # Off the reply path: the CDR holds the cost now, and a leftover session-cost doc
+            # (after a crash) is harmless, since the CDR's key refuses a second charge.
+            self.session_costs.forget_later(cdr.cgrid, cdr.run_id)
 
     async def _cost(self, run: RunEvent, usage: int) -> tuple[Decimal, Any, str]:
         """(cost, CostDetails, CostSource) of one run: from its session, or charged now."""
