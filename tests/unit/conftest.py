@@ -1,4 +1,5 @@
-"""Fixtures: the tutorial plan's Rater and an AccountService on memory storage."""
+"""Fixtures shared by the unit tests: the tutorial plan, its Rater, an AccountService on memory
+storage (folders with their own conftest, e.g. storage/, override what they redefine)."""
 
 from __future__ import annotations
 
