@@ -181,6 +181,18 @@ class CdrService:
     async def _process_run(self, run: RunEvent) -> Cdr | None:
         usage = run.usage or 0
         cdr = run.to_cdr(usage)
+        if run.request_type == NONE or await self._price_without_charging(run, cdr):
+            # No money moves for this run: one write, its unique key refuses a duplicate.
+            try:
+                cdr.order_id = await self._stordb.store_cdr(cdr)
+            except DuplicateError:
+                log.info("duplicate CDR refused: %s %s", cdr.cgrid, cdr.run_id)
+                return None
+            if cdr.cost_source == COST_SOURCE_SESSIONS:
+                # The CDR holds the cost now; a leftover session-cost doc (after a crash) is
+                # harmless, since the CDR's key refuses a second charge. Off the reply path.
+                self.session_costs.forget_later(cdr.cgrid, cdr.run_id)
+            return cdr
         try:
             cdr.order_id = await self._stordb.store_cdr(cdr)  # unrated first: the dedup point
         except DuplicateError:
@@ -188,6 +200,27 @@ class CdrService:
             return None
         await self._charge(run, cdr)
         return cdr
+
+    async def _price_without_charging(self, run: RunEvent, cdr: Cdr) -> bool:
+        """Fills in the cost of a run no account pays now: a *prepaid run its session already
+        charged, or a *rated run. False when the run must be charged to an account."""
+        if run.request_type == PREPAID:
+            from_session = await self.session_costs.get(run.cgrid, run.run_id)
+            if from_session is None:
+                return False
+            cdr.cost, _usage, cdr.cost_details = from_session
+            cdr.cost_source = COST_SOURCE_SESSIONS
+            return True
+        if run.request_type in ACCOUNT_CHARGED:
+            return False
+        try:
+            rated = self._rater().get_cost(run.cost_query(cdr.usage, self._clock()))
+        except RatingError as exc:
+            cdr.extra_info = str(exc)  # stored unrated, with the reason
+            return True
+        cdr.cost, cdr.cost_source = rated.cost, COST_SOURCE_CDRS
+        cdr.cost_details = rated.to_event_cost(run.cgrid, run.run_id)
+        return True
 
     async def _charge(self, run: RunEvent, cdr: Cdr) -> None:
         if run.request_type == NONE:
