@@ -19,6 +19,7 @@ from core.config import Config
 from core.filters import FilterError, FilterService, destination_ids_from
 from core.filters.event import CGREvent
 from core.rating.service import RatingService
+from core.routes import RouteService
 from core.rpc import MethodRegistry, RpcError, RpcServer
 from core.sessions.backup import SessionBackup
 from core.sessions.service import SessionsConfig, SessionService
@@ -54,6 +55,9 @@ class Engine:
         self.chargers = ChargerService(
             self.filters, self.attributes, default_tenant=general.default_tenant
         )
+        self.routes = RouteService(
+            self.filters, lambda: self.rating.rater, default_tenant=general.default_tenant
+        )
         self.started_at = time.time()
         self._datadb: DataDB | None = None
         self._stordb: StorDB | None = None
@@ -87,7 +91,7 @@ class Engine:
         self.actions = ActionService(self.accounts, cdr_sink=self._cdrlog)
         self._loader = TariffPlanLoader(
             self._datadb,
-            [self.rating, self.filters, self.attributes, self.chargers, self.actions],
+            [self.rating, self.filters, self.attributes, self.chargers, self.routes, self.actions],
         )
         general = self.config.general
         session_costs = SessionCosts(self._datadb)

@@ -11,6 +11,7 @@ from core.api import attributes as attributes_api
 from core.api import cdrs as cdrs_api
 from core.api import chargers as chargers_api
 from core.api import filters as filters_api
+from core.api import routes as routes_api
 from core.api import sessions as sessions_api
 from core.rpc import MethodRegistry
 
@@ -27,6 +28,7 @@ def register_all(registry: MethodRegistry, engine: Engine) -> None:
     filters_api.register(registry, engine.filters, engine.loader, general)
     attributes_api.register(registry, engine.attributes, engine.loader, general)
     chargers_api.register(registry, engine.chargers, engine.attributes, engine.loader, general)
+    routes_api.register(registry, engine.routes, engine.loader, general)
     sessions_api.register(
         registry,
         engine.sessions,
@@ -35,6 +37,7 @@ def register_all(registry: MethodRegistry, engine: Engine) -> None:
         engine.event_passes,
         default_tenant=general.default_tenant,
         timezone=general.default_timezone,
+        routes_of=routes_api.session_routes(engine.routes),
     )
     cdrs_api.register(
         registry,

@@ -20,6 +20,9 @@ from core.types import SECOND, InvalidValue, zone
 AttributesOf = Callable[[CGREvent, str], Awaitable[tuple[CGREvent, dict[str, Any]]]]
 # Does an event pass FilterIDs (inline or stored) in a tenant? Raises RpcError on a bad filter.
 EventFilter = Callable[[str, list[str], CGREvent], bool]
+# RouteS for an event, given the session call's arguments (RoutesMaxCost, ...): the
+# SortedRoutesList. Raises RpcError ("ROUTES_ERROR:...").
+RoutesOf = Callable[[CGREvent, Mapping[str, Any]], list[dict[str, Any]]]
 
 CONTEXT_SESSIONS: Final = "*sessions"
 ERR_SUBSYSTEMS_MISSING: Final = f"{ERR_MANDATORY_IE_MISSING}: [subsystems]"
@@ -55,6 +58,19 @@ def _digest(attributes: dict[str, Any] | None, event: CGREvent) -> str:
     return ",".join(parts)
 
 
+def _routes_digest(routes: list[dict[str, Any]] | None) -> str | None:
+    """CGRateS's ``SortedRoutesList.Digest``: ``RouteID[:RouteParameters]``, comma-joined."""
+    if routes is None:
+        return None
+    return ",".join(
+        f"{route['RouteID']}:{route['RouteParameters']}"
+        if route["RouteParameters"]
+        else route["RouteID"]
+        for reply in routes
+        for route in reply["Routes"]
+    )
+
+
 def register(
     registry: MethodRegistry,
     sessions: SessionService,
@@ -64,6 +80,7 @@ def register(
     *,
     default_tenant: str,
     timezone: str,
+    routes_of: RoutesOf | None = None,
 ) -> None:
     tz = zone(timezone)
     cache = ReplyCache(sessions.config.reply_cache_ttl)
@@ -88,6 +105,13 @@ def register(
         except RpcError as exc:
             raise RpcError(f"ATTRIBUTES_ERROR:{exc}") from None
 
+    def with_routes(args: Mapping[str, Any], event: CGREvent) -> list[dict[str, Any]] | None:
+        if not _flag(args, "GetRoutes", "GetSuppliers"):
+            return None
+        if routes_of is None:
+            raise RpcError("ROUTES_ERROR:NOT_CONNECTED")
+        return routes_of(event, args)
+
     async def cached(method: str, event: CGREvent, work: Callable[[], Awaitable[Any]]) -> Any:
         try:
             return await cache.run(method, event.tenant, event.id, work)
@@ -110,7 +134,7 @@ def register(
             "Attributes": attributes,
             "ResourceAllocation": None,
             "MaxUsage": max_usage,
-            "Routes": None,
+            "Routes": with_routes(args, event),
             "ThresholdIDs": None,
             "StatQueueIDs": None,
         }
@@ -134,7 +158,7 @@ def register(
             "AttributesDigest": _digest(reply["Attributes"], altered),
             "ResourceAllocation": None,
             "MaxUsage": _seconds(max_usage) if max_usage is not None else 0,
-            "RoutesDigest": None,
+            "RoutesDigest": _routes_digest(reply["Routes"]),
             "Thresholds": None,
             "StatQueues": None,
         }
@@ -236,7 +260,7 @@ def register(
                 "MaxUsage": max_usage,
                 "ResourceAllocation": None,
                 "Attributes": attributes,
-                "Routes": None,
+                "Routes": with_routes(args, altered),
                 "ThresholdIDs": None,
                 "StatQueueIDs": None,
             }

@@ -1,0 +1,232 @@
+"""RouteSv1 (GetRoutes, GetRoutesList, GetRouteProfilesForEvent) and the route profile methods.
+
+GetRoutes takes a CGREvent with, as CGRateS v0.10/v0.11 does, ``IgnoreErrors``, ``MaxCost`` and
+the paginator ``Limit``/``Offset`` beside it (or ``Paginator: {Limit, Offset}``), or as APIOpts
+``*routesIgnoreErrors``, ``*routesMaxCost``, ``*routesLimit``, ``*routesOffset``,
+``*routesProfilesCount`` (``*profileCount``). The reply is CGRateS's ``SortedRoutesList``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import tzinfo
+from decimal import Decimal
+from typing import Any, Final
+
+from core.api._params import ERR_MANDATORY_IE_MISSING, as_object, server_error, text
+from core.api._profiles import ProfileKind, register_profile_api
+from core.api.filters import interval_from_wire, interval_to_wire, string_list
+from core.config import GeneralConfig
+from core.filters import CGREvent, FilterError
+from core.routes import RouteQuery, RouteSError, RouteService, SortedRoutes
+from core.routes.service import check_route_profile
+from core.rpc import CallContext, MethodRegistry, RpcError
+from core.tariffplan import KIND_ROUTES
+from core.tariffplan.loader import TariffPlanLoader
+from core.tariffplan.models import Route, RouteProfile
+from core.types import InvalidValue, to_money, zone
+
+
+def _money(value: Any, name: str) -> Decimal:
+    try:
+        return to_money(value or 0)
+    except InvalidValue as exc:
+        raise server_error(f"invalid params: {name}: {exc}") from None
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
+def route_from_wire(args: Mapping[str, Any]) -> Route:
+    return Route(
+        text(args, "ID"),
+        filter_ids=string_list(args, "FilterIDs"),
+        account_ids=string_list(args, "AccountIDs"),
+        rating_plan_ids=string_list(args, "RatingPlanIDs"),
+        resource_ids=string_list(args, "ResourceIDs"),
+        stat_ids=string_list(args, "StatIDs"),
+        weight=_money(args.get("Weight"), "Weight"),
+        blocker=_flag(args.get("Blocker")),
+        route_parameters=text(args, "RouteParameters"),
+    )
+
+
+def route_profile_from_wire(args: Mapping[str, Any], tenant: str, timezone: tzinfo) -> RouteProfile:
+    raw_routes = args.get("Routes") or []
+    if not isinstance(raw_routes, list):
+        raise server_error("invalid params: Routes must be a list")
+    return RouteProfile(
+        tenant,
+        text(args, "ID"),
+        filter_ids=string_list(args, "FilterIDs"),
+        activation_interval=interval_from_wire(args.get("ActivationInterval"), timezone),
+        sorting=text(args, "Sorting"),
+        sorting_parameters=string_list(args, "SortingParameters"),
+        routes=tuple(route_from_wire(as_object(raw)) for raw in raw_routes),
+        weight=_money(args.get("Weight"), "Weight"),
+    )
+
+
+def route_to_wire(route: Route) -> dict[str, Any]:
+    return {
+        "ID": route.id,
+        "FilterIDs": list(route.filter_ids),
+        "AccountIDs": list(route.account_ids),
+        "RatingPlanIDs": list(route.rating_plan_ids),
+        "ResourceIDs": list(route.resource_ids),
+        "StatIDs": list(route.stat_ids),
+        "Weight": route.weight,
+        "Blocker": route.blocker,
+        "RouteParameters": route.route_parameters,
+    }
+
+
+def route_profile_to_wire(profile: RouteProfile) -> dict[str, Any]:
+    return {
+        "Tenant": profile.tenant,
+        "ID": profile.id,
+        "FilterIDs": list(profile.filter_ids),
+        "ActivationInterval": interval_to_wire(profile.activation_interval),
+        "Sorting": profile.sorting,
+        "SortingParameters": list(profile.sorting_parameters),
+        "Routes": [route_to_wire(route) for route in profile.routes],
+        "Weight": profile.weight,
+    }
+
+
+def _check(profile: RouteProfile) -> None:
+    try:
+        check_route_profile(profile)
+    except (FilterError, InvalidValue) as exc:
+        raise server_error(exc) from None
+
+
+def _int(value: Any, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise server_error(f"invalid params: {name} must be an integer") from None
+
+
+def route_query_of(args: Mapping[str, Any]) -> RouteQuery:
+    """The GetRoutes options: arguments beside the event, else ``*routes…`` APIOpts."""
+    opts = args.get("APIOpts") or args.get("Opts") or {}
+    if not isinstance(opts, Mapping):
+        opts = {}
+    paginator = args.get("Paginator") or {}
+    if not isinstance(paginator, Mapping):
+        paginator = {}
+
+    def pick(name: str, opt: str) -> Any:
+        for source in (args, paginator):
+            if source.get(name) is not None:
+                return source[name]
+        return opts.get(opt)
+
+    raw_max_cost = pick("MaxCost", "*routesMaxCost")
+    max_cost = None
+    if raw_max_cost not in (None, "", 0):
+        max_cost = _money(raw_max_cost, "MaxCost")
+    limit = _int(pick("Limit", "*routesLimit"), "Limit")
+    offset = _int(pick("Offset", "*routesOffset"), "Offset") or 0
+    count = None
+    for name in ("*routesProfilesCount", "*routesProfileCount", "*profileCount"):
+        if opts.get(name) is not None:
+            count = _int(opts[name], name)
+            break
+    return RouteQuery(
+        ignore_errors=_flag(pick("IgnoreErrors", "*routesIgnoreErrors")),
+        max_cost=max_cost,
+        limit=limit,
+        offset=offset,
+        profile_count=count or 1,
+    )
+
+
+_SESSION_ARGS: Final = (
+    ("IgnoreErrors", ("RoutesIgnoreErrors", "SuppliersIgnoreErrors")),
+    ("MaxCost", ("RoutesMaxCost", "SuppliersMaxCost")),
+)
+
+
+def session_routes(routes: RouteService) -> Callable[[CGREvent, Mapping[str, Any]], Any]:
+    """SessionS's GetRoutes/GetSuppliers: ``RoutesIgnoreErrors``/``RoutesMaxCost`` (v0.10
+    ``Suppliers…``) and ``Paginator`` from the session call, or the event's ``*routes…`` APIOpts;
+    errors become ``ROUTES_ERROR:<error>``."""
+
+    def routes_of(event: CGREvent, args: Mapping[str, Any]) -> list[dict[str, Any]]:
+        options: dict[str, Any] = {"APIOpts": event.opts}
+        for name, aliases in _SESSION_ARGS:
+            for alias in aliases:
+                if args.get(alias) not in (None, ""):
+                    options[name] = args[alias]
+                    break
+        if isinstance(args.get("Paginator"), Mapping):
+            options["Paginator"] = args["Paginator"]
+        try:
+            replies = routes.routes_for_event(event, route_query_of(options))
+        except RouteSError as exc:
+            raise RpcError(f"ROUTES_ERROR:{exc.message}") from None
+        return [reply.to_wire() for reply in replies]
+
+    return routes_of
+
+
+def register(
+    registry: MethodRegistry,
+    routes: RouteService,
+    loader: TariffPlanLoader,
+    general: GeneralConfig,
+) -> None:
+    timezone = zone(general.default_timezone)
+
+    def event_of(args: Mapping[str, Any]) -> CGREvent:
+        if args.get("Event") is None:
+            raise RpcError(f"{ERR_MANDATORY_IE_MISSING}: [Event]")
+        try:
+            return CGREvent.from_wire(args, general.default_tenant, timezone)
+        except InvalidValue as exc:
+            raise server_error(f"invalid params: {exc}") from None
+
+    def sorted_routes(params: Any) -> list[SortedRoutes]:
+        args = as_object(params)
+        try:
+            return routes.routes_for_event(event_of(args), route_query_of(args))
+        except RouteSError as exc:
+            raise RpcError(exc.message) from None
+
+    def get_routes(params: Any, ctx: CallContext) -> list[dict[str, Any]]:
+        return [reply.to_wire() for reply in sorted_routes(params)]
+
+    def get_routes_list(params: Any, ctx: CallContext) -> list[str]:
+        """CGRateS's ``RoutesWithParams``: ``RouteID[:RouteParameters]``, in order."""
+        return [route.with_params() for reply in sorted_routes(params) for route in reply.routes]
+
+    def get_route_profiles_for_event(params: Any, ctx: CallContext) -> list[dict[str, Any]]:
+        try:
+            profiles = routes.profiles_for_event(event_of(as_object(params)))
+        except RouteSError as exc:
+            raise RpcError(exc.message) from None
+        return [route_profile_to_wire(profile) for profile in profiles]
+
+    registry.register("RouteSv1.GetRoutes", get_routes)
+    registry.register("RouteSv1.GetRoutesList", get_routes_list)
+    registry.register("RouteSv1.GetRouteProfilesForEvent", get_route_profiles_for_event)
+
+    register_profile_api(
+        registry,
+        loader,
+        general,
+        ProfileKind(
+            KIND_ROUTES,
+            "RouteProfile",
+            route_profile_from_wire,
+            route_profile_to_wire,
+            check=_check,
+        ),
+    )
