@@ -177,3 +177,37 @@ async def test_accounting_over_tcp(engine: EngineProcess, tmp_path: Path, radcli
         assert await balance(engine) == FUNDS - voice_cost(120)
     finally:
         await stop_radius_agent(agent)
+
+
+async def test_data_session_is_charged_by_octets(
+    engine: EngineProcess, agent: RadiusAgentProcess, radclient: str
+) -> None:
+    """A NAS that hands out an address (Framed-IP-Address) reports a data session: charged by
+    octets in + out (the tutorial prices data at 0.01 per octet), 1 MiB reserved ahead."""
+    funds = Decimal(1_000_000)
+    await asyncio.to_thread(set_money, engine, "1001", int(funds))
+    per_octet = Decimal("0.01")
+    data = {"Acct-Session-Id": "radius-data-1", "Framed-IP-Address": "10.64.0.7"}
+    reply = await radclient_send(radclient, agent.acct_port, "acct", accounting("Start", **data))
+    assert reply.code == "Accounting-Response", reply.output
+    assert await balance(engine) == funds - per_octet * 1_048_576
+
+    interim = accounting(
+        "Interim-Update",
+        60,
+        **data,
+        **{"Acct-Input-Octets": 300_000, "Acct-Output-Octets": 200_000},
+    )
+    reply = await radclient_send(radclient, agent.acct_port, "acct", interim)
+    assert reply.code == "Accounting-Response", reply.output
+    assert await balance(engine) == funds - per_octet * (500_000 + 1_048_576)
+
+    stop = accounting(
+        "Stop", 90, **data, **{"Acct-Input-Octets": 400_000, "Acct-Output-Octets": 300_000}
+    )
+    reply = await radclient_send(radclient, agent.acct_port, "acct", stop)
+    assert reply.code == "Accounting-Response", reply.output
+    assert await balance(engine) == funds - per_octet * 700_000
+    cdr = await wait_for_cdr(engine, "radius-data-1")
+    assert cdr["ToR"] == "*data" and cdr["Usage"] == 700_000
+    assert Decimal(str(cdr["Cost"])) == per_octet * 700_000
