@@ -65,6 +65,17 @@ class AgentContext:
         """The agent's own config keys (everything but the common ones)."""
         return self.config.options
 
+    def positive(self, key: str, default: float) -> float:
+        """One of the agent's numeric options, which must be > 0."""
+        value = self.options.get(key, default)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.name} {key} must be a number, not {value!r}") from None
+        if number <= 0:
+            raise ValueError(f"{self.name} {key} must be > 0")
+        return number
+
 
 class Agent(ABC):
     """Base of every agent: lifecycle and the engine's ``AgentV1.*`` callbacks."""

@@ -63,6 +63,12 @@ from agents.diameter.transport import (
     DiameterTransportError,
     Peer,
 )
+from agents.sessions import (
+    DEFAULT_SESSION_IDLE,
+    LiveSessions,
+    expire,
+    sweep_forever,
+)
 from agents.templating import (
     DictTree,
     Outcome,
@@ -123,8 +129,6 @@ ABORTED_MAX: Final = 100_000
 ABORTED_TTL: Final = 3600.0  # seconds a disconnected Session-Id is remembered
 # A session not heard of for this long is forgotten (its CCR-T never came; the engine ends it
 # on its own session_ttl): the agent's tables stay bounded.
-DEFAULT_SESSION_IDLE: Final = 4 * 3600.0
-SWEEP_INTERVAL: Final = 60.0
 # Answers a retry may legitimately change (the engine's reply cache still prevents a double
 # charge): they are not cached.
 TRANSIENT_RESULTS: Final = frozenset(
@@ -214,7 +218,7 @@ class DiameterAgent(Agent):
         self.disconnect_with = str(options.get("disconnect", DISCONNECT_ASR)).lower()
         if self.disconnect_with not in (DISCONNECT_ASR, DISCONNECT_RAR):
             raise ValueError(f"diameter disconnect must be asr or rar, not {self.disconnect_with}")
-        self.asr_timeout = _positive(options, "asr_timeout", DEFAULT_ASR_TIMEOUT)
+        self.asr_timeout = context.positive("asr_timeout", DEFAULT_ASR_TIMEOUT)
         fanout = options.get("mscc_fanout", list(DEFAULT_FANOUT))
         if not isinstance(fanout, list) or not all(isinstance(x, str) for x in fanout):
             raise ValueError("diameter mscc_fanout must be a list of Service-Context-Ids")
@@ -223,8 +227,8 @@ class DiameterAgent(Agent):
         self.data_dir = data_dir if data_dir.is_absolute() else REPO_ROOT / data_dir
         self.answers = AnswerCache(
             self.data_dir,
-            ttl=_positive(options, "dedup_ttl", DEFAULT_TTL),
-            max_entries=int(_positive(options, "dedup_max", DEFAULT_MAX_ENTRIES)),
+            ttl=context.positive("dedup_ttl", DEFAULT_TTL),
+            max_entries=int(context.positive("dedup_max", DEFAULT_MAX_ENTRIES)),
         )
         listen = context.config.listen
         addresses = options.get("host_ip_addresses", ["127.0.0.1"])
@@ -234,8 +238,8 @@ class DiameterAgent(Agent):
             listen_host=listen.host if listen else DEFAULT_LISTEN_HOST,
             listen_port=listen.port if listen else DEFAULT_PORT,
             host_ip_addresses=tuple(str(a) for a in addresses),
-            max_in_flight=int(_positive(options, "max_in_flight", DEFAULT_MAX_IN_FLIGHT)),
-            watchdog_interval=_positive(options, "watchdog_interval", DEFAULT_WATCHDOG),
+            max_in_flight=int(context.positive("max_in_flight", DEFAULT_MAX_IN_FLIGHT)),
+            watchdog_interval=context.positive("watchdog_interval", DEFAULT_WATCHDOG),
         )
         try:
             self.templates: Templates = load_templates(context.templates or DEFAULT_TEMPLATES)
@@ -243,10 +247,10 @@ class DiameterAgent(Agent):
             raise ValueError(str(exc)) from None
         self.node = DiameterNode(self.transport_config, self.handle)
         self._inflight: dict[tuple[str, int], asyncio.Future[bytes | None]] = {}
-        self._sessions: dict[str, LiveSession] = {}  # by OriginID
+        self._sessions: LiveSessions[LiveSession] = LiveSessions()
         self._usage: dict[tuple[str, str], UsageTotals] = {}  # by (Session-Id, Rating-Group)
         self._aborted: OrderedDict[str, float] = OrderedDict()  # Session-Id -> expiry
-        self.session_idle = _positive(options, "session_idle", DEFAULT_SESSION_IDLE)
+        self.session_idle = context.positive("session_idle", DEFAULT_SESSION_IDLE)
         self._sweeper: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -258,7 +262,7 @@ class DiameterAgent(Agent):
         self.answers.open()
         self.answers.start()
         await self.node.start()
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
+        self._sweeper = asyncio.get_running_loop().create_task(sweep_forever(self.sweep))
         log.info(
             "diameter agent %s listening on %s:%d",
             self.origin_host,
@@ -566,22 +570,12 @@ class DiameterAgent(Agent):
     def sweep(self, now: float | None = None) -> None:
         """Forgets the sessions idle for longer than ``session_idle``."""
         oldest = (time.monotonic() if now is None else now) - self.session_idle
-        for key in [k for k, s in self._sessions.items() if s.seen < oldest]:
-            del self._sessions[key]
-        for usage in [k for k, u in self._usage.items() if u.seen < oldest]:
-            del self._usage[usage]
-
-    async def _sweep_loop(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL)
-            self.sweep()
+        expire(self._sessions, oldest)
+        expire(self._usage, oldest)
 
     # ------------------------------------------------------------------ engine callbacks
     async def get_active_session_ids(self) -> list[dict[str, str]]:
-        return [
-            {"OriginID": live.origin_id, "OriginHost": live.origin_host}
-            for live in self._sessions.values()
-        ]
+        return self._sessions.active_ids()
 
     async def warn_disconnect(self, args: Mapping[str, Any]) -> str:
         return OK  # Gy has no in-call warning; the FUI on the last grant does that job
@@ -652,17 +646,6 @@ class DiameterAgent(Agent):
 
 
 # ----------------------------------------------------------------------------------- helpers
-def _positive(options: Mapping[str, Any], key: str, default: float) -> float:
-    value = options.get(key, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"diameter {key} must be a number, not {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"diameter {key} must be > 0")
-    return number
-
-
 def _reheaded(data: bytes, request: DiameterMessage) -> DiameterMessage:
     """A cached answer with the ids of the request it now answers."""
     patched = (

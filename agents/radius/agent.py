@@ -50,6 +50,12 @@ from agents.radius.transport import (
     parse_clients,
     send_request,
 )
+from agents.sessions import (
+    DEFAULT_SESSION_IDLE,
+    LiveSessions,
+    expire,
+    sweep_forever,
+)
 from agents.templating import (
     DictTree,
     Outcome,
@@ -83,8 +89,6 @@ NOT_FOUND: Final = "NOT_FOUND"
 # The engine waits 2 s for a callback's reply: the NAS's ACK must come back well before that.
 DEFAULT_DYNAUTH_TIMEOUT: Final = 0.4  # first wait; doubled per retransmission (RFC 5080)
 DEFAULT_DYNAUTH_DEADLINE: Final = 1.8
-DEFAULT_SESSION_IDLE: Final = 4 * 3600.0
-SWEEP_INTERVAL: Final = 60.0
 ABORTED_MAX: Final = 100_000
 ABORTED_TTL: Final = 3600.0
 
@@ -145,9 +149,9 @@ class RadiusAgent(Agent):
                 acct_port = int(port)
             except ValueError:
                 raise ValueError(f"bad radius acct_listen {options['acct_listen']!r}") from None
-        self.dynauth_timeout = _positive(options, "dynauth_timeout", DEFAULT_DYNAUTH_TIMEOUT)
-        self.dynauth_deadline = _positive(options, "dynauth_deadline", DEFAULT_DYNAUTH_DEADLINE)
-        self.session_idle = _positive(options, "session_idle", DEFAULT_SESSION_IDLE)
+        self.dynauth_timeout = context.positive("dynauth_timeout", DEFAULT_DYNAUTH_TIMEOUT)
+        self.dynauth_deadline = context.positive("dynauth_deadline", DEFAULT_DYNAUTH_DEADLINE)
+        self.session_idle = context.positive("session_idle", DEFAULT_SESSION_IDLE)
         try:
             self.templates: Templates = load_templates(context.templates or DEFAULT_TEMPLATES)
         except TemplateError as exc:
@@ -160,11 +164,11 @@ class RadiusAgent(Agent):
             acct_port=acct_port,
             tcp=bool(options.get("tcp", False)),
             dedup=DuplicateCache(
-                _positive(options, "dedup_ttl", DEFAULT_DEDUP_TTL),
-                int(_positive(options, "dedup_max", DEFAULT_DEDUP_MAX)),
+                context.positive("dedup_ttl", DEFAULT_DEDUP_TTL),
+                int(context.positive("dedup_max", DEFAULT_DEDUP_MAX)),
             ),
         )
-        self._sessions: dict[str, LiveSession] = {}  # by OriginID
+        self._sessions: LiveSessions[LiveSession] = LiveSessions()
         self._reported: dict[tuple[str, str], Reported] = {}  # (NAS, Acct-Session-Id)
         # Ended sessions: (NAS, Acct-Session-Id) -> expiry
         self._aborted: dict[tuple[str, str], float] = {}
@@ -173,7 +177,7 @@ class RadiusAgent(Agent):
 
     async def start(self) -> None:
         await self.server.start()
-        self._sweeper = asyncio.create_task(self._sweep_loop())
+        self._sweeper = asyncio.create_task(sweep_forever(self.sweep))
 
     async def stop(self) -> None:
         if self._sweeper is not None:
@@ -374,24 +378,14 @@ class RadiusAgent(Agent):
     def sweep(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         oldest = now - self.session_idle
-        for key in [k for k, s in self._sessions.items() if s.seen < oldest]:
-            del self._sessions[key]
-        for usage in [k for k, u in self._reported.items() if u.seen < oldest]:
-            del self._reported[usage]
+        expire(self._sessions, oldest)
+        expire(self._reported, oldest)
         for origin in [k for k, expiry in self._aborted.items() if expiry < now]:
             del self._aborted[origin]
 
-    async def _sweep_loop(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL)
-            self.sweep()
-
     # ------------------------------------------------------------------ engine callbacks
     async def get_active_session_ids(self) -> list[dict[str, str]]:
-        return [
-            {"OriginID": live.origin_id, "OriginHost": live.origin_host}
-            for live in self._sessions.values()
-        ]
+        return self._sessions.active_ids()
 
     async def warn_disconnect(self, args: Mapping[str, Any]) -> str:
         return OK  # RADIUS has no in-session warning
@@ -507,14 +501,3 @@ def _int(value: Any) -> int:
 def _octets(request: RadiusMessage, direction: str) -> int:
     octets = _int(request.first(f"Acct-{direction}-Octets") or 0)
     return octets + _int(request.first(f"Acct-{direction}-Gigawords") or 0) * GIGAWORD
-
-
-def _positive(options: Mapping[str, Any], key: str, default: float) -> float:
-    value = options.get(key, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"radius {key} must be a number, not {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"radius {key} must be > 0")
-    return number
