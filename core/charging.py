@@ -10,6 +10,7 @@ from datetime import datetime, tzinfo
 from typing import Any, Final
 
 from core.accounts.debit import DebitEvent
+from core.errors import CGRError
 from core.rating import CostQuery
 from core.storage.cdr import Cdr
 from core.types import InvalidValue, parse_duration, parse_time
@@ -53,7 +54,7 @@ DEFAULT_RUN_ID: Final = "*default"
 VOICE: Final = "*voice"
 
 
-class ChargingError(Exception):
+class ChargingError(CGRError):
     """A session or CDR request failed; the text is the CGRateS error string."""
 
 

@@ -22,6 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
+from core.errors import CGRError
 from core.filters.errors import FilterError, plan_error
 from core.filters.event import (
     META_PROCESS_RUNS,
@@ -68,12 +69,8 @@ ERR_SERVER_ERROR: Final = "SERVER_ERROR"
 ERR_MANDATORY_IE_MISSING: Final = "MANDATORY_IE_MISSING"
 
 
-class AttributeSError(Exception):
+class AttributeSError(CGRError):
     """A request AttributeS cannot answer; ``message`` is CGRateS's error text."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def _server_error(exc: Exception) -> AttributeSError:

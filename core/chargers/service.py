@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from core.attributes import OPTS_CONTEXT, AttributeSError, AttributeService, process_runs_of
+from core.errors import CGRError
 from core.filters.errors import FilterError, plan_error
 from core.filters.event import CGREvent, EventView
 from core.filters.index import CandidateIndex
@@ -34,12 +35,8 @@ ERR_NOT_FOUND: Final = "NOT_FOUND"
 ERR_SERVER_ERROR: Final = "SERVER_ERROR"
 
 
-class ChargerSError(Exception):
+class ChargerSError(CGRError):
     """A request ChargerS cannot answer; ``message`` is CGRateS's error text."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from core.errors import CGRError
 from core.tariffplan.errors import MAX_ISSUES, TariffPlanError, TariffPlanIssue
 from core.tariffplan.kinds import FILE_NAMES
 
@@ -11,16 +12,9 @@ ERR_NOT_FOUND: Final = "NOT_FOUND"
 ERR_NOT_IMPLEMENTED: Final = "NOT_IMPLEMENTED"
 
 
-class FilterError(Exception):
+class FilterError(CGRError):
     """``str(error)`` is CGRateS's text for it, e.g. ``NOT_FOUND:FLTR_1`` for an unknown filter
     ID (``utils.ErrPrefixNotFound``) or ``Unsupported filter Type: *foo`` for a bad rule."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def not_found(item_id: str) -> FilterError:

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
+from core.errors import CGRError
 from core.filters.errors import FilterError, plan_error
 from core.filters.event import CGREvent, EventView
 from core.filters.rules import is_active
@@ -66,12 +67,8 @@ def no_metrics(stat_ids: Sequence[str]) -> Mapping[str, Decimal]:
     return {}
 
 
-class RouteSError(Exception):
+class RouteSError(CGRError):
     """A request RouteS cannot answer; ``message`` is CGRateS's error text."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(slots=True)

@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from core.errors import CGRError
+
 if TYPE_CHECKING:
     from core.rpc.connection import RpcConnection
 
@@ -39,13 +41,9 @@ INVALID_PARAMS_PREFIX: Final = "SERVER_ERROR: invalid params: "
 DEFAULT_SERVICE_ALIASES: Final = (("ApierV1", "APIerSv1"), ("ApierV2", "APIerSv2"))
 
 
-class RpcError(Exception):
+class RpcError(CGRError):
     """An RPC failed with ``message`` as the CGRateS error string (raised by handlers to send
     it, and by clients when the peer answered with it)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
