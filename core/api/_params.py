@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import tzinfo
 from typing import Any
 
+from core.filters.event import CGREvent
 from core.rpc import RpcError
+from core.types import InvalidValue
 
 ERR_MANDATORY_IE_MISSING = "MANDATORY_IE_MISSING"
 ERR_NOT_FOUND = "NOT_FOUND"
@@ -46,3 +49,15 @@ def flag(params: Mapping[str, Any], name: str) -> bool:
 
 def server_error(problem: object) -> RpcError:
     return RpcError(f"{ERR_SERVER_ERROR}: {problem}")
+
+
+def cgr_event(
+    args: Mapping[str, Any], default_tenant: str, timezone: tzinfo, *, need_event: bool = False
+) -> CGREvent:
+    """The CGREvent of an argument object (Tenant, ID, Time, Event, APIOpts)."""
+    if need_event and args.get("Event") is None:
+        raise RpcError(f"{ERR_MANDATORY_IE_MISSING}: [Event]")
+    try:
+        return CGREvent.from_wire(args, default_tenant, timezone)
+    except InvalidValue as exc:
+        raise server_error(f"invalid params: {exc}") from None

@@ -14,6 +14,7 @@ from typing import Any, Final
 from core.api._params import (
     ERR_MANDATORY_IE_MISSING,
     as_object,
+    cgr_event,
     flag,
     require,
     server_error,
@@ -124,12 +125,7 @@ def event_request(
     """The argument object and its CGREvent (``AttrArgsProcessEvent``: a flat CGREvent plus
     ``Context``, ``ProcessRuns``, ``AttributeIDs``)."""
     args = as_object(params)
-    if need_event and args.get("Event") is None:
-        raise RpcError(f"{ERR_MANDATORY_IE_MISSING}: [Event]")
-    try:
-        return args, CGREvent.from_wire(args, general.default_tenant, timezone)
-    except InvalidValue as exc:
-        raise server_error(f"invalid params: {exc}") from None
+    return args, cgr_event(args, general.default_tenant, timezone, need_event=need_event)
 
 
 def context_of(args: Mapping[str, Any], event: CGREvent) -> str | None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Any, Final
 
-from core.api._params import ERR_NOT_FOUND, OK, as_object
+from core.api._params import ERR_NOT_FOUND, OK, as_object, cgr_event
 from core.cdrs.service import CdrError, CdrService
 from core.charging import ChargingError, cdr_event_fields
 from core.filters.event import CGREvent
@@ -97,10 +97,7 @@ def register(
 
     async def process_event(params: Any, ctx: CallContext) -> str:
         args = as_object(params)
-        try:
-            event = CGREvent.from_wire(args, default_tenant, tz)
-        except InvalidValue as exc:
-            raise RpcError(f"SERVER_ERROR: invalid params: {exc}") from None
+        event = cgr_event(args, default_tenant, tz)
         flags = {str(flag) for flag in args.get("Flags") or []}
         chargers = f"{FLAG_CHARGERS}:false" not in flags
         attributes = f"{FLAG_ATTRIBUTES}:false" not in flags

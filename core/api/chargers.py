@@ -7,8 +7,8 @@ from datetime import tzinfo
 from typing import Any, Final
 
 from core.api._params import (
-    ERR_MANDATORY_IE_MISSING,
     as_object,
+    cgr_event,
     server_error,
     text,
 )
@@ -76,13 +76,7 @@ def register(
     timezone = zone(general.default_timezone)
 
     def event_of(params: Any) -> CGREvent:
-        args = as_object(params)
-        if args.get("Event") is None:
-            raise RpcError(f"{ERR_MANDATORY_IE_MISSING}: [Event]")
-        try:
-            return CGREvent.from_wire(args, general.default_tenant, timezone)
-        except InvalidValue as exc:
-            raise server_error(f"invalid params: {exc}") from None
+        return cgr_event(as_object(params), general.default_tenant, timezone, need_event=True)
 
     # ------------------------------------------------------------------------------- ChargerSv1
     def process_event(params: Any, ctx: CallContext) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from datetime import tzinfo
 from decimal import Decimal
 from typing import Any, Final
 
-from core.api._params import ERR_MANDATORY_IE_MISSING, as_object, server_error, text
+from core.api._params import as_object, cgr_event, server_error, text
 from core.api._profiles import ProfileKind, register_profile_api
 from core.api.filters import interval_from_wire, interval_to_wire, string_list
 from core.config import GeneralConfig
@@ -186,12 +186,7 @@ def register(
     timezone = zone(general.default_timezone)
 
     def event_of(args: Mapping[str, Any]) -> CGREvent:
-        if args.get("Event") is None:
-            raise RpcError(f"{ERR_MANDATORY_IE_MISSING}: [Event]")
-        try:
-            return CGREvent.from_wire(args, general.default_tenant, timezone)
-        except InvalidValue as exc:
-            raise server_error(f"invalid params: {exc}") from None
+        return cgr_event(args, general.default_tenant, timezone, need_event=True)
 
     def sorted_routes(params: Any) -> list[SortedRoutes]:
         args = as_object(params)

@@ -6,14 +6,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any, Final
 
-from core.api._params import ERR_MANDATORY_IE_MISSING, ERR_NOT_FOUND, OK, as_object
+from core.api._params import ERR_MANDATORY_IE_MISSING, ERR_NOT_FOUND, OK, as_object, cgr_event
 from core.cdrs.service import CdrService
 from core.charging import ChargingError
 from core.filters.event import CGREvent
 from core.rpc import CallContext, MethodRegistry, RpcError
 from core.sessions.reply_cache import ReplyCache
 from core.sessions.service import SessionService
-from core.types import SECOND, InvalidValue, zone
+from core.types import SECOND, zone
 
 # Processes an event through AttributeS in a context; returns the altered event and the
 # AttributeSv1.ProcessEvent reply. Raises RpcError (e.g. NOT_FOUND).
@@ -87,10 +87,7 @@ def register(
 
     def event_of(params: Any) -> tuple[Mapping[str, Any], CGREvent]:
         args = as_object(params)
-        try:
-            return args, CGREvent.from_wire(args, default_tenant, tz)
-        except InvalidValue as exc:
-            raise RpcError(f"SERVER_ERROR: invalid params: {exc}") from None
+        return args, cgr_event(args, default_tenant, tz)
 
     async def with_attributes(
         args: Mapping[str, Any], event: CGREvent
