@@ -159,6 +159,8 @@ def lazy_factory(module: str, attribute: str) -> AgentFactory:
 AGENT_FACTORIES: dict[str, AgentFactory] = {
     "diameter": lazy_factory("agents.diameter.agent", "DiameterAgent"),
     "radius": lazy_factory("agents.radius.agent", "RadiusAgent"),
+    "dns": lazy_factory("agents.dns.agent", "DnsAgent"),
+    "sip": lazy_factory("agents.sip.agent", "SipAgent"),
 }
 
 
