@@ -19,7 +19,7 @@ from core.api.filters import interval_from_wire, interval_to_wire, string_list
 from core.config import GeneralConfig
 from core.filters import CGREvent, FilterError
 from core.routes import RouteQuery, RouteSError, RouteService, SortedRoutes
-from core.routes.service import check_route_profile
+from core.routes.service import MAX_COST_EVENT, check_route_profile
 from core.rpc import CallContext, MethodRegistry, RpcError
 from core.tariffplan import KIND_ROUTES
 from core.tariffplan.loader import TariffPlanLoader
@@ -130,7 +130,8 @@ def route_query_of(args: Mapping[str, Any]) -> RouteQuery:
 
     raw_max_cost = pick("MaxCost", "*routesMaxCost")
     max_cost = None
-    if raw_max_cost not in (None, "", 0):
+    max_cost_event = raw_max_cost == MAX_COST_EVENT
+    if raw_max_cost not in (None, "", 0) and not max_cost_event:
         max_cost = _money(raw_max_cost, "MaxCost")
     limit = _int(pick("Limit", "*routesLimit"), "Limit")
     offset = _int(pick("Offset", "*routesOffset"), "Offset") or 0
@@ -142,6 +143,7 @@ def route_query_of(args: Mapping[str, Any]) -> RouteQuery:
     return RouteQuery(
         ignore_errors=_flag(pick("IgnoreErrors", "*routesIgnoreErrors")),
         max_cost=max_cost,
+        max_cost_event=max_cost_event,
         limit=limit,
         offset=offset,
         profile_count=count or 1,
@@ -155,9 +157,10 @@ _SESSION_ARGS: Final = (
 
 
 def session_routes(routes: RouteService) -> Callable[[CGREvent, Mapping[str, Any]], Any]:
-    """SessionS's GetRoutes/GetSuppliers: ``RoutesIgnoreErrors``/``RoutesMaxCost`` (v0.10
-    ``Suppliers…``) and ``Paginator`` from the session call, or the event's ``*routes…`` APIOpts;
-    errors become ``ROUTES_ERROR:<error>``."""
+    """SessionS's GetRoutes/GetSuppliers: ``RoutesIgnoreErrors``/``RoutesMaxCost`` (a number or
+    ``*event_cost``; v0.10 ``Suppliers…``) and ``Paginator`` from the session call, or the
+    event's ``*routes…`` APIOpts; an ``ACD`` field replaces the Usage; errors become
+    ``ROUTES_ERROR:<error>``."""
 
     def routes_of(event: CGREvent, args: Mapping[str, Any]) -> list[dict[str, Any]]:
         options: dict[str, Any] = {"APIOpts": event.opts}
@@ -168,6 +171,10 @@ def session_routes(routes: RouteService) -> Callable[[CGREvent, Mapping[str, Any
                     break
         if isinstance(args.get("Paginator"), Mapping):
             options["Paginator"] = args["Paginator"]
+        if event.event.get("ACD") not in (None, ""):
+            # The caller's average call duration stands for the Usage the routes are rated for.
+            fields = {**event.event, "Usage": event.event["ACD"]}
+            event = CGREvent(event.tenant, event.id, event.time, fields, event.opts)
         try:
             replies = routes.routes_for_event(event, route_query_of(options))
         except RouteSError as exc:

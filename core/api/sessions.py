@@ -36,10 +36,59 @@ FLAG_UPDATE: Final = "*update"
 FLAG_TERMINATE: Final = "*terminate"
 FLAG_MESSAGE: Final = "*message"
 FLAG_CDRS: Final = "*cdrs"
+FLAG_ROUTES: Final = "*routes"
+# *routes options: as sub-flags (``*routes:*ignore_errors``, ``*routes:*event_cost``,
+# ``*routes:*maxcost:0.5``, CGRateS v0.11's ProcessEvent) or as the agents' flat flags
+# (``*routes_ignore_errors``, ``*routes_event_cost``, ``*routes_maxcost:0.5``).
+ROUTES_IGNORE_ERRORS: Final = "*ignore_errors"
+ROUTES_EVENT_COST: Final = "*event_cost"
+ROUTES_MAX_COST: Final = "*maxcost"
+FLAG_ROUTES_IGNORE_ERRORS: Final = "*routes_ignore_errors"
+FLAG_ROUTES_EVENT_COST: Final = "*routes_event_cost"
+FLAG_ROUTES_MAX_COST: Final = "*routes_maxcost"
+RUN_RAW: Final = "*raw"  # the reply key of the event as received (no charger run)
+_FLAG_PARTS: Final = 3  # flag, option, values
+FlagParams = dict[str, dict[str, list[str]]]
 
 
 def _flag(args: Mapping[str, Any], *names: str) -> bool:
     return any(args.get(name) is True for name in names)
+
+
+def flag_params(raw_flags: list[Any]) -> FlagParams:
+    """CGRateS's FlagsWithParams: ``flag[:option[:value&value...]]`` -> {flag: {option: values}}."""
+    parsed: FlagParams = {}
+    for raw in raw_flags:
+        flag, *rest = str(raw).split(":", _FLAG_PARTS - 1)
+        options = parsed.setdefault(flag, {})
+        if rest:
+            options[rest[0]] = rest[1].split("&") if len(rest) > 1 else []
+    return parsed
+
+
+def _first_value(values: list[str] | None) -> str:
+    return next((value for value in values or () if value), "")
+
+
+def routes_args(flags: FlagParams, args: Mapping[str, Any]) -> dict[str, Any]:
+    """The GetRoutes options a ProcessEvent's flags ask for, as a session call names them."""
+    options = flags.get(FLAG_ROUTES, {})
+    routes: dict[str, Any] = {}
+    if ROUTES_IGNORE_ERRORS in options or FLAG_ROUTES_IGNORE_ERRORS in flags:
+        routes["RoutesIgnoreErrors"] = True
+    if ROUTES_EVENT_COST in options or FLAG_ROUTES_EVENT_COST in flags:
+        routes["RoutesMaxCost"] = ROUTES_EVENT_COST
+    else:
+        max_cost = _first_value(options.get(ROUTES_MAX_COST))
+        flat = flags.get(FLAG_ROUTES_MAX_COST, {})
+        routes["RoutesMaxCost"] = max_cost or next(iter(flat), "")
+    if isinstance(args.get("Paginator"), Mapping):
+        routes["Paginator"] = args["Paginator"]
+    else:
+        paging = {name: args[name] for name in ("Limit", "Offset") if args.get(name) is not None}
+        if paging:
+            routes["Paginator"] = paging
+    return routes
 
 
 def _seconds(usage: int) -> Decimal:
@@ -280,13 +329,23 @@ def register(
         raw_flags = args.get("Flags") or []
         if not isinstance(raw_flags, list):
             raise RpcError("SERVER_ERROR: invalid params: Flags must be a list")
-        flags = {str(flag).split(":", 1)[0] for flag in raw_flags}
+        flag_options = flag_params(raw_flags)
+        flags = set(flag_options)
 
         async def work() -> dict[str, Any]:
             altered = event
             attributes = None
             if FLAG_ATTRIBUTES in flags:
                 altered, attributes = await with_attributes({"GetAttributes": True}, event)
+            # Routes before any charge, as CGRateS: a routing error debits nothing.
+            route_profiles = None
+            if FLAG_ROUTES in flags:
+                # CGRateS's getDerivedEvents without charger runs: the one *raw event.
+                route_profiles = {
+                    RUN_RAW: with_routes(
+                        {"GetRoutes": True, **routes_args(flag_options, args)}, altered
+                    )
+                }
             max_usage: dict[str, int] = {}
             charging = flags & {FLAG_ACCOUNTS, FLAG_RALS}
             if charging or flags & {FLAG_INITIATE, FLAG_UPDATE, FLAG_TERMINATE, FLAG_MESSAGE}:
@@ -306,7 +365,7 @@ def register(
                 "MaxUsage": max_usage or None,
                 "Attributes": attributes,
                 "ResourceAllocation": None,
-                "RouteProfiles": None,
+                "RouteProfiles": route_profiles,
                 "ThresholdIDs": None,
                 "StatQueueIDs": None,
             }

@@ -28,7 +28,7 @@ are passed over for the next one; Offset/Limit then page the routes across the l
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -43,7 +43,7 @@ from core.rating.plan_index import Activation, ProfileIndex
 from core.rating.rater import TOR_VOICE, CostQuery, Rater
 from core.tariffplan.kinds import KIND_ROUTES
 from core.tariffplan.loader import Commit
-from core.tariffplan.models import Route, RouteProfile, TariffPlan
+from core.tariffplan.models import DEFAULT_CATEGORY, Route, RouteProfile, TariffPlan
 from core.types import MINUTE, InvalidValue, parse_duration, parse_time
 
 SORTING_WEIGHT: Final = "*weight"
@@ -55,6 +55,9 @@ METRIC_PDD: Final = "*pdd"  # the only metric that is better lower
 
 ERR_NOT_FOUND: Final = "NOT_FOUND"
 ERR_SERVER_ERROR: Final = "SERVER_ERROR"
+ERR_MANDATORY_IE_MISSING: Final = "MANDATORY_IE_MISSING"
+MAX_COST_EVENT: Final = "*event_cost"
+_EVENT_COST_FIELDS: Final = ("Account", "Destination", "SetupTime", "Usage")
 DEFAULT_USAGE: Final = MINUTE
 _SYNTHETIC_CATEGORY: Final = "*routes"
 _EPOCH_START: Final = -(1 << 62)  # a plan activated "since always" (Go's zero time)
@@ -111,6 +114,8 @@ class RouteQuery:
 
     ignore_errors: bool = False
     max_cost: Decimal | None = None
+    # ``*event_cost``: the max cost is what the event itself costs on its account's rating.
+    max_cost_event: bool = False
     limit: int | None = None
     offset: int = 0
     profile_count: int = 1
@@ -190,6 +195,8 @@ class RouteService:
         """``V1GetRoutes``: one sorted list per matching profile with routes, heaviest first, at
         most ``profile_count`` of them; Offset/Limit page the routes across those lists."""
         view = EventView(event.event, event.opts)
+        if query.max_cost_event:
+            query = replace(query, max_cost=self.event_cost(event), max_cost_event=False)
         replies: list[SortedRoutes] = []
         for profile in self.profiles_for_event(event):
             routes = self._sorted(profile, event, view, query)
@@ -267,6 +274,31 @@ class RouteService:
             if route.blocker:
                 break
         return result
+
+    def event_cost(self, event: CGREvent) -> Decimal:
+        """``*event_cost``: the event rated by the live rating profiles (CGRateS's
+        ``CallDescriptor.GetCost``); Account, Destination, SetupTime and Usage are mandatory."""
+        fields = event.event
+        missing = [name for name in _EVENT_COST_FIELDS if fields.get(name) in (None, "")]
+        if missing:
+            raise RouteSError(
+                f"{ERR_SERVER_ERROR}: {ERR_MANDATORY_IE_MISSING}: [{', '.join(missing)}]"
+            )
+        account = str(fields["Account"])
+        try:
+            query = CostQuery(
+                event.tenant,
+                str(fields.get("Category") or DEFAULT_CATEGORY),
+                str(fields.get("Subject") or account),
+                str(fields["Destination"]),
+                _event_start(event),
+                parse_duration(fields["Usage"]),
+                str(fields.get("ToR") or TOR_VOICE),
+                account,
+            )
+            return self._rater_of().get_cost(query).cost
+        except (RatingError, InvalidValue) as exc:
+            raise RouteSError(f"{ERR_SERVER_ERROR}: {exc}") from None
 
     def _cost(self, event: CGREvent, route: Route) -> tuple[Decimal, str]:
         """``GetCostOnRatingPlans``: the first of the route's plans that rates the event."""
