@@ -1,0 +1,145 @@
+"""SIPp against the SIP agent and a real engine: redirect with the routes as Contacts (UDP and
+TCP), 402/403/480 rejects, the 302 retransmitted until the ACK, a resent INVITE answered the
+same, OPTIONS 200 and an unknown method 405."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.sip.conftest import SCENARIOS, SipAgentProcess, SippRun, run_sipp
+
+_TRACE = re.compile(
+    r"-{20,} (\S+ \S+)\n(?:UDP|TCP) message (sent|received) [^\n]*\n\s*(.*?)(?=\n-{20,}|\Z)",
+    re.DOTALL,
+)
+
+
+def trace(run: SippRun) -> list[tuple[datetime, str, str]]:
+    """SIPp's message trace: (time, "sent" | "received", message), in order."""
+    return [
+        (datetime.fromisoformat(m.group(1)), m.group(2), m.group(3))
+        for m in _TRACE.finditer(run.messages)
+    ]
+
+
+def received(run: SippRun) -> list[str]:
+    """The messages SIPp received, in order."""
+    return [message for _, way, message in trace(run) if way == "received"]
+
+
+def header_values(message: str, name: str) -> list[str]:
+    prefix = name.lower() + ":"
+    return [
+        line.split(":", 1)[1].strip()
+        for line in message.splitlines()
+        if line.lower().startswith(prefix)
+    ]
+
+
+def final(messages: list[str]) -> list[str]:
+    return [m for m in messages if not m.startswith("SIP/2.0 100")]
+
+
+def passed(run: SippRun) -> None:
+    assert run.returncode == 0, run.output
+
+
+@pytest.mark.parametrize("transport", ["u1", "t1"])
+def test_redirect_contacts_follow_the_routes(
+    sipp: str, agent: SipAgentProcess, tmp_path: Path, transport: str
+) -> None:
+    run = run_sipp(sipp, "redirect.xml", agent.port, tmp_path, transport=transport)
+    passed(run)
+    answer = final(received(run))[0]
+    assert answer.startswith("SIP/2.0 302 Moved Temporarily")
+    # ROUTE_SIP_1001 (*weight): gw-b (20) before gw-a (10); 1001 -> 1002 on the tutorial plan is
+    # authorized the 3 h asked for (the account's money covers it)
+    contacts = header_values(answer, "Contact")
+    assert len(contacts) == 2, answer
+    assert re.fullmatch(r"<sip:1002@10\.0\.0\.2:5080;transport=tcp>;q=1\.0;maxusage=\d+",
+                        contacts[0]), contacts  # fmt: skip
+    assert re.fullmatch(r"<sip:1002@10\.0\.0\.1:5060>;q=0\.9;maxusage=\d+", contacts[1])
+    usages = {c.rsplit("=", 1)[1] for c in contacts}
+    assert len(usages) == 1 and int(usages.pop()) > 0
+    assert header_values(answer, "To")[0].count(";tag=") == 1
+    # RFC 3581: SIPp asked for rport; the agent fills it with the source port, adds received
+    assert re.search(r";received=127\.0\.0\.1;rport=\d+$", header_values(answer, "Via")[0])
+
+
+def test_redirect_least_cost_carries_the_cost(
+    sipp: str, agent: SipAgentProcess, tmp_path: Path
+) -> None:
+    run = run_sipp(sipp, "redirect.xml", agent.port, tmp_path, caller="1002", callee="1001")
+    passed(run)
+    contacts = header_values(final(received(run))[0], "Contact")
+    # the tutorial's ROUTE_ACNT_1002 (*lc): route1 (RP_1002_LOW) is cheaper than route2
+    assert [c.split(">")[0] for c in contacts] == ["<sip:1001@route1", "<sip:1001@route2"]
+    costs = [re.search(r";cost=([0-9.]+)", c) for c in contacts]
+    assert all(costs), contacts
+    first, second = (float(m.group(1)) for m in costs if m)  # order only: floats are fine here
+    assert first <= second
+
+
+@pytest.mark.parametrize(
+    ("caller", "code"),
+    [
+        ("1004", "402"),  # an account without money
+        ("9999", "403"),  # no such account
+        ("1005", "480"),  # no route profile for it
+    ],
+)
+def test_reject(
+    sipp: str, agent: SipAgentProcess, tmp_path: Path, caller: str, code: str
+) -> None:
+    tmp_path.mkdir(exist_ok=True)
+    scenario = tmp_path / f"reject_{code}.xml"
+    scenario.write_text((SCENARIOS / "reject.xml").read_text().replace("RESPONSE_CODE", code))
+    run = run_sipp(sipp, str(scenario), agent.port, tmp_path, caller=caller)
+    passed(run)
+    answer = final(received(run))[0]
+    assert answer.startswith(f"SIP/2.0 {code} "), answer
+    assert not header_values(answer, "Contact")
+
+
+def test_final_answer_retransmitted_until_ack(
+    sipp: str, agent: SipAgentProcess, tmp_path: Path
+) -> None:
+    run = run_sipp(sipp, "no_ack.xml", agent.port, tmp_path)
+    passed(run)
+    events = trace(run)
+    ack_at = next(when for when, way, msg in events if way == "sent" and msg.startswith("ACK"))
+    answers = [(when, msg) for when, way, msg in events if msg.startswith("SIP/2.0 302")]
+    before = [msg for when, msg in answers if when < ack_at]
+    # T1 = 0.1 s: the 302 at 0, then timer G at 0.1, 0.3 and 0.7 s, within the 1 s before the ACK
+    assert len(before) == 4, [when for when, _ in answers]
+    assert len(set(before)) == 1  # byte-identical retransmissions (same To tag)
+    # after the ACK (timer G at 1.5 and 3.1 s would have fired within the 1 s that follows
+    # for the first, and is stopped): nothing more
+    assert all(when < ack_at + timedelta(milliseconds=50) for when, _ in answers)
+
+
+def test_resent_invite_gets_the_same_answer(
+    sipp: str, agent: SipAgentProcess, tmp_path: Path
+) -> None:
+    run = run_sipp(sipp, "resend_invite.xml", agent.port, tmp_path, extra=("-nr",))
+    passed(run)
+    answers = final(received(run))
+    assert len(answers) >= 2
+    assert answers[0] == answers[1]
+
+
+@pytest.mark.parametrize("transport", ["u1", "t1"])
+def test_options_ok(sipp: str, agent: SipAgentProcess, tmp_path: Path, transport: str) -> None:
+    run = run_sipp(sipp, "options.xml", agent.port, tmp_path, transport=transport)
+    passed(run)
+    assert received(run)[0].startswith("SIP/2.0 200 OK")
+
+
+def test_unknown_method_405(sipp: str, agent: SipAgentProcess, tmp_path: Path) -> None:
+    run = run_sipp(sipp, "unknown_method.xml", agent.port, tmp_path)
+    passed(run)
+    assert received(run)[0].startswith("SIP/2.0 405 Method Not Allowed")
