@@ -403,9 +403,7 @@ def decode(data: bytes) -> SipMessage:
             raise SipDecodeError(f"bad Content-Length {length_text[:20]!r}", message)
         length = int(length_text)
         if length > len(body):
-            raise SipDecodeError(
-                f"Content-Length {length} but {len(body)} body bytes", message
-            )
+            raise SipDecodeError(f"Content-Length {length} but {len(body)} body bytes", message)
         body = body[:length]  # anything after it on a datagram is ignored (RFC 3261 §18.3)
     message.body = body
     return message

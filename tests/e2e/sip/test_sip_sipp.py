@@ -92,9 +92,7 @@ def test_redirect_least_cost_carries_the_cost(
         ("1005", "480"),  # no route profile for it
     ],
 )
-def test_reject(
-    sipp: str, agent: SipAgentProcess, tmp_path: Path, caller: str, code: str
-) -> None:
+def test_reject(sipp: str, agent: SipAgentProcess, tmp_path: Path, caller: str, code: str) -> None:
     tmp_path.mkdir(exist_ok=True)
     scenario = tmp_path / f"reject_{code}.xml"
     scenario.write_text((SCENARIOS / "reject.xml").read_text().replace("RESPONSE_CODE", code))
