@@ -587,7 +587,10 @@ def encode_name(name: str) -> bytes:
     compressed, RFC 3403 §4.1, RFC 2782); zone-file escapes ``\\.`` and ``\\DDD`` honoured."""
     if name in ("", "."):
         return b"\x00"
-    labels = _split_labels(name)
+    try:
+        labels = _split_labels(name)
+    except UnicodeError:
+        raise DnsEncodeError(f"name {name!r} is not ASCII (use its A-label)") from None
     out = bytearray()
     for label in labels:
         if not label or len(label) > MAX_LABEL:
@@ -602,10 +605,7 @@ def encode_name(name: str) -> bytes:
 
 def _split_labels(name: str) -> list[bytes]:
     if "\\" not in name:
-        try:
-            raw = name.encode("ascii")
-        except UnicodeError:
-            raise DnsEncodeError(f"name {name!r} is not ASCII (use its A-label)") from None
+        raw = name.encode("ascii")
         return raw.rstrip(b".").split(b".") if raw != b"." else []
     labels: list[bytes] = []
     current = bytearray()
@@ -614,13 +614,13 @@ def _split_labels(name: str) -> list[bytes]:
         char = name[position]
         if char == "\\":
             digits = name[position + 1 : position + 4]
-            if len(digits) == 3 and digits.isdigit() and int(digits) < 256:
+            if len(digits) == 3 and digits.isascii() and digits.isdigit() and int(digits) < 256:
                 current.append(int(digits))
                 position += 4
                 continue
             if position + 1 >= len(name):
                 raise DnsEncodeError(f"name {name!r} ends with a backslash")
-            current += name[position + 1].encode("ascii", "strict")
+            current += name[position + 1].encode("ascii")
             position += 2
             continue
         if char == ".":
@@ -691,7 +691,7 @@ def reply_from_tree(
 
 def rcode_of(value: Any) -> int:
     text = str(value).strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         code = int(text)
         if code > 0xFFF:
             raise DnsEncodeError(f"Rcode {code} out of range")
@@ -718,7 +718,7 @@ def _rtype(hdr: Mapping[str, list[Any]], node: Mapping[str, list[Any]], question
     given = _first(hdr, "Rrtype")
     if given is not None:
         text = str(given).strip()
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             return _int(text, "Rrtype", 0xFFFF)
         code = TYPES_BY_NAME.get(text.upper())
         if code is None:
