@@ -451,6 +451,8 @@ def _headers(message: SipMessage, lines: list[str]) -> None:
     for line in lines:
         if not line:
             continue
+        if "\r" in line:  # a bare CR (not part of a line end) would split a header we echo
+            raise SipDecodeError("bare CR in a header line", message)
         if line[0] in " \t":  # folded: continues the previous header's value
             if not headers:
                 raise SipDecodeError("continuation line before any header", message)
