@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,8 @@ class Engine:
         self.accounts = AccountService(
             self._datadb, lambda: self.rating.rater, lambda: self.loader.current.timings
         )
+        # Routes priced by accounts: what their balances cover, as far as they can be rated.
+        self.routes.account_max_usage = partial(self.accounts.max_usage, stop_where_unrated=True)
         self.actions = ActionService(self.accounts, cdr_sink=self._cdrlog)
         self._loader = TariffPlanLoader(
             self._datadb,

@@ -22,7 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Final
 
-from core.rating import CallCost, CostQuery, DestinationIndex, Rater, timing_covers
+from core.rating import CallCost, CostQuery, DestinationIndex, Rater, RatingError, timing_covers
 from core.tariffplan.models import DEFAULT_CATEGORY, Timing
 from core.types import ZERO
 
@@ -228,11 +228,13 @@ class _Debit:
         timings: TimingLookup,
         allow_negative: bool,
         charge_connect_fee: bool,
+        stop_where_unrated: bool = False,
     ) -> None:
         self.account = account
         self.event = event
         self.rater = rater
         self.allow_negative = allow_negative
+        self.stop_where_unrated = stop_where_unrated
         self.fee_pending = charge_connect_fee
         self.offset = 0
         self.charges: list[Charge] = []
@@ -262,7 +264,13 @@ class _Debit:
             if balance.blocker and self.remaining > 0:
                 return self._result()  # a blocker balance ends the debit where it stops
         if self.remaining > 0 and not self.max_cost_reached:
-            self._rated(self._rate(""), "", None, negative=self.allow_negative)
+            try:
+                rest = self._rate("")
+            except RatingError:
+                if not self.stop_where_unrated:
+                    raise
+                return self._result()  # what the unit balances covered (RouteS's pricing)
+            self._rated(rest, "", None, negative=self.allow_negative)
         return self._result()
 
     def _result(self) -> DebitResult:
@@ -392,11 +400,17 @@ def debit_account(
     *,
     allow_negative: bool,
     charge_connect_fee: bool = True,
+    stop_where_unrated: bool = False,
 ) -> DebitResult:
-    """Debits ``event`` from ``account`` in place (pass a clone to keep the original)."""
+    """Debits ``event`` from ``account`` in place (pass a clone to keep the original).
+    ``stop_where_unrated``: what no rating profile rates after the unit balances ends the debit
+    instead of raising RatingError (CGRateS's getMaxSessionDuration logs it and goes on)."""
     if event.usage <= 0:
         return DebitResult(event, 0, ZERO, [], account)
-    return _Debit(account, event, rater, timings, allow_negative, charge_connect_fee).run()
+    debit = _Debit(
+        account, event, rater, timings, allow_negative, charge_connect_fee, stop_where_unrated
+    )
+    return debit.run()
 
 
 def max_event_usage(
@@ -406,6 +420,7 @@ def max_event_usage(
     timings: TimingLookup,
     *,
     charge_connect_fee: bool = True,
+    stop_where_unrated: bool = False,
 ) -> int:
     """How much of ``event.usage`` the account pays for (a dry-run debit on a copy).
 
@@ -425,6 +440,7 @@ def max_event_usage(
         timings,
         allow_negative=False,
         charge_connect_fee=charge_connect_fee,
+        stop_where_unrated=stop_where_unrated,
     )
     return min(result.usage, event.usage)
 

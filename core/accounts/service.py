@@ -221,16 +221,28 @@ class AccountService:
         result.account = None  # the live account changes on: callers read it with get()
         return result
 
-    async def max_usage(self, event: DebitEvent, *, charge_connect_fee: bool = True) -> int:
+    async def max_usage(
+        self,
+        event: DebitEvent,
+        *,
+        charge_connect_fee: bool = True,
+        stop_where_unrated: bool = False,
+    ) -> int:
         """How much of ``event.usage`` (ns) the balances allow; 0 = no credit (the session layer
-        answers INSUFFICIENT_CREDIT). Raises ACCOUNT_NOT_FOUND / ACCOUNT_DISABLED."""
+        answers INSUFFICIENT_CREDIT). Raises ACCOUNT_NOT_FOUND / ACCOUNT_DISABLED.
+        ``stop_where_unrated``: see ``debit_account``."""
         account = await self._load(f"{event.tenant}:{event.account}")
         if account is None:
             raise AccountError(ERR_ACCOUNT_NOT_FOUND)
         if account.disabled:
             raise AccountError(ERR_ACCOUNT_DISABLED)
         return max_event_usage(
-            account, event, self._rater(), self._timing, charge_connect_fee=charge_connect_fee
+            account,
+            event,
+            self._rater(),
+            self._timing,
+            charge_connect_fee=charge_connect_fee,
+            stop_where_unrated=stop_where_unrated,
         )
 
     async def charge_money(

@@ -1,14 +1,16 @@
 """RouteSv1 (GetRoutes, GetRoutesList, GetRouteProfilesForEvent) and the route profile methods.
 
-GetRoutes takes a CGREvent with, as CGRateS v0.10/v0.11 does, ``IgnoreErrors``, ``MaxCost`` and
-the paginator ``Limit``/``Offset`` beside it (or ``Paginator: {Limit, Offset}``), or as APIOpts
-``*routesIgnoreErrors``, ``*routesMaxCost``, ``*routesLimit``, ``*routesOffset``,
-``*routesProfilesCount`` (``*profileCount``). The reply is CGRateS's ``SortedRoutesList``.
+GetRoutes takes a CGREvent with, as CGRateS v0.10/v0.11 does, ``IgnoreErrors``, ``MaxCost`` (a
+number or ``*event_cost``) and the paginator ``Limit``/``Offset``/``MaxItems`` beside it (or
+``Paginator: {Limit, Offset, MaxItems}``), or as APIOpts ``*routesIgnoreErrors``,
+``*routesMaxCost``, ``*routesLimit``, ``*routesOffset``, ``*routesMaxItems``,
+``*routesProfilesCount`` (CGRateS 1.0's names; v0.11's ``*rou…`` and ``*profileCount`` too).
+The reply is CGRateS's ``SortedRoutesList``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import tzinfo
 from decimal import Decimal
 from typing import Any, Final
@@ -122,47 +124,58 @@ def route_query_of(args: Mapping[str, Any]) -> RouteQuery:
     if not isinstance(paginator, Mapping):
         paginator = {}
 
-    def pick(name: str, opt: str) -> Any:
+    def pick(name: str, *names: str) -> Any:
         for source in (args, paginator):
             if source.get(name) is not None:
                 return source[name]
-        return opts.get(opt)
+        return next((opts[opt] for opt in names if opts.get(opt) is not None), None)
 
-    raw_max_cost = pick("MaxCost", "*routesMaxCost")
+    raw_max_cost = pick("MaxCost", "*routesMaxCost", "*rouMaxCost")
     max_cost = None
     max_cost_event = raw_max_cost == MAX_COST_EVENT
     if raw_max_cost not in (None, "", 0) and not max_cost_event:
         max_cost = _money(raw_max_cost, "MaxCost")
-    limit = _int(pick("Limit", "*routesLimit"), "Limit")
-    offset = _int(pick("Offset", "*routesOffset"), "Offset") or 0
+    limit = _int(pick("Limit", "*routesLimit", "*rouLimit"), "Limit")
+    offset = _int(pick("Offset", "*routesOffset", "*rouOffset"), "Offset") or 0
+    max_items = _int(pick("MaxItems", "*routesMaxItems", "*rouMaxItems"), "MaxItems")
     count = None
-    for name in ("*routesProfilesCount", "*routesProfileCount", "*profileCount"):
+    for name in _PROFILE_COUNT_OPTS:
         if opts.get(name) is not None:
             count = _int(opts[name], name)
             break
     return RouteQuery(
-        ignore_errors=_flag(pick("IgnoreErrors", "*routesIgnoreErrors")),
+        ignore_errors=_flag(pick("IgnoreErrors", "*routesIgnoreErrors", "*rouIgnoreErrors")),
         max_cost=max_cost,
         max_cost_event=max_cost_event,
         limit=limit,
         offset=offset,
+        max_items=max_items,
         profile_count=count or 1,
     )
 
 
+# ProfileCount as CGRateS 1.0 (*routesProfilesCount), v0.11 (*rouProfileCount) and earlier name it.
+_PROFILE_COUNT_OPTS: Final = (
+    "*routesProfilesCount",
+    "*routesProfileCount",
+    "*rouProfileCount",
+    "*profileCount",
+)
 _SESSION_ARGS: Final = (
     ("IgnoreErrors", ("RoutesIgnoreErrors", "SuppliersIgnoreErrors")),
     ("MaxCost", ("RoutesMaxCost", "SuppliersMaxCost")),
 )
 
 
-def session_routes(routes: RouteService) -> Callable[[CGREvent, Mapping[str, Any]], Any]:
+def session_routes(
+    routes: RouteService,
+) -> Callable[[CGREvent, Mapping[str, Any]], Awaitable[list[dict[str, Any]]]]:
     """SessionS's GetRoutes/GetSuppliers: ``RoutesIgnoreErrors``/``RoutesMaxCost`` (a number or
     ``*event_cost``; v0.10 ``Suppliers…``) and ``Paginator`` from the session call, or the
     event's ``*routes…`` APIOpts; an ``ACD`` field replaces the Usage; errors become
     ``ROUTES_ERROR:<error>``."""
 
-    def routes_of(event: CGREvent, args: Mapping[str, Any]) -> list[dict[str, Any]]:
+    async def routes_of(event: CGREvent, args: Mapping[str, Any]) -> list[dict[str, Any]]:
         options: dict[str, Any] = {"APIOpts": event.opts}
         for name, aliases in _SESSION_ARGS:
             for alias in aliases:
@@ -176,7 +189,7 @@ def session_routes(routes: RouteService) -> Callable[[CGREvent, Mapping[str, Any
             fields = {**event.event, "Usage": event.event["ACD"]}
             event = CGREvent(event.tenant, event.id, event.time, fields, event.opts)
         try:
-            replies = routes.routes_for_event(event, route_query_of(options))
+            replies = await routes.routes_for_event(event, route_query_of(options))
         except RouteSError as exc:
             raise RpcError(f"ROUTES_ERROR:{exc.message}") from None
         return [reply.to_wire() for reply in replies]
@@ -195,19 +208,20 @@ def register(
     def event_of(args: Mapping[str, Any]) -> CGREvent:
         return cgr_event(args, general.default_tenant, timezone, need_event=True)
 
-    def sorted_routes(params: Any) -> list[SortedRoutes]:
+    async def sorted_routes(params: Any) -> list[SortedRoutes]:
         args = as_object(params)
         try:
-            return routes.routes_for_event(event_of(args), route_query_of(args))
+            return await routes.routes_for_event(event_of(args), route_query_of(args))
         except RouteSError as exc:
             raise RpcError(exc.message) from None
 
-    def get_routes(params: Any, ctx: CallContext) -> list[dict[str, Any]]:
-        return [reply.to_wire() for reply in sorted_routes(params)]
+    async def get_routes(params: Any, ctx: CallContext) -> list[dict[str, Any]]:
+        return [reply.to_wire() for reply in await sorted_routes(params)]
 
-    def get_routes_list(params: Any, ctx: CallContext) -> list[str]:
+    async def get_routes_list(params: Any, ctx: CallContext) -> list[str]:
         """CGRateS's ``RoutesWithParams``: ``RouteID[:RouteParameters]``, in order."""
-        return [route.with_params() for reply in sorted_routes(params) for route in reply.routes]
+        replies = await sorted_routes(params)
+        return [route.with_params() for reply in replies for route in reply.routes]
 
     def get_route_profiles_for_event(params: Any, ctx: CallContext) -> list[dict[str, Any]]:
         try:

@@ -22,7 +22,7 @@ AttributesOf = Callable[[CGREvent, str], Awaitable[tuple[CGREvent, dict[str, Any
 EventFilter = Callable[[str, list[str], CGREvent], bool]
 # RouteS for an event, given the session call's arguments (RoutesMaxCost, ...): the
 # SortedRoutesList. Raises RpcError ("ROUTES_ERROR:...").
-RoutesOf = Callable[[CGREvent, Mapping[str, Any]], list[dict[str, Any]]]
+RoutesOf = Callable[[CGREvent, Mapping[str, Any]], Awaitable[list[dict[str, Any]]]]
 
 CONTEXT_SESSIONS: Final = "*sessions"
 ERR_SUBSYSTEMS_MISSING: Final = f"{ERR_MANDATORY_IE_MISSING}: [subsystems]"
@@ -151,12 +151,12 @@ def register(
         except RpcError as exc:
             raise RpcError(f"ATTRIBUTES_ERROR:{exc}") from None
 
-    def with_routes(args: Mapping[str, Any], event: CGREvent) -> list[dict[str, Any]] | None:
+    async def with_routes(args: Mapping[str, Any], event: CGREvent) -> list[dict[str, Any]] | None:
         if not _flag(args, "GetRoutes", "GetSuppliers"):
             return None
         if routes_of is None:
             raise RpcError("ROUTES_ERROR:NOT_CONNECTED")
-        return routes_of(event, args)
+        return await routes_of(event, args)
 
     async def cached(method: str, event: CGREvent, work: Callable[[], Awaitable[Any]]) -> Any:
         try:
@@ -180,7 +180,7 @@ def register(
             "Attributes": attributes,
             "ResourceAllocation": None,
             "MaxUsage": max_usage,
-            "Routes": with_routes(args, event),
+            "Routes": await with_routes(args, event),
             "ThresholdIDs": None,
             "StatQueueIDs": None,
         }
@@ -306,7 +306,7 @@ def register(
                 "MaxUsage": max_usage,
                 "ResourceAllocation": None,
                 "Attributes": attributes,
-                "Routes": with_routes(args, altered),
+                "Routes": await with_routes(args, altered),
                 "ThresholdIDs": None,
                 "StatQueueIDs": None,
             }
@@ -342,7 +342,7 @@ def register(
             if FLAG_ROUTES in flags:
                 # CGRateS's getDerivedEvents without charger runs: the one *raw event.
                 route_profiles = {
-                    RUN_RAW: with_routes(
+                    RUN_RAW: await with_routes(
                         {"GetRoutes": True, **routes_args(flag_options, args)}, altered
                     )
                 }

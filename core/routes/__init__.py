@@ -1,7 +1,11 @@
-"""RouteS: least-cost (and weight / quality) routing over the live route profiles."""
+"""RouteS: least-cost (and weight / quality / load / resource) routing over the live route
+profiles."""
 
 from core.routes.service import (
     ROUTE_SORTINGS,
+    AccountMaxUsage,
+    NoMetrics,
+    RouteMetrics,
     RouteQuery,
     RouteSError,
     RouteService,
@@ -11,6 +15,9 @@ from core.routes.service import (
 
 __all__ = [
     "ROUTE_SORTINGS",
+    "AccountMaxUsage",
+    "NoMetrics",
+    "RouteMetrics",
     "RouteQuery",
     "RouteSError",
     "RouteService",

@@ -1,38 +1,50 @@
-"""RouteS: sort a route profile's routes for an event (``engine/routes.go``, ``route_*.go``).
+"""RouteS: sort a route profile's routes for an event (CGRateS ``engine/routes.go``,
+``libroutes.go``, ``route_*.go``).
 
 Profile selection: the tenant's profiles active at the event's Time whose FilterIDs pass, the
 heaviest first; ``profile_count`` (``*profileCount``, default 1) of them answer.
 
-Per profile, routes whose own FilterIDs fail are skipped; the rest get their sorting data:
+Per profile, routes whose own FilterIDs fail are skipped; the rest get their sorting data, as
+CGRateS's ``populateSortingData`` does whatever the sorting (``Weight`` always):
 
-* ``*weight``: ``{"Weight"}``; heaviest first (route order on ties).
-* ``*lc`` / ``*hc``: ``{"Cost", "RatingPlanID", "Weight"}``; the cost of the event rated by the
-  route's RatingPlanIDs — CGRateS's ``Responder.GetCostOnRatingPlans``: each plan in turn is
-  activated (from the epoch) for a synthetic rating profile, the first plan that rates the event
-  wins. Implementation: a small ``Rater`` sharing the live rater's compiled plans and destination
-  index, with one synthetic rating profile per plan (cached per live rater). The event gives
-  Account/Subject/Destination/AnswerTime (SetupTime, then now)/Usage (default 1m)/ToR.
-  Cheapest first for ``*lc``, dearest first for ``*hc``; ties by weight.
-  A route that cannot be rated (no RatingPlanIDs, or no plan rates the event) fails the request
-  with ``SERVER_ERROR`` unless ``ignore_errors`` (then the route is dropped), as CGRateS does.
-  A route dearer than ``max_cost`` is dropped.
-* ``*qos``: routes ordered by the metrics (SortingParameters, e.g. ``*acd;*tcd``) of their stat
-  queues, given by an injectable ``metrics_of(stat_ids) -> {metric: Decimal}``. StatS does not
-  exist yet: the default answers no metrics, so routes then sort by weight. ``*pdd`` is better
-  lower, every other metric higher; a route without a metric sorts after those with one.
+* A route with AccountIDs or RatingPlanIDs is priced (``costForEvent``): the first of its
+  accounts whose balances can pay for the event (a dry-run debit in category ``*routes``, the
+  event's Subject; CGRateS's ``GetMaxSessionTimeOnAccounts``) gives ``Account``, ``MaxUsage`` (ns)
+  and ``Cost`` 0; what the account does not cover — or the whole event when no account answers
+  — is rated by the first of its RatingPlanIDs that rates it (``GetCostOnRatingPlans``: a
+  synthetic rating profile activating the plan since always), giving ``Cost`` and
+  ``RatingPlanID``. The event gives Account/Subject/Destination/AnswerTime (SetupTime, then
+  now)/Usage (default 1m)/ToR. A route that cannot be rated fails the request with
+  ``SERVER_ERROR`` unless ``ignore_errors`` (the route is then dropped); a route with no cost at
+  all (no account answered, no plan) is dropped; a route dearer than ``max_cost`` is dropped.
+* Stat metrics (``RouteMetrics``, injectable while StatS does not exist): for ``*load`` the sum
+  of the route's stat queues' metrics (``StatID:MetricID`` takes one metric; a missing one is a
+  route error) as ``Load``, and ``Ratio`` from SortingParameters ``routeID:ratio``
+  (``*default:ratio``, else 1); otherwise each metric averaged over the route's queues, and each
+  SortingParameters metric the route's queues lack set to -1 (``*pdd``: Go's max float64).
+* ``ResourceUsage``: the summed usage of the route's ResourceIDs (``RouteMetrics`` as well).
+
+Sortings (ties as CGRateS, whose last resort is a random pick: here the profile's route order):
+``*weight`` heaviest first; ``*lc``/``*hc`` by Cost up/down, then Weight; ``*qos`` by each
+SortingParameters metric (``*pdd`` lower is better, others higher), then Weight; ``*load`` by
+Load/Ratio ascending, then Weight; ``*reas``/``*reds`` by ResourceUsage up/down, then Weight.
+``*lc``/``*hc`` need AccountIDs or RatingPlanIDs on every route, ``*load`` StatIDs,
+``*reas``/``*reds`` ResourceIDs, else the request fails (``MANDATORY_IE_MISSING``).
 
 After sorting, a Blocker route ends the list (it is kept). Profiles whose routes all drop out
-are passed over for the next one; Offset/Limit then page the routes across the lists.
+are passed over for the next one; Offset/Limit then page the routes across the lists, and
+MaxItems refuses a page reaching past it (``SERVER_ERROR: maximum number of items exceeded``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any, Final
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, Protocol
 
+from core.accounts import AccountError, DebitEvent
 from core.errors import CGRError
 from core.filters.errors import FilterError, plan_error
 from core.filters.event import CGREvent, EventView
@@ -50,28 +62,73 @@ SORTING_WEIGHT: Final = "*weight"
 SORTING_LC: Final = "*lc"
 SORTING_HC: Final = "*hc"
 SORTING_QOS: Final = "*qos"
-ROUTE_SORTINGS: Final = (SORTING_WEIGHT, SORTING_LC, SORTING_HC, SORTING_QOS)
+SORTING_LOAD: Final = "*load"
+SORTING_REAS: Final = "*reas"
+SORTING_REDS: Final = "*reds"
+ROUTE_SORTINGS: Final = (
+    SORTING_WEIGHT, SORTING_LC, SORTING_HC, SORTING_QOS, SORTING_LOAD, SORTING_REAS, SORTING_REDS
+)  # fmt: skip
 METRIC_PDD: Final = "*pdd"  # the only metric that is better lower
+# A SortingParameters metric a route's stat queues lack: the worst value (CGRateS's -1, and
+# math.MaxFloat64 for *pdd).
+MISSING_METRIC: Final = Decimal(-1)
+MISSING_PDD: Final = Decimal("1.7976931348623157e+308")
+RATIO_DEFAULT_KEY: Final = "*default"
+DEFAULT_RATIO: Final = 1  # CGRateS's routes.default_ratio
+
+# SortingData keys (CGRateS's names).
+DATA_WEIGHT: Final = "Weight"
+DATA_COST: Final = "Cost"
+DATA_RATING_PLAN: Final = "RatingPlanID"
+DATA_ACCOUNT: Final = "Account"
+DATA_MAX_USAGE: Final = "MaxUsage"
+DATA_LOAD: Final = "Load"
+DATA_RATIO: Final = "Ratio"
+DATA_RESOURCE_USAGE: Final = "ResourceUsage"
 
 ERR_NOT_FOUND: Final = "NOT_FOUND"
 ERR_SERVER_ERROR: Final = "SERVER_ERROR"
 ERR_MANDATORY_IE_MISSING: Final = "MANDATORY_IE_MISSING"
+ERR_MAX_ITEMS: Final = f"{ERR_SERVER_ERROR}: maximum number of items exceeded"
 MAX_COST_EVENT: Final = "*event_cost"
 _EVENT_COST_FIELDS: Final = ("Account", "Destination", "SetupTime", "Usage")
 DEFAULT_USAGE: Final = MINUTE
-_SYNTHETIC_CATEGORY: Final = "*routes"
+ROUTES_CATEGORY: Final = "*routes"  # the category accounts are asked in (CGRateS's MetaRoutes)
 _EPOCH_START: Final = -(1 << 62)  # a plan activated "since always" (Go's zero time)
+_ZERO: Final = Decimal(0)
+_INFINITY: Final = Decimal("Infinity")
 
-MetricsOf = Callable[[Sequence[str]], Mapping[str, Decimal]]
+
+class RouteMetrics(Protocol):
+    """What StatS and ResourceS would tell RouteS (neither exists yet): injectable."""
+
+    async def stat_metrics(self, tenant: str, stat_id: str) -> Mapping[str, Decimal]:
+        """A stat queue's metrics (``*acd``, ``*tcc``...); empty for an unknown queue."""
+
+    async def resource_usage(self, tenant: str, resource_id: str) -> Decimal:
+        """A resource's total usage; 0 for an unknown resource."""
 
 
-def no_metrics(stat_ids: Sequence[str]) -> Mapping[str, Decimal]:
-    """The default ``metrics_of`` while StatS does not exist: no metrics at all."""
-    return {}
+class NoMetrics:
+    """The default RouteMetrics while StatS and ResourceS do not exist: nothing measured."""
+
+    async def stat_metrics(self, tenant: str, stat_id: str) -> Mapping[str, Decimal]:
+        return {}
+
+    async def resource_usage(self, tenant: str, resource_id: str) -> Decimal:
+        return _ZERO
+
+
+# How much of an event (ns) an account's balances pay for; raises AccountError/RatingError.
+AccountMaxUsage = Callable[[DebitEvent], Awaitable[int]]
 
 
 class RouteSError(CGRError):
     """A request RouteS cannot answer; ``message`` is CGRateS's error text."""
+
+
+class _RouteDropped(Exception):
+    """A route left out of the reply (ignored error, over the max cost, no cost at all)."""
 
 
 @dataclass(slots=True)
@@ -118,16 +175,31 @@ class RouteQuery:
     max_cost_event: bool = False
     limit: int | None = None
     offset: int = 0
+    max_items: int | None = None
     profile_count: int = 1
 
 
 @dataclass(slots=True)
 class _Live:
     by_tenant: dict[str, list[RouteProfile]] = field(default_factory=dict)
+    ratios: dict[tuple[str, str], dict[str, Decimal]] = field(default_factory=dict)
 
 
 def _priority(profile: RouteProfile) -> tuple[Decimal, str]:
     return (-profile.weight, profile.id)
+
+
+@dataclass(slots=True)
+class _Pricing:
+    """The event as costForEvent reads it."""
+
+    tenant: str
+    account: str
+    subject: str
+    destination: str
+    start: datetime
+    usage: int
+    tor: str
 
 
 class RouteService:
@@ -139,12 +211,15 @@ class RouteService:
         rater_of: Callable[[], Rater],
         *,
         default_tenant: str,
-        metrics_of: MetricsOf = no_metrics,
+        metrics: RouteMetrics | None = None,
+        account_max_usage: AccountMaxUsage | None = None,
     ) -> None:
         self._filters = filters
         self._rater_of = rater_of
         self.default_tenant = default_tenant
-        self.metrics_of = metrics_of
+        self.metrics: RouteMetrics = metrics or NoMetrics()
+        # Set once AccountService exists (Engine.open_storage); None: no account answers.
+        self.account_max_usage = account_max_usage
         self._live = _Live()
         self._plan_raters: tuple[Rater | None, dict[tuple[str, str], Rater]] = (None, {})
 
@@ -156,6 +231,8 @@ class RouteService:
         for key, profile in plan.others.get(KIND_ROUTES, {}).items():
             try:
                 check_route_profile(profile)
+                if profile.sorting == SORTING_LOAD:
+                    live.ratios[(profile.tenant, profile.id)] = load_ratios(profile)
             except (FilterError, InvalidValue) as exc:
                 problems.append((key, str(exc)))
                 continue
@@ -189,17 +266,20 @@ class RouteService:
             raise RouteSError(ERR_NOT_FOUND)
         return matching
 
-    def routes_for_event(
+    async def routes_for_event(
         self, event: CGREvent, query: RouteQuery = RouteQuery()
     ) -> list[SortedRoutes]:
         """``V1GetRoutes``: one sorted list per matching profile with routes, heaviest first, at
         most ``profile_count`` of them; Offset/Limit page the routes across those lists."""
+        max_items, limit = query.max_items, query.limit
+        if max_items is not None and limit is not None and max_items < limit + query.offset:
+            raise RouteSError(ERR_MAX_ITEMS)
         view = EventView(event.event, event.opts)
         if query.max_cost_event:
             query = replace(query, max_cost=self.event_cost(event), max_cost_event=False)
         replies: list[SortedRoutes] = []
         for profile in self.profiles_for_event(event):
-            routes = self._sorted(profile, event, view, query)
+            routes = await self._sorted(profile, event, view, query)
             if routes:
                 replies.append(SortedRoutes(profile.id, profile.sorting, routes))
                 if len(replies) >= max(query.profile_count, 1):
@@ -216,64 +296,10 @@ class RouteService:
                 paged.append(SortedRoutes(reply.profile_id, reply.sorting, routes))
         if not paged:
             raise RouteSError(ERR_NOT_FOUND)
+        returned = sum(len(reply.routes) for reply in paged)
+        if max_items is not None and max_items < returned + query.offset:
+            raise RouteSError(ERR_MAX_ITEMS)
         return paged
-
-    # ------------------------------------------------------------------------------- sorting
-    def _sorted(
-        self, profile: RouteProfile, event: CGREvent, view: EventView, query: RouteQuery
-    ) -> list[SortedRoute]:
-        sorting = profile.sorting or SORTING_WEIGHT
-        if sorting not in ROUTE_SORTINGS:
-            raise RouteSError(f"{ERR_SERVER_ERROR}: unsupported sorting strategy: {sorting}")
-        entries: list[tuple[Route, SortedRoute]] = []
-        for route in profile.routes:
-            try:
-                if route.filter_ids and not self._filters.passes(
-                    event.tenant, route.filter_ids, view
-                ):
-                    continue
-            except FilterError as exc:
-                raise RouteSError(f"{ERR_SERVER_ERROR}: {exc}") from None
-            data: dict[str, Any] = {"Weight": route.weight}
-            if sorting in (SORTING_LC, SORTING_HC):
-                try:
-                    cost, plan_id = self._cost(event, route)
-                except RouteSError:
-                    if query.ignore_errors:
-                        continue
-                    raise
-                if query.max_cost is not None and cost > query.max_cost:
-                    continue
-                data = {"Cost": cost, "RatingPlanID": plan_id, "Weight": route.weight}
-            elif sorting == SORTING_QOS:
-                metrics = dict(self.metrics_of(route.stat_ids)) if route.stat_ids else {}
-                data = {**metrics, "Weight": route.weight}
-            entries.append((route, SortedRoute(route.id, route.route_parameters, data)))
-        order = range(len(entries))
-        if sorting in (SORTING_LC, SORTING_HC):
-            sign = 1 if sorting == SORTING_LC else -1
-            keyed = sorted(
-                order,
-                key=lambda i: (
-                    sign * entries[i][1].sorting_data["Cost"],
-                    -entries[i][0].weight,
-                    i,
-                ),
-            )
-        elif sorting == SORTING_QOS:
-            metric_names = [name for name in profile.sorting_parameters if name]
-            keyed = sorted(
-                order, key=lambda i: (*_qos_key(entries[i][1].sorting_data, metric_names), i)
-            )
-        else:
-            keyed = sorted(order, key=lambda i: (-entries[i][0].weight, i))
-        result: list[SortedRoute] = []
-        for i in keyed:
-            route, sorted_route = entries[i]
-            result.append(sorted_route)
-            if route.blocker:
-                break
-        return result
 
     def event_cost(self, event: CGREvent) -> Decimal:
         """``*event_cost``: the event rated by the live rating profiles (CGRateS's
@@ -300,34 +326,182 @@ class RouteService:
         except (RatingError, InvalidValue) as exc:
             raise RouteSError(f"{ERR_SERVER_ERROR}: {exc}") from None
 
-    def _cost(self, event: CGREvent, route: Route) -> tuple[Decimal, str]:
-        """``GetCostOnRatingPlans``: the first of the route's plans that rates the event."""
-        if not route.rating_plan_ids:
-            raise RouteSError(f"{ERR_SERVER_ERROR}: MANDATORY_IE_MISSING: [RatingPlanIDs]")
-        fields = event.event
-        account = str(fields.get("Account") or "")
-        subject = str(fields.get("Subject") or account)
-        destination = str(fields.get("Destination") or "")
+    # ------------------------------------------------------------------------------- sorting
+    async def _sorted(
+        self, profile: RouteProfile, event: CGREvent, view: EventView, query: RouteQuery
+    ) -> list[SortedRoute]:
+        sorting = profile.sorting or SORTING_WEIGHT
+        if sorting not in ROUTE_SORTINGS:
+            raise RouteSError(f"{ERR_SERVER_ERROR}: unsupported sorting strategy: {sorting}")
+        ratios = self._live.ratios.get((profile.tenant, profile.id), {})
+        entries: list[tuple[Route, SortedRoute]] = []
+        for route in profile.routes:
+            try:
+                if route.filter_ids and not self._filters.passes(
+                    event.tenant, route.filter_ids, view
+                ):
+                    continue
+            except FilterError as exc:
+                raise RouteSError(f"{ERR_SERVER_ERROR}: {exc}") from None
+            _check_mandatory(sorting, route)
+            try:
+                data = await self._sorting_data(profile, sorting, route, event, query)
+            except _RouteDropped:
+                continue
+            if sorting == SORTING_LOAD:
+                data[DATA_RATIO] = _ratio_of(ratios, route.id)
+            entries.append((route, SortedRoute(route.id, route.route_parameters, data)))
+        keyed = sorted(
+            range(len(entries)),
+            key=lambda i: (*_sort_key(sorting, profile, entries[i][1].sorting_data), i),
+        )
+        result: list[SortedRoute] = []
+        for i in keyed:
+            route, sorted_route = entries[i]
+            result.append(sorted_route)
+            if route.blocker:
+                break
+        return result
+
+    async def _sorting_data(
+        self, profile: RouteProfile, sorting: str, route: Route, event: CGREvent, query: RouteQuery
+    ) -> dict[str, Any]:
+        """CGRateS's populateSortingData; raises _RouteDropped or RouteSError."""
+        data: dict[str, Any] = {DATA_WEIGHT: route.weight}
         try:
-            start = _event_start(event)
-            usage = parse_duration(fields["Usage"]) if fields.get("Usage") else DEFAULT_USAGE
-        except InvalidValue as exc:
-            raise RouteSError(f"{ERR_SERVER_ERROR}: {exc}") from None
-        tor = str(fields.get("ToR") or TOR_VOICE)
+            if route.account_ids or route.rating_plan_ids:
+                cost_data = await self._cost_data(event, route)
+                if not cost_data:
+                    raise _RouteDropped  # no account answered, no plan: no cost information
+                if query.max_cost is not None and cost_data[DATA_COST] > query.max_cost:
+                    raise _RouteDropped
+                data.update(cost_data)
+            if route.stat_ids:
+                if sorting == SORTING_LOAD:
+                    data[DATA_LOAD] = await self._load(event.tenant, route.stat_ids)
+                else:
+                    data.update(await self._qos_metrics(event.tenant, route.stat_ids, profile))
+            if route.resource_ids:
+                usage = _ZERO
+                for resource_id in route.resource_ids:
+                    usage += await self.metrics.resource_usage(event.tenant, resource_id)
+                data[DATA_RESOURCE_USAGE] = usage
+        except RouteSError:
+            if query.ignore_errors:
+                raise _RouteDropped from None
+            raise
+        return data
+
+    async def _cost_data(self, event: CGREvent, route: Route) -> dict[str, Any]:
+        """CGRateS's costForEvent: what the route's accounts cover, the rest on its plans."""
+        pricing = _pricing(event)
+        data: dict[str, Any] = {}
+        covered = 0
+        whole = pricing.usage
+        answer = await self._account_answer(pricing, route.account_ids)
+        if answer is not None:
+            account_id, covered = answer
+            data = {DATA_ACCOUNT: account_id, DATA_COST: _ZERO, DATA_MAX_USAGE: covered}
+            if whole > covered and not route.rating_plan_ids:
+                raise RouteSError(
+                    f"{ERR_SERVER_ERROR}: no rating plans defined for remaining usage"
+                )
+        if covered == 0 or covered < whole:
+            rest = replace(
+                pricing,
+                start=pricing.start + timedelta(microseconds=covered // 1000),
+                usage=whole - covered,
+            )
+            rated = self._plans_cost(rest, route)
+            if rated is not None:
+                data[DATA_COST], data[DATA_RATING_PLAN] = rated
+            elif answer is None:
+                return {}
+        return data
+
+    async def _account_answer(
+        self, pricing: _Pricing, account_ids: Sequence[str]
+    ) -> tuple[str, int] | None:
+        """The first account whose balances can be asked (GetMaxSessionTimeOnAccounts): its
+        ID and how much of the event it pays for. Accounts that fail are passed over."""
+        if not account_ids or self.account_max_usage is None:
+            return None
+        for account_id in account_ids:
+            debit = DebitEvent(
+                pricing.tenant,
+                account_id,
+                pricing.destination,
+                pricing.start,
+                pricing.usage,
+                pricing.tor,
+                ROUTES_CATEGORY,
+                pricing.subject,
+            )
+            try:
+                return account_id, await self.account_max_usage(debit)
+            except (AccountError, RatingError, InvalidValue):
+                continue
+        return None
+
+    def _plans_cost(self, pricing: _Pricing, route: Route) -> tuple[Decimal, str] | None:
+        """``GetCostOnRatingPlans``: the first of the route's plans that rates the event; None
+        when there is no plan. A route whose plans all fail raises ``SERVER_ERROR``."""
+        if not route.rating_plan_ids:
+            return None
         problem = "no rating plan"
         for plan_id in route.rating_plan_ids:
-            rater = self._plan_rater(event.tenant, plan_id)
+            rater = self._plan_rater(pricing.tenant, plan_id)
             if rater is None:
                 problem = f"RATING_PLAN_NOT_FOUND: {plan_id}"
                 continue
             query = CostQuery(
-                event.tenant, _SYNTHETIC_CATEGORY, subject, destination, start, usage, tor, account
+                pricing.tenant,
+                ROUTES_CATEGORY,
+                pricing.subject,
+                pricing.destination,
+                pricing.start,
+                pricing.usage,
+                pricing.tor,
+                pricing.account,
             )
             try:
                 return rater.get_cost(query).cost, plan_id
             except (RatingError, InvalidValue) as exc:
                 problem = str(exc)
         raise RouteSError(f"{ERR_SERVER_ERROR}: {problem}")
+
+    async def _qos_metrics(
+        self, tenant: str, stat_ids: Sequence[str], profile: RouteProfile
+    ) -> dict[str, Decimal]:
+        """Each metric averaged over the route's stat queues; SortingParameters metrics they
+        lack take the worst value."""
+        values: dict[str, list[Decimal]] = {}
+        for stat_id in stat_ids:
+            for name, value in (await self.metrics.stat_metrics(tenant, stat_id)).items():
+                values.setdefault(name, []).append(Decimal(value))
+        metrics = {name: sum(found, _ZERO) / len(found) for name, found in values.items()}
+        for name in profile.sorting_parameters:
+            if name and name not in metrics:
+                metrics[name] = MISSING_PDD if name == METRIC_PDD else MISSING_METRIC
+        return metrics
+
+    async def _load(self, tenant: str, stat_ids: Sequence[str]) -> Decimal:
+        """``*load``: the sum of the route's stat metrics (``StatID:MetricID``: that metric,
+        which must exist)."""
+        load = _ZERO
+        for entry in stat_ids:
+            stat_id, _, metric_id = entry.partition(":")
+            metrics = await self.metrics.stat_metrics(tenant, stat_id)
+            if metric_id:
+                if metric_id not in metrics:
+                    raise RouteSError(
+                        f"{ERR_SERVER_ERROR}: <RouteS> error: {ERR_NOT_FOUND} metric "
+                        f"{metric_id} for statID: {stat_id}"
+                    )
+                load += Decimal(metrics[metric_id])
+            else:
+                load += sum((Decimal(value) for value in metrics.values()), _ZERO)
+        return load
 
     def _plan_rater(self, tenant: str, plan_id: str) -> Rater | None:
         """A Rater whose only rating profile (any subject) activates ``plan_id`` since always."""
@@ -341,9 +515,9 @@ class RouteService:
             plan = live.plans.get(plan_id)
             if plan is None:
                 return None
-            key = f"*out:{tenant}:{_SYNTHETIC_CATEGORY}:*any"
+            key = f"*out:{tenant}:{ROUTES_CATEGORY}:*any"
             profile = ProfileIndex(
-                key, tenant, _SYNTHETIC_CATEGORY, [Activation(_EPOCH_START, plan, (), {})]
+                key, tenant, ROUTES_CATEGORY, [Activation(_EPOCH_START, plan, (), {})]
             )
             rater = Rater(
                 {key: profile},
@@ -356,6 +530,25 @@ class RouteService:
         return rater
 
 
+def _pricing(event: CGREvent) -> _Pricing:
+    fields = event.event
+    account = str(fields.get("Account") or "")
+    try:
+        start = _event_start(event)
+        usage = parse_duration(fields["Usage"]) if fields.get("Usage") else DEFAULT_USAGE
+    except InvalidValue as exc:
+        raise RouteSError(f"{ERR_SERVER_ERROR}: {exc}") from None
+    return _Pricing(
+        event.tenant,
+        account,
+        str(fields.get("Subject") or account),
+        str(fields.get("Destination") or ""),
+        start,
+        usage,
+        str(fields.get("ToR") or TOR_VOICE),
+    )
+
+
 def _event_start(event: CGREvent) -> datetime:
     fields = event.event
     for name in ("AnswerTime", "SetupTime"):
@@ -365,22 +558,78 @@ def _event_start(event: CGREvent) -> datetime:
     return event.time or datetime.now(UTC)
 
 
-def _qos_key(data: Mapping[str, Any], metric_names: Iterable[str]) -> list[Any]:
-    key: list[Any] = []
-    for name in metric_names:
-        value = data.get(name)
-        if value is None:
-            key.extend((1, Decimal(0)))
-            continue
-        number = Decimal(str(value))
-        key.extend((0, number if name == METRIC_PDD else -number))
-    key.append(-Decimal(str(data.get("Weight", 0))))
-    return key
+# What a sorting needs on every route: (the name CGRateS's error gives, the Route fields).
+_MANDATORY: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
+    SORTING_LC: ("RatingPlanIDs or AccountIDs", ("rating_plan_ids", "account_ids")),
+    SORTING_HC: ("RatingPlanIDs or AccountIDs", ("rating_plan_ids", "account_ids")),
+    SORTING_LOAD: ("StatIDs", ("stat_ids",)),
+    SORTING_REAS: ("ResourceIDs", ("resource_ids",)),
+    SORTING_REDS: ("ResourceIDs", ("resource_ids",)),
+}
+
+
+def _check_mandatory(sorting: str, route: Route) -> None:
+    """A route missing what its sorting needs fails the request (not an ignorable error)."""
+    need = _MANDATORY.get(sorting)
+    if need is not None and not any(getattr(route, name) for name in need[1]):
+        raise RouteSError(f"{ERR_SERVER_ERROR}: {ERR_MANDATORY_IE_MISSING}: [{need[0]}]")
+
+
+def _number(data: Mapping[str, Any], name: str) -> Decimal:
+    """A SortingData value as CGRateS's sortingDataF64 reads it (absent: 0)."""
+    value = data.get(name)
+    return Decimal(value) if isinstance(value, (Decimal, int)) else _ZERO
+
+
+def _sort_key(sorting: str, profile: RouteProfile, data: Mapping[str, Any]) -> tuple[Any, ...]:
+    weight = -_number(data, DATA_WEIGHT)
+    if sorting in (SORTING_LC, SORTING_HC):
+        cost = _number(data, DATA_COST)
+        return (cost if sorting == SORTING_LC else -cost, weight)
+    if sorting == SORTING_QOS:
+        key: list[Decimal] = []
+        for name in profile.sorting_parameters:
+            if name:
+                value = _number(data, name)
+                key.append(value if name == METRIC_PDD else -value)
+        return (*key, weight)
+    if sorting == SORTING_LOAD:
+        ratio = _number(data, DATA_RATIO)
+        share = _number(data, DATA_LOAD) / ratio if ratio > 0 else _INFINITY
+        return (share, weight)
+    if sorting in (SORTING_REAS, SORTING_REDS):
+        usage = _number(data, DATA_RESOURCE_USAGE)
+        return (usage if sorting == SORTING_REAS else -usage, weight)
+    return (weight,)
+
+
+def load_ratios(profile: RouteProfile) -> dict[str, Decimal]:
+    """``*load`` SortingParameters ``routeID:ratio`` (``*default:ratio``); raises InvalidValue
+    for one that is not ``ID:integer``, as CGRateS refuses the profile."""
+    ratios: dict[str, Decimal] = {}
+    for parameter in profile.sorting_parameters:
+        route_id, sep, raw = parameter.partition(":")
+        try:
+            if not sep:
+                raise InvalidOperation
+            ratios[route_id] = Decimal(int(raw))
+        except (ValueError, InvalidOperation):
+            raise InvalidValue(
+                f"*load SortingParameters must be routeID:ratio, not {parameter!r}"
+            ) from None
+    return ratios
+
+
+def _ratio_of(ratios: Mapping[str, Decimal], route_id: str) -> Decimal:
+    found = ratios.get(route_id, ratios.get(RATIO_DEFAULT_KEY))
+    return found if found is not None else Decimal(DEFAULT_RATIO)
 
 
 def check_route_profile(profile: RouteProfile) -> None:
-    """Inline filters compile (raises FilterError). An unknown sorting (``*load``, ``*reas``…)
-    loads, as in CGRateS, and fails the queries that reach the profile."""
+    """Inline filters compile (raises FilterError), ``*load`` ratios parse (InvalidValue). An
+    unknown sorting loads, as in CGRateS, and fails the queries that reach the profile."""
     check_filter_ids(profile.filter_ids)
     for route in profile.routes:
         check_filter_ids(route.filter_ids)
+    if profile.sorting == SORTING_LOAD:
+        load_ratios(profile)

@@ -131,10 +131,14 @@ async def test_route_profile_crud(client: InProcessClient) -> None:
     bad_filter = {**profile, "FilterIDs": ["*string:~*req.Account"]}
     with pytest.raises(RpcError, match=r"^SERVER_ERROR: "):
         await client.call("APIerSv1.SetRouteProfile", bad_filter)
-    # A sorting RouteS does not know (yet) loads, and fails the queries reaching it.
-    assert await client.call("APIerSv1.SetRouteProfile", {**profile, "Sorting": "*load"}) == "OK"
-    with pytest.raises(RpcError, match=r"^SERVER_ERROR: unsupported sorting strategy: \*load$"):
+    # A sorting RouteS does not know loads, and fails the queries reaching it.
+    assert await client.call("APIerSv1.SetRouteProfile", {**profile, "Sorting": "*best"}) == "OK"
+    with pytest.raises(RpcError, match=r"^SERVER_ERROR: unsupported sorting strategy: \*best$"):
         await client.call("RouteSv1.GetRoutes", event("1002", "1001"))
+    # *load ratios must be routeID:integer, as CGRateS compiles them when the profile is set.
+    bad_ratio = {**profile, "Sorting": "*load", "SortingParameters": ["high:half"]}
+    with pytest.raises(RpcError, match=r"^SERVER_ERROR: .*routeID:ratio"):
+        await client.call("APIerSv1.SetRouteProfile", bad_ratio)
     ok = await client.call(
         "APIerSv1.RemoveRouteProfile", {"Tenant": "cgrates.org", "ID": "ROUTE_HC"}
     )
