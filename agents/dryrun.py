@@ -199,9 +199,27 @@ async def _radius(agent: Any, packet: bytes, out: TextIO) -> None:
     print(f"== reply bytes\n{data.hex()}", file=out)
 
 
+async def _dns(agent: Any, packet: bytes, out: TextIO) -> None:
+    from agents.dns import codec
+
+    try:
+        query = codec.decode(packet)
+    except codec.DnsDecodeError as exc:
+        raise DryRunError(f"not a valid DNS message: {exc}") from None
+    print(f"== decoded query: id {query.id}", file=out)
+    print(_pretty(codec.request_data(query)), file=out)
+    reply = await agent.handle(query, (_Peer().address, 0), "udp")
+    data = codec.encode(query, reply, udp_size=agent.server.udp_size)
+    answer = codec.decode(data)
+    print(f"== answer: {codec.RCODE_NAMES.get(reply.rcode, reply.rcode)}", file=out)
+    print(_pretty(codec.message_data(answer)), file=out)
+    print(f"== answer bytes\n{data.hex()}", file=out)
+
+
 DRY_RUNNERS: Final[dict[str, Callable[[Any, bytes, TextIO], Any]]] = {
     "diameter": _diameter,
     "radius": _radius,
+    "dns": _dns,
 }
 
 

@@ -415,6 +415,11 @@ def request_data(message: DnsMessage) -> dict[str, Any]:
     return data
 
 
+def message_data(message: DnsMessage) -> dict[str, Any]:
+    """``request_data`` plus the Answer, Ns and Extra records (for printing an answer)."""
+    return {**request_data(message), **_record_sections(message)}
+
+
 def option_data(code: int, value: bytes) -> dict[str, Any]:
     """One EDNS0 option as template fields: ``Code``, ``Data`` (hex) and its typed fields."""
     out: dict[str, Any] = {"Code": code, "Data": value.hex()}

@@ -84,9 +84,13 @@ class UpProcess:
             "engine": {"rpc_json_listen": f"127.0.0.1:{self.engine_port}", "http_listen": ""},
             "storage": {"type": "memory"},
             "tariffplans": {"load_on_start": []},
-            # The default config enables the Diameter and RADIUS agents on their standard
+            # The default config enables the Diameter, RADIUS and DNS agents on their standard
             # ports: these tests run only the agents they name.
-            "agents": {"diameter": {"enabled": False}, "radius": {"enabled": False}}
+            "agents": {
+                "diameter": {"enabled": False},
+                "radius": {"enabled": False},
+                "dns": {"enabled": False},
+            }
             | (
                 agents
                 if agents is not None

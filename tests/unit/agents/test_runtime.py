@@ -232,6 +232,7 @@ def test_default_config_enables_the_agents_that_are_ready() -> None:
     agents = load_config().agents
     assert sorted(name for name, agent in agents.items() if agent.enabled) == [
         "diameter",
+        "dns",
         "radius",
     ]
     assert str(agents["diameter"].listen) == "127.0.0.1:3868"
