@@ -195,11 +195,12 @@ class SipAgent(Agent):
 
 def _unmatched(request: SipMessage) -> Answer:
     if request.method == "OPTIONS":
-        return Answer(STATUS_OK, headers=[("Allow", ALLOW), ("Accept", "application/sdp")])
+        return Answer(STATUS_OK, reason_for(STATUS_OK),
+                      [("Allow", ALLOW), ("Accept", "application/sdp")])  # fmt: skip
     if request.method == "INVITE":
         log.warning("no request processor matched INVITE")
-        return Answer(STATUS_SERVER_ERROR)
-    return Answer(STATUS_NOT_ALLOWED, headers=[("Allow", ALLOW)])
+        return Answer(STATUS_SERVER_ERROR, reason_for(STATUS_SERVER_ERROR))
+    return Answer(STATUS_NOT_ALLOWED, reason_for(STATUS_NOT_ALLOWED), [("Allow", ALLOW)])
 
 
 def route_contact_values(outcome: Outcome, user: str) -> list[str]:

@@ -220,17 +220,18 @@ class NameAddr:
         return cls("", SipUri.parse(uri_text), _params(param_text))
 
     def part(self, name: str) -> str | None:
+        """A part by name; an empty user, host or display name is missing (None)."""
         key = name.lower()
         if key == "user":
-            return self.uri.user
+            return self.uri.user or None
         if key == "host":
-            return self.uri.host
+            return self.uri.host or None
         if key == "port":
             return str(self.uri.port) if self.uri.port is not None else None
         if key == "uri":
             return self.uri.text
         if key == "displayname":
-            return self.display
+            return self.display or None
         return self.params.get(key)
 
 

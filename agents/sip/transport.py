@@ -301,12 +301,15 @@ class TransactionLayer:
         missing = [name for name in codec.REQUIRED_FOR_REPLY if not request.has(name)]
         if missing:
             raise SipDecodeError(f"missing {', '.join(missing)}", request)
-        request.vias()  # every Via readable
-        _, method = request.cseq()
+        try:
+            request.vias()  # every Via readable
+            _, method = request.cseq()
+            for name in ("From", "To"):
+                NameAddr.parse(request.first(name) or "")
+        except SipDecodeError as exc:
+            raise SipDecodeError(str(exc), request) from None
         if method != request.method:
             raise SipDecodeError(f"CSeq method {method} is not {request.method}", request)
-        for name in ("From", "To"):
-            NameAddr.parse(request.first(name) or "")
 
     def _malformed(self, exc: SipDecodeError, peer: Peer) -> None:
         partial = exc.partial

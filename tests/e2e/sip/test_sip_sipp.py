@@ -5,6 +5,7 @@ same, OPTIONS 200 and an unknown method 405."""
 from __future__ import annotations
 
 import re
+import socket
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -141,3 +142,29 @@ def test_unknown_method_405(sipp: str, agent: SipAgentProcess, tmp_path: Path) -
     run = run_sipp(sipp, "unknown_method.xml", agent.port, tmp_path)
     passed(run)
     assert received(run)[0].startswith("SIP/2.0 405 Method Not Allowed")
+
+
+def test_malformed_answered_400_or_dropped(
+    agent: SipAgentProcess, sipp: str, tmp_path: Path
+) -> None:
+    """Raw datagrams: a readable request with a bad CSeq gets 400; garbage gets nothing; the
+    agent keeps serving (OPTIONS still answered)."""
+    bad_cseq = (
+        b"INVITE sip:1002@127.0.0.1 SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKbad;rport\r\n"
+        b"From: <sip:1001@example.net>;tag=x\r\nTo: <sip:1002@127.0.0.1>\r\n"
+        b"Call-ID: bad-cseq\r\nCSeq: one INVITE\r\n\r\n"
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2)
+        sock.bind(("127.0.0.1", 0))
+        sock.sendto(b"\x00\x01garbage\r\n\r\n", ("127.0.0.1", agent.port))
+        sock.sendto(bad_cseq, ("127.0.0.1", agent.port))
+        answer, _ = sock.recvfrom(65535)
+        assert answer.startswith(b"SIP/2.0 400 Bad Request")
+        assert b"Call-ID: bad-cseq" in answer
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            sock.recvfrom(65535)  # nothing for the garbage
+    run = run_sipp(sipp, "options.xml", agent.port, tmp_path)
+    passed(run)

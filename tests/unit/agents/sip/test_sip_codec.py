@@ -65,10 +65,10 @@ def test_multi_value_headers_split_in_order() -> None:
     req = SipRequestTree(message)
     assert req.get(("Via", "Branch")) == ["z9hG4bKtop", "z9hG4bKmid", "z9hG4bKlow"]
     # the comma inside the quoted display name does not split
-    assert req.get(("Contact", "DisplayName")) == ["", "B, the second"]
+    assert req.get(("Contact", "DisplayName")) == ["B, the second"]  # the first has none
     assert req.get(("Contact", "q")) == ["0.5", "1"]
     assert req.get(("Request-URI", "Host")) == ["chargeflow.test"]
-    assert req.get(("Request-URI", "User")) == [""]
+    assert req.get(("Request-URI", "User")) == []  # no user part: missing
 
 
 def test_escaped_display_name() -> None:

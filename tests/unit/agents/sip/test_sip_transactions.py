@@ -250,13 +250,14 @@ async def test_malformed_answered_400_or_dropped(clock: FakeClock) -> None:
     layer = TransactionLayer(handler, timers=TIMERS, clock=clock)
     wire = Wire(clock)
     layer.receive(request(cseq_method="BYE"), wire.peer)  # CSeq method mismatch: replyable
-    assert wire.statuses() == [400]
+    layer.receive(request().replace(b"CSeq: 1 INVITE", b"CSeq: one INVITE"), wire.peer)
+    assert wire.statuses() == [400, 400]
     assert wire.sent[0][1].reason.startswith("Bad Request")
     no_call_id = request().replace(b"Call-ID: call-1\r\n", b"")
     layer.receive(no_call_id, wire.peer)
     layer.receive(b"\x00\xff garbage", wire.peer)
     layer.receive(b"SIP/2.0 200 OK\r\n\r\n", wire.peer)  # a response: we send no requests
-    assert wire.statuses() == [400]
+    assert wire.statuses() == [400, 400]
     assert layer.counters[transport.DROPPED_MALFORMED] == 2
     assert layer.counters[transport.DROPPED_RESPONSE] == 1
     assert handler.calls == 0
