@@ -161,6 +161,7 @@ _PROFILE_COUNT_OPTS: Final = (
     "*rouProfileCount",
     "*profileCount",
 )
+_PAGING: Final = ("Limit", "Offset", "MaxItems")
 _SESSION_ARGS: Final = (
     ("IgnoreErrors", ("RoutesIgnoreErrors", "SuppliersIgnoreErrors")),
     ("MaxCost", ("RoutesMaxCost", "SuppliersMaxCost")),
@@ -171,9 +172,9 @@ def session_routes(
     routes: RouteService,
 ) -> Callable[[CGREvent, Mapping[str, Any]], Awaitable[list[dict[str, Any]]]]:
     """SessionS's GetRoutes/GetSuppliers: ``RoutesIgnoreErrors``/``RoutesMaxCost`` (a number or
-    ``*event_cost``; v0.10 ``Suppliers…``) and ``Paginator`` from the session call, or the
-    event's ``*routes…`` APIOpts; an ``ACD`` field replaces the Usage; errors become
-    ``ROUTES_ERROR:<error>``."""
+    ``*event_cost``; v0.10 ``Suppliers…``) and ``Limit``/``Offset``/``MaxItems`` (or a
+    ``Paginator``) from the session call, or the event's ``*routes…`` APIOpts; an ``ACD`` field
+    replaces the Usage; errors become ``ROUTES_ERROR:<error>``."""
 
     async def routes_of(event: CGREvent, args: Mapping[str, Any]) -> list[dict[str, Any]]:
         options: dict[str, Any] = {"APIOpts": event.opts}
@@ -184,6 +185,8 @@ def session_routes(
                     break
         if isinstance(args.get("Paginator"), Mapping):
             options["Paginator"] = args["Paginator"]
+        else:  # CGRateS's session args embed utils.Paginator: Limit/Offset/MaxItems beside
+            options.update({name: args[name] for name in _PAGING if args.get(name) is not None})
         if event.event.get("ACD") not in (None, ""):
             # The caller's average call duration stands for the Usage the routes are rated for.
             fields = {**event.event, "Usage": event.event["ACD"]}

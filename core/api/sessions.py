@@ -46,6 +46,7 @@ ROUTES_MAX_COST: Final = "*maxcost"
 FLAG_ROUTES_IGNORE_ERRORS: Final = "*routes_ignore_errors"
 FLAG_ROUTES_EVENT_COST: Final = "*routes_event_cost"
 FLAG_ROUTES_MAX_COST: Final = "*routes_maxcost"
+PAGING: Final = ("Limit", "Offset", "MaxItems")  # CGRateS's utils.Paginator, beside the event
 RUN_RAW: Final = "*raw"  # the reply key of the event as received (no charger run)
 _FLAG_PARTS: Final = 3  # flag, option, values
 FlagParams = dict[str, dict[str, list[str]]]
@@ -85,7 +86,7 @@ def routes_args(flags: FlagParams, args: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(args.get("Paginator"), Mapping):
         routes["Paginator"] = args["Paginator"]
     else:
-        paging = {name: args[name] for name in ("Limit", "Offset") if args.get(name) is not None}
+        paging = {name: args[name] for name in PAGING if args.get(name) is not None}
         if paging:
             routes["Paginator"] = paging
     return routes
