@@ -216,9 +216,35 @@ async def _dns(agent: Any, packet: bytes, out: TextIO) -> None:
     print(f"== answer bytes\n{data.hex()}", file=out)
 
 
+async def _sip(agent: Any, packet: bytes, out: TextIO) -> None:
+    from agents.sip import codec, transport
+
+    try:
+        request = codec.decode(packet)
+        if not request.is_request:
+            raise codec.SipDecodeError("a response, not a request")
+        transport.TransactionLayer._check(request)
+    except codec.SipDecodeError as exc:
+        raise DryRunError(f"not a SIP request the agent would handle: {exc}") from None
+    print(f"== decoded request: {request.method} {request.uri}", file=out)
+    print(_pretty({"headers": [list(h) for h in request.headers]}), file=out)
+    source = (_Peer().address, transport.DEFAULT_PORT)
+    peer = transport.Peer("UDP", source, lambda data, destination: None)
+    if request.method in ("ACK", "CANCEL"):
+        print("== no template run: ACK and CANCEL belong to the transaction layer", file=out)
+        return
+    answer = await agent.handle(request, peer)
+    response = transport.build_response(
+        request, answer.status, answer.reason, source, to_tag="dryrun", headers=answer.headers
+    )
+    print(f"== reply: {answer.status} {response.reason}", file=out)
+    print(codec.encode(response).decode("utf-8", "replace"), file=out)
+
+
 DRY_RUNNERS: Final[dict[str, Callable[[Any, bytes, TextIO], Any]]] = {
     "diameter": _diameter,
     "radius": _radius,
+    "sip": _sip,
     "dns": _dns,
 }
 
