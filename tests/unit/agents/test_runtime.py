@@ -234,6 +234,7 @@ def test_default_config_enables_the_agents_that_are_ready() -> None:
         "diameter",
         "dns",
         "radius",
+        "sip",
     ]
     assert str(agents["diameter"].listen) == "127.0.0.1:3868"
 
