@@ -218,17 +218,17 @@ def build_response(
             first_via = False
         out.append(("Via", value))
     for name in ("From", "To", "Call-ID", "CSeq"):
-        value = request.first(name)
-        if value is None:
+        copied = request.first(name)
+        if copied is None:
             continue
         if name == "To" and status > STATUS_TRYING and to_tag:
             try:
-                has_tag = "tag" in NameAddr.parse(value).params
+                has_tag = "tag" in NameAddr.parse(copied).params
             except SipDecodeError:
                 has_tag = True  # unreadable: copied as it is
             if not has_tag:
-                value = f"{value};tag={to_tag}"
-        out.append((name, value))
+                copied = f"{copied};tag={to_tag}"
+        out.append((name, copied))
     out.extend(headers or [])
     return SipMessage(status=status, reason=reason or reason_for(status), headers=out)
 
