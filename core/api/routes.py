@@ -31,9 +31,12 @@ from core.types import InvalidValue, to_money, zone
 
 def _money(value: Any, name: str) -> Decimal:
     try:
-        return to_money(value or 0)
-    except InvalidValue as exc:
+        money = to_money(value or 0)
+    except (InvalidValue, ArithmeticError) as exc:
         raise server_error(f"invalid params: {name}: {exc}") from None
+    if not money.is_finite():
+        raise server_error(f"invalid params: {name} must be a finite number")
+    return money
 
 
 def _flag(value: Any) -> bool:
@@ -110,9 +113,12 @@ def _int(value: Any, name: str) -> int | None:
     if value is None or value == "":
         return None
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
         raise server_error(f"invalid params: {name} must be an integer") from None
+    if number < 0:
+        raise server_error(f"invalid params: {name} must not be negative")
+    return number
 
 
 def route_query_of(args: Mapping[str, Any]) -> RouteQuery:
@@ -132,9 +138,9 @@ def route_query_of(args: Mapping[str, Any]) -> RouteQuery:
 
     raw_max_cost = pick("MaxCost", "*routesMaxCost", "*rouMaxCost")
     max_cost = None
-    max_cost_event = raw_max_cost == MAX_COST_EVENT
-    if raw_max_cost not in (None, "", 0) and not max_cost_event:
-        max_cost = _money(raw_max_cost, "MaxCost")
+    max_cost_event = isinstance(raw_max_cost, str) and raw_max_cost == MAX_COST_EVENT
+    if raw_max_cost is not None and raw_max_cost != "" and not max_cost_event:
+        max_cost = _money(raw_max_cost, "MaxCost") or None  # 0: no max cost, as CGRateS
     limit = _int(pick("Limit", "*routesLimit", "*rouLimit"), "Limit")
     offset = _int(pick("Offset", "*routesOffset", "*rouOffset"), "Offset") or 0
     max_items = _int(pick("MaxItems", "*routesMaxItems", "*rouMaxItems"), "MaxItems")

@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.api import register_all
+from core.api.routes import route_query_of
 from core.api.sessions import flag_params, routes_args
 from core.config import load_config
 from core.engine import Engine
@@ -187,3 +190,42 @@ def test_flag_params_follow_cgrates_flags_with_params() -> None:
         "RoutesMaxCost": "0.4",
         "Paginator": {"Limit": 2},
     }
+
+
+_flag_text = st.text(
+    alphabet=st.sampled_from(list("*routes_maxcost:&.-0123456789ab ")), max_size=40
+)
+_opt_value = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=8), st.decimals(allow_nan=True)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_flag_text, st.integers(), st.none()), max_size=6))
+def test_flag_parsing_takes_any_flags(raw_flags: list[Any]) -> None:
+    """Any Flags list parses; the routes options are strings, a bool, a paginator."""
+    options = routes_args(flag_params(raw_flags), {})
+    assert isinstance(options["RoutesMaxCost"], str)
+    assert options.get("RoutesIgnoreErrors", True) is True
+    assert "Paginator" not in options
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["MaxCost", "Limit", "Offset", "MaxItems", "IgnoreErrors"]), _opt_value
+    ),
+    st.dictionaries(
+        st.sampled_from(["*routesMaxCost", "*rouLimit", "*routesOffset", "*rouProfileCount"]),
+        _opt_value,
+    ),
+)
+def test_route_options_raise_only_rpc_errors(beside: dict[str, Any], opts: dict[str, Any]) -> None:
+    """Whatever the options, GetRoutes's reader answers a RouteQuery or CGRateS's error."""
+    try:
+        query = route_query_of({**beside, "APIOpts": opts})
+    except RpcError as exc:
+        assert str(exc).startswith("SERVER_ERROR: ")
+        return
+    assert query.max_cost is None or isinstance(query.max_cost, Decimal)
+    assert isinstance(query.offset, int)
