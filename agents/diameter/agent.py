@@ -303,10 +303,11 @@ class DiameterAgent(Agent):
         data: bytes | None = None
         try:
             answer = await self._answer(request, peer, session_id, number)
-            data = codec.encode(answer)
+            data = codec.encode(answer)  # before any read of `answer`: its bytes as they are
+            sent = codec.decode(data)  # the transport sends these bytes as they are: one encode
             if _result_code(answer) not in TRANSIENT_RESULTS:
                 self.answers.put(key, data)
-            return codec.decode(data)  # the transport sends these bytes as they are: one encode
+            return sent
         finally:
             del self._inflight[key]
             future.set_result(data)
@@ -347,8 +348,7 @@ class DiameterAgent(Agent):
             if not outcome.matched:
                 log.warning("no request processor matched CCR %s", event_id)
                 return self._error(request, DIAMETER_UNABLE_TO_COMPLY, message="no processor")
-            answer = self._cca(request, outcome.reply.to_data(), outcome)
-            result = _result_code(answer)
+            answer, result = self._cca_of(request, outcome)
             if result != DIAMETER_SUCCESS:
                 log.info("CCR %s: %d (%s)", event_id, result, _engine_error(outcome))
             self._track(request, peer, request_type, "", outcome, result)
@@ -432,14 +432,30 @@ class DiameterAgent(Agent):
         return answer
 
     # ------------------------------------------------------------------------------ answers
+    def _cca_of(self, request: DiameterMessage, outcome: Outcome) -> tuple[DiameterMessage, int]:
+        """The CCA for one processed request and its Result-Code: encoded straight from the
+        ``*rep`` tree (``codec.encode_answer_tree``); through ``to_data`` + ``_cca`` when the
+        tree holds something only that path encodes. The answer comes back undecoded, so
+        ``handle`` sends these very bytes."""
+        nodes = outcome.reply.nodes
+        if RESULT_CODE not in nodes:
+            nodes = {RESULT_CODE: [_default_result(outcome)], **nodes}
+        data = codec.encode_answer_tree(
+            request, nodes, origin_host=self.origin_host, origin_realm=self.origin_realm
+        )
+        if data is None:
+            answer = self._cca(request, outcome.reply.to_data(), outcome)
+            return answer, _result_code(answer)
+        given = [value for value in nodes[RESULT_CODE] if value is not None]
+        return codec.decode(data), _int(given[-1]) if given else 0
+
     def _cca(
         self, request: DiameterMessage, data: dict[str, Any], outcome: Outcome
     ) -> DiameterMessage:
         for key in ANSWER_OWN_KEYS:
             data.pop(key, None)
         if RESULT_CODE not in data:  # a template without *cca: still never a silent drop
-            failed = bool(_engine_error(outcome))
-            data = {RESULT_CODE: DIAMETER_UNABLE_TO_COMPLY if failed else DIAMETER_SUCCESS, **data}
+            data = {RESULT_CODE: _default_result(outcome), **data}
         return codec.answer_to(
             request, None, data, origin_host=self.origin_host, origin_realm=self.origin_realm
         )
@@ -663,6 +679,11 @@ def _int(value: Any) -> int:
 
 def _result_code(answer: DiameterMessage) -> int:
     return _int(answer.first(AVP_RESULT_CODE))
+
+
+def _default_result(outcome: Outcome) -> int:
+    """The Result-Code of a reply tree that sets none: 5012 after an engine error, else 2001."""
+    return DIAMETER_UNABLE_TO_COMPLY if _engine_error(outcome) else DIAMETER_SUCCESS
 
 
 def _engine_error(outcome: Outcome) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -211,6 +211,11 @@ def _build_dictionary() -> tuple[dict[tuple[int, int], AvpDef], dict[str, AvpDef
 
 
 DICTIONARY_BY_KEY, DICTIONARY_BY_NAME = _build_dictionary()
+# The answer head as answer_to builds it (M bit always set); a tree's Result-Code as avp() does.
+_ORIGIN_HOST_DEF: Final = replace(DICTIONARY_BY_KEY[(AVP_ORIGIN_HOST, 0)], mandatory=True)
+_ORIGIN_REALM_DEF: Final = replace(DICTIONARY_BY_KEY[(AVP_ORIGIN_REALM, 0)], mandatory=True)
+_RESULT_CODE_DEF: Final = DICTIONARY_BY_KEY[(AVP_RESULT_CODE, 0)]
+_SESSION_ID_DEF: Final = replace(DICTIONARY_BY_KEY[(AVP_SESSION_ID, 0)], mandatory=True)
 
 
 def avp_def(name: str) -> AvpDef:
@@ -777,8 +782,11 @@ class DiameterEncodeError(ValueError):
 
 
 def _encode_value(item: Avp) -> bytes:
-    value = item._value
-    kind = item.definition.type
+    return _encode_payload(item.definition, item._value)
+
+
+def _encode_payload(definition: AvpDef, value: Any) -> bytes:
+    kind = definition.type
     try:
         if isinstance(value, (bytes, bytearray, memoryview)):
             return bytes(value)  # raw payload wins whatever the type
@@ -812,8 +820,8 @@ def _encode_value(item: Avp) -> bytes:
         OverflowError,
         InvalidOperation,
     ) as exc:
-        raise DiameterEncodeError(f"{item.name}: cannot encode {value!r}: {exc}") from None
-    raise DiameterEncodeError(f"{item.name}: unknown type {kind}")
+        raise DiameterEncodeError(f"{definition.name}: cannot encode {value!r}: {exc}") from None
+    raise DiameterEncodeError(f"{definition.name}: unknown type {kind}")
 
 
 def _to_int(value: Any) -> int:
@@ -973,6 +981,132 @@ def answer_to(
             items.append(chosen)
     items.extend(extra)
     return answer
+
+
+# Values a reply tree leaf may hold that the fast answer encoder takes (anything else, e.g. a
+# list or an Avp, goes through answer_to + encode).
+_FAST_SCALARS: Final = frozenset({str, int, bytes, Decimal, float})
+# Top-level answer AVPs the agent sets itself (answer_to's head): a tree's Session-Id,
+# Origin-Host and Origin-Realm are dropped, its Result-Code takes the head's place.
+_OWN_HEAD_NAMES: Final = frozenset({"Session-Id", "Origin-Host", "Origin-Realm"})
+
+
+class _NotFast(Exception):
+    """The tree holds something only the general path (build_avps, Avp objects) handles."""
+
+
+# Encoded scalar AVPs by (code, vendor, M bit, value type, value): answers repeat the same few
+# (Result-Code "2001", CC-Request-Type "2", grants of "60" ...). Bounded: cleared when full.
+_FAST_CACHE: dict[tuple[int, int, bool, type, Any], bytes] = {}
+_FAST_CACHE_MAX: Final = 4096
+
+
+def _fast_avp(definition: AvpDef, value: Any) -> bytes:
+    """One AVP's bytes from a reply-tree instance (a dict node for a grouped AVP)."""
+    kind = type(value)
+    if kind is dict:
+        if definition.type != AvpType.GROUPED:
+            raise _NotFast
+        payload = _fast_nodes(value)
+    elif kind in _FAST_SCALARS and definition.type != AvpType.GROUPED:
+        key = (definition.code, definition.vendor, definition.mandatory, kind, value)
+        cached = _FAST_CACHE.get(key)
+        if cached is not None:
+            return cached
+        if len(_FAST_CACHE) >= _FAST_CACHE_MAX:
+            _FAST_CACHE.clear()
+        cached = _FAST_CACHE[key] = _avp_bytes(definition, _encode_payload(definition, value))
+        return cached
+    else:
+        raise _NotFast
+    return _avp_bytes(definition, payload)
+
+
+def _avp_bytes(definition: AvpDef, payload: bytes) -> bytes:
+    flags = AVP_FLAG_MANDATORY if definition.mandatory else 0
+    if definition.vendor:
+        length = 12 + len(payload)
+        head = _AVP_HDR_V.pack(
+            definition.code, (flags | AVP_FLAG_VENDOR) << 24 | length, definition.vendor
+        )
+    else:
+        length = 8 + len(payload)
+        head = _AVP_HDR.pack(definition.code, flags << 24 | length)
+    return head + payload + b"\0" * (-length & 3)
+
+
+def _fast_nodes(nodes: Mapping[str, list[Any]]) -> bytes:
+    parts: list[bytes] = []
+    for name, instances in nodes.items():
+        definition = _resolve(name)
+        if definition is None:
+            raise _NotFast
+        for value in instances:
+            if value is not None:
+                parts.append(_fast_avp(definition, value))
+    return b"".join(parts)
+
+
+def encode_answer_tree(
+    request: DiameterMessage,
+    nodes: Mapping[str, list[Any]],
+    *,
+    origin_host: str,
+    origin_realm: str,
+) -> bytes | None:
+    """The bytes of ``answer_to(request, None, tree, ...)`` for a ReplyTree's raw ``nodes``
+    (name -> instances, groups as dicts) once its Session-Id, Origin-Host and Origin-Realm are
+    dropped, built straight from the tree with no ``Avp`` objects. ``None`` when the tree holds
+    something only the general path encodes (a list or ``Avp`` leaf, an unknown name, a
+    group where a scalar is due or the reverse): the caller then takes that path, which also
+    reports the errors."""
+    parts: list[bytes] = []
+    try:
+        found = request.find(AVP_SESSION_ID)
+    except DiameterDecodeError:
+        found = []  # as _session_id_of: a broken request's answer goes without Session-Id
+    try:
+        if found:
+            parts.append(_avp_bytes(_SESSION_ID_DEF, found[0].payload))
+        result = _fast_result(nodes)
+        if result is not None:
+            parts.append(result)
+        parts.append(_fast_avp(_ORIGIN_HOST_DEF, origin_host))
+        parts.append(_fast_avp(_ORIGIN_REALM_DEF, origin_realm))
+        for name, instances in nodes.items():
+            if name in _OWN_HEAD_NAMES or name == _RESULT_CODE_DEF.name:
+                continue
+            definition = _resolve(name)
+            if definition is None:
+                raise _NotFast
+            if not definition.vendor and definition.code in _ANSWER_HEAD:
+                raise _NotFast  # another name for a head AVP: answer_to's rules apply
+            for value in instances:
+                if value is not None:
+                    parts.append(_fast_avp(definition, value))
+    except _NotFast:
+        return None
+    body = b"".join(parts)
+    length = HEADER_LEN + len(body)
+    return (
+        _HDR.pack(
+            VERSION << 24 | length,
+            (request.flags & FLAG_PROXIABLE) << 24 | request.code,
+            request.app_id,
+            request.hbh,
+            request.e2e,
+        )
+        + body
+    )
+
+
+def _fast_result(nodes: Mapping[str, list[Any]]) -> bytes | None:
+    """The tree's Result-Code AVP (its last instance, as answer_to keeps), or None."""
+    instances = nodes.get(_RESULT_CODE_DEF.name)
+    if not instances:
+        return None
+    chosen = [value for value in instances if value is not None]
+    return _fast_avp(_RESULT_CODE_DEF, chosen[-1]) if chosen else None
 
 
 def error_answer(

@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, cast
@@ -79,11 +79,11 @@ def free_port() -> int:
 class Child:
     """A chargeflow process, stopped by its PID."""
 
-    def __init__(self, args: list[str], log: Path) -> None:
+    def __init__(self, args: list[str], log: Path, prefix: Sequence[str] = ()) -> None:
         self.log = log
         with log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "core.cli", *args],
+                [sys.executable, *prefix, "-m", "core.cli", *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
@@ -107,11 +107,7 @@ class Child:
         raise RuntimeError(f"{self.log.name}: port {port} not open in time")
 
     def cpu_seconds(self) -> float:
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpu_seconds(self.pid)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -252,8 +248,10 @@ async def closed_loop(
     duration: float,
     warmup: float,
     count: int,
+    on_measure: Callable[[], None] | None = None,
 ) -> tuple[Stats, float]:
-    """Runs each ``worker(stats, measuring)`` coroutine factory until time or count is up."""
+    """Runs each ``worker()`` coroutine factory until time or count is up; ``on_measure`` is
+    called when the warm-up ends (to read CPU counters for the measured part only)."""
     stats = Stats()
     state = {"measuring": False, "stop": False, "done": 0}
 
@@ -270,6 +268,8 @@ async def closed_loop(
 
     tasks = [asyncio.create_task(run(worker)) for worker in workers]
     await asyncio.sleep(warmup)
+    if on_measure is not None:
+        on_measure()
     state["measuring"] = True
     begin = time.perf_counter()
     deadline = begin + duration
@@ -358,20 +358,62 @@ def report(name: str, stats: Stats, elapsed: float, cpu: dict[str, float]) -> di
 
 
 # ---------------------------------------------------------------------------------- main
-async def bench(args: argparse.Namespace, workdir: Path) -> None:
-    engine_port, agent_port = free_port(), free_port()
-    engine_config = workdir / "engine.yaml"
-    engine_config.write_text(
-        yaml.safe_dump(
-            {
-                "engine": {"rpc_json_listen": f"127.0.0.1:{engine_port}", "http_listen": ""},
-                "storage": {"type": "memory", "data_dir": str(workdir / "data")},
-                "tariffplans": {"load_on_start": []},
-            }
+class Responder:
+    """``rpc_replay.py`` in its own process: replays the engine's recorded replies."""
+
+    def __init__(self, engine_port: int, save: Path, log: Path) -> None:
+        self.log = log
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "rpc_replay.py"),
+                "--record",
+                f"127.0.0.1:{engine_port}",
+                "--save",
+                str(save),
+            ],
+            stdin=subprocess.PIPE,  # closed by stop(): its EOF stops the responder too
+            stdout=subprocess.PIPE,
+            stderr=log.open("ab"),
+            cwd=REPO,
         )
-    )
-    agent_config = workdir / "agent.yaml"
-    agent_config.write_text(
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().decode().split()
+        if len(line) != 2 or line[0] != "ready":
+            self.stop()
+            raise RuntimeError(f"rpc_replay did not start: {line}\n{log.read_text()[-2000:]}")
+        self.port = int(line[1])
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        return _cpu_seconds(self.pid)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def agent_yaml(path: Path, engine_port: int, agent_port: int, args: argparse.Namespace) -> Path:
+    path.write_text(
         yaml.safe_dump(
             {
                 "engine": {"rpc_json_listen": f"127.0.0.1:{engine_port}", "http_listen": ""},
@@ -382,123 +424,212 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
                         "enabled": True,
                         "listen": f"127.0.0.1:{agent_port}",
                         "connections": args.engine_connections,
-                        "data_dir": str(workdir / "diameter"),
+                        "data_dir": str(path.parent / f"diameter-{path.stem}"),
                     }
                 },
             }
         )
     )
+    return path
+
+
+def start_agent(
+    name: str, engine_port: int, args: argparse.Namespace, workdir: Path, children: list[Any]
+) -> tuple[Child, int]:
+    """An agent process talking to ``engine_port``, under cProfile with ``--profile``."""
+    agent_port = free_port()
+    config = agent_yaml(workdir / f"{name}.yaml", engine_port, agent_port, args)
+    profiler: list[str] = []
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        profiler = ["-m", "cProfile", "-o", str(args.profile / f"{name}.prof")]
+    agent = Child(["agent", "diameter", "--config", str(config)], workdir / f"{name}.log", profiler)
+    children.append(agent)
+    agent.wait_port(agent_port)
+    return agent, agent_port
+
+
+async def diameter_run(
+    label: str,
+    agent: Child,
+    agent_port: int,
+    others: dict[str, Any],
+    accounts: list[str],
+    args: argparse.Namespace,
+) -> tuple[dict[str, float], list[Session]]:
+    """CER + CCR-I for every session, then the measured closed loop of CCR-U; returns the
+    figures (with agent CPU µs per CCR over the measured part only) and the sessions."""
+    connections = [await open_diameter(agent_port, n) for n in range(args.connections)]
+    sessions = [
+        Session(f"{CLIENT_HOST};{label};{n}", accounts[n % len(accounts)])
+        for n in range(args.sessions)
+    ]
+    initial = await asyncio.gather(
+        *(
+            connections[n % len(connections)].send(ccr(s.session_id, s.account, CCR_INITIAL, 0))
+            for n, s in enumerate(sessions)
+        )
+    )
+    print(f"CCR-I: {Counter(initial)}")
+
+    # One worker per in-flight slot; each owns sessions so a session has one CCR at a time.
+    slots = args.connections * args.window
+    owned = [sessions[n::slots] for n in range(slots)]
+
+    def diameter_worker(slot: int) -> Any:
+        connection = connections[slot % len(connections)]
+        mine = owned[slot]
+        turn = {"i": 0}
+
+        async def one() -> int:
+            session = mine[turn["i"] % len(mine)]
+            turn["i"] += 1
+            session.number += 1
+            data = ccr(session.session_id, session.account, CCR_UPDATE, session.number)
+            return await connection.send(data)
+
+        return one
+
+    processes = {"agent": agent, **others}
+    cpu0: dict[str, float] = {}
+
+    def measuring() -> None:
+        cpu0.update({who: child.cpu_seconds() for who, child in processes.items()})
+
+    stats, elapsed = await closed_loop(
+        [diameter_worker(n) for n in range(slots) if owned[n]],
+        args.duration,
+        args.warmup,
+        args.count,
+        measuring,
+    )
+    cpu = {who: child.cpu_seconds() - cpu0[who] for who, child in processes.items()}
+    figures = report(f"CCR-U via agent ({label})", stats, elapsed, cpu)
+    ccrs = len(stats.latencies)
+    figures["agent_us_per_ccr"] = 1e6 * cpu["agent"] / ccrs if ccrs else 0.0
+    print(f"  agent CPU per CCR-U (after warm-up): {figures['agent_us_per_ccr']:.0f} µs")
+
+    final = await asyncio.gather(
+        *(
+            connections[n % len(connections)].send(
+                ccr(s.session_id, s.account, CCR_TERMINATE, s.number + 1)
+            )
+            for n, s in enumerate(sessions)
+        )
+    )
+    print(f"CCR-T: {Counter(final)}")
+    for connection in connections:
+        if connection.transport is not None:
+            connection.transport.close()
+    return figures, sessions
+
+
+async def direct_run(
+    label: str, port: int, server: Any, accounts: list[str], args: argparse.Namespace
+) -> dict[str, float]:
+    """The same UpdateSession load sent straight to ``port`` over JSON-RPC (no agent)."""
+    clients = [
+        await RpcClient.connect("127.0.0.1", port, timeout=30)
+        for _ in range(args.engine_connections)
+    ]
+    slots = args.connections * args.window
+    direct_sessions = [
+        Session(f"{CLIENT_HOST};direct-{label};{n}", accounts[n % len(accounts)])
+        for n in range(args.sessions)
+    ]
+    direct_owned = [direct_sessions[n::slots] for n in range(slots)]
+
+    def engine_worker(slot: int) -> Any:
+        client = clients[slot % len(clients)]
+        mine = direct_owned[slot]
+        turn = {"i": 0}
+
+        async def one() -> int:
+            session = mine[turn["i"] % len(mine)]
+            turn["i"] += 1
+            try:
+                await client.call("SessionSv1.UpdateSession", engine_update(session))
+            except Exception:
+                return 5012
+            return codec.DIAMETER_SUCCESS
+
+        return one
+
+    cpu0: dict[str, float] = {}
+
+    def measuring() -> None:
+        cpu0[label] = server.cpu_seconds()
+
+    stats, elapsed = await closed_loop(
+        [engine_worker(n) for n in range(slots) if direct_owned[n]],
+        args.duration,
+        args.warmup,
+        args.count,
+        measuring,
+    )
+    cpu = {label: server.cpu_seconds() - cpu0[label]}
+    for client in clients:
+        await client.close()
+    return report(f"UpdateSession direct ({label})", stats, elapsed, cpu)
+
+
+def overhead(through_agent: dict[str, float], direct: dict[str, float]) -> None:
+    print(
+        "  agent overhead (estimate, agent minus direct): "
+        f"p50 {through_agent['p50'] - direct['p50']:.2f} ms, "
+        f"p99 {through_agent['p99'] - direct['p99']:.2f} ms"
+    )
+
+
+async def bench(args: argparse.Namespace, workdir: Path) -> None:
+    engine_port = free_port()
+    engine_config = workdir / "engine.yaml"
+    engine_config.write_text(
+        yaml.safe_dump(
+            {
+                "engine": {"rpc_json_listen": f"127.0.0.1:{engine_port}", "http_listen": ""},
+                "storage": {"type": "memory", "data_dir": str(workdir / "data")},
+                "tariffplans": {"load_on_start": []},
+            }
+        )
+    )
     accounts = [f"bench{n:04d}" for n in range(args.accounts)]
-    children: list[Child] = []
+    children: list[Any] = []
     try:
         engine = Child(["engine", "--config", str(engine_config)], workdir / "engine.log")
         children.append(engine)
         engine.wait_port(engine_port)
         await prepare_engine(engine_port, accounts)
-        agent = Child(["agent", "diameter", "--config", str(agent_config)], workdir / "agent.log")
-        children.append(agent)
-        agent.wait_port(agent_port)
-        print(f"engine pid {engine.pid}, agent pid {agent.pid}, nproc {os.cpu_count()}")
+        print(f"engine pid {engine.pid}, nproc {os.cpu_count()}")
 
-        connections = [await open_diameter(agent_port, n) for n in range(args.connections)]
-        sessions = [
-            Session(f"{CLIENT_HOST};bench;{n}", accounts[n % len(accounts)])
-            for n in range(args.sessions)
-        ]
-        initial = await asyncio.gather(
-            *(
-                connections[n % len(connections)].send(ccr(s.session_id, s.account, CCR_INITIAL, 0))
-                for n, s in enumerate(sessions)
+        if args.mode in ("engine", "both"):
+            print("== real engine: engine + agent + this load generator")
+            agent, agent_port = start_agent("agent-engine", engine_port, args, workdir, children)
+            through_agent, _ = await diameter_run(
+                "engine", agent, agent_port, {"engine": engine}, accounts, args
             )
-        )
-        print(f"CCR-I: {Counter(initial)}")
+            overhead(through_agent, await direct_run("engine", engine_port, engine, accounts, args))
+            agent.stop()
 
-        # One worker per in-flight slot; each owns sessions so a session has one CCR at a time.
-        slots = args.connections * args.window
-        owned = [sessions[n::slots] for n in range(slots)]
-
-        def diameter_worker(slot: int) -> Any:
-            connection = connections[slot % len(connections)]
-            mine = owned[slot]
-            turn = {"i": 0}
-
-            async def one() -> int:
-                session = mine[turn["i"] % len(mine)]
-                turn["i"] += 1
-                session.number += 1
-                data = ccr(session.session_id, session.account, CCR_UPDATE, session.number)
-                return await connection.send(data)
-
-            return one
-
-        cpu0 = {"agent": agent.cpu_seconds(), "engine": engine.cpu_seconds()}
-        stats, elapsed = await closed_loop(
-            [diameter_worker(n) for n in range(slots) if owned[n]],
-            args.duration,
-            args.warmup,
-            args.count,
-        )
-        cpu = {
-            who: child.cpu_seconds() - cpu0[who]
-            for who, child in (("agent", agent), ("engine", engine))
-        }
-        through_agent = report("CCR-U via agent", stats, elapsed, cpu)
-
-        clients = [
-            await RpcClient.connect("127.0.0.1", engine_port, timeout=30)
-            for _ in range(args.engine_connections)
-        ]
-        direct_sessions = [
-            Session(f"{CLIENT_HOST};direct;{n}", accounts[n % len(accounts)])
-            for n in range(args.sessions)
-        ]
-        direct_owned = [direct_sessions[n::slots] for n in range(slots)]
-
-        def engine_worker(slot: int) -> Any:
-            client = clients[slot % len(clients)]
-            mine = direct_owned[slot]
-            turn = {"i": 0}
-
-            async def one() -> int:
-                session = mine[turn["i"] % len(mine)]
-                turn["i"] += 1
-                try:
-                    await client.call("SessionSv1.UpdateSession", engine_update(session))
-                except Exception:
-                    return 5012
-                return codec.DIAMETER_SUCCESS
-
-            return one
-
-        cpu0 = {"engine": engine.cpu_seconds()}
-        stats, elapsed = await closed_loop(
-            [engine_worker(n) for n in range(slots) if direct_owned[n]],
-            args.duration,
-            args.warmup,
-            args.count,
-        )
-        cpu = {"engine": engine.cpu_seconds() - cpu0["engine"]}
-        direct = report("UpdateSession direct", stats, elapsed, cpu)
-        print(
-            "agent overhead (estimate, agent minus direct): "
-            f"p50 {through_agent['p50'] - direct['p50']:.2f} ms, "
-            f"p99 {through_agent['p99'] - direct['p99']:.2f} ms"
-        )
-
-        for client in clients:
-            await client.close()
-        final = await asyncio.gather(
-            *(
-                connections[n % len(connections)].send(
-                    ccr(s.session_id, s.account, CCR_TERMINATE, s.number + 1)
-                )
-                for n, s in enumerate(sessions)
+        if args.mode in ("replay", "both"):
+            print(
+                "== AGENT ALONE: the engine replaced by rpc_replay.py (each method's reply "
+                "recorded once from the real engine, then replayed; nothing is charged)"
             )
-        )
-        print(f"CCR-T: {Counter(final)}")
-        for connection in connections:
-            if connection.transport is not None:
-                connection.transport.close()
+            replies = workdir / "replies.json"
+            responder = Responder(engine_port, replies, workdir / "rpc_replay.log")
+            children.append(responder)
+            agent, agent_port = start_agent("agent-replay", responder.port, args, workdir, children)
+            through_agent, _ = await diameter_run(
+                "replay", agent, agent_port, {"responder": responder}, accounts, args
+            )
+            overhead(
+                through_agent, await direct_run("replay", responder.port, responder, accounts, args)
+            )
+            agent.stop()
+            responder.stop()
+            if replies.exists():
+                print(f"  replayed results: {replies.read_text().replace(chr(10), ' ')}")
     except Exception:
         for child in children:
             print(f"--- {child.log.name} (last lines)\n{child.log.read_text()[-3000:]}")
@@ -518,6 +649,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("-s", "--sessions", type=int, default=512)
     parser.add_argument("--accounts", type=int, default=64)
     parser.add_argument("--engine-connections", type=int, default=2)
+    parser.add_argument(
+        "--mode",
+        choices=("engine", "replay", "both"),
+        default="both",
+        help="engine: through the real engine (the main figure); replay: the agent alone, "
+        "against rpc_replay.py; both (default): one after the other",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="run the agents under cProfile, writing DIR/agent-*.prof"
+    )
     args = parser.parse_args(argv)
     with contextlib.suppress(ImportError):
         import uvloop
