@@ -656,6 +656,7 @@ _TYPE_OF_FIELD: Final = {
     "AAAA": TYPE_AAAA,
     "Txt": TYPE_TXT,
 }
+_NO_HEADER: Final[Mapping[str, list[Any]]] = {}
 _SECTIONS: Final = (("Answer", "answers"), ("Ns", "authority"), ("Extra", "additional"))
 _TRUE: Final = frozenset({"true", "1", "yes", "True", "TRUE"})
 _FALSE: Final = frozenset({"false", "0", "no", "", "False", "FALSE"})
@@ -710,6 +711,9 @@ def rcode_of(value: Any) -> int:
 def record_of(node: Mapping[str, list[Any]], question: Question, default_ttl: int) -> Record:
     """One record from its tree node (``Hdr`` and the type's fields)."""
     hdr = _first(node, "Hdr")
+    if hdr is None:  # the common case: the question's name and type, class IN, default TTL
+        rtype = _rtype(_NO_HEADER, node, question)
+        return Record(rtype, _rdata(rtype, node), None, CLASS_IN, default_ttl)
     hdr_node: Mapping[str, list[Any]] = hdr if isinstance(hdr, dict) else {}
     rtype = _rtype(hdr_node, node, question)
     name_value = _first(hdr_node, "Name")
