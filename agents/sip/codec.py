@@ -17,6 +17,7 @@ Parts the templates read (``SipRequestTree``): a name-addr header's ``User``, ``
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -84,6 +85,9 @@ ADDRESS_HEADERS: Final = frozenset(
     )
 )  # fmt: skip
 REQUIRED_FOR_REPLY: Final = ("Via", "From", "To", "Call-ID", "CSeq")
+# Parsed header values are memoized: one request reads From, To and Via several times (checks,
+# transaction key, templates, the response); parsed values are never mutated.
+PARSE_CACHE: Final = 1024
 
 _TOKEN: Final = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
 _HEADER_NAME: Final = _TOKEN
@@ -169,6 +173,8 @@ def _unquote(text: str) -> str:
 
 def split_outside(text: str, separator: str) -> list[str]:
     """``text`` split on ``separator`` outside double quotes and ``<...>``; empty items dropped."""
+    if '"' not in text and "<" not in text:  # the common case: nothing to protect
+        return [item for item in (part.strip() for part in text.split(separator)) if item]
     items: list[str] = []
     current: list[str] = []
     quoted = escaped = False
@@ -208,6 +214,10 @@ class NameAddr:
 
     @classmethod
     def parse(cls, text: str) -> NameAddr:
+        return _parse_name_addr(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> NameAddr:
         text = text.strip()
         if "<" in text:
             display, _, rest = _split_display(text)
@@ -265,6 +275,10 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
+        return _parse_via(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Via:
         match = _VIA.match(text)
         if match is None:
             raise SipDecodeError(f"bad Via {text[:80]!r}")
@@ -287,6 +301,16 @@ class Via:
         return self.params.get(key)
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE)
+def _parse_name_addr(text: str) -> NameAddr:
+    return NameAddr._parse(text)  # errors are not cached: lru_cache stores only results
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE)
+def _parse_via(text: str) -> Via:
+    return Via._parse(text)
+
+
 # ------------------------------------------------------------------------------ messages
 @dataclass(slots=True)
 class SipMessage:
@@ -299,31 +323,40 @@ class SipMessage:
     reason: str = ""
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    # Values by lower-case name, built on first read; rebuilt when ``headers`` is replaced or
+    # grows (the hot path reads a dozen headers per request).
+    _index: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
+    _indexed: tuple[int, int] = field(default=(0, -1), repr=False, compare=False)
 
     @property
     def is_request(self) -> bool:
         return bool(self.method)
 
+    def _values_index(self) -> dict[str, list[str]]:
+        marker = (id(self.headers), len(self.headers))
+        if self._indexed != marker:
+            index: dict[str, list[str]] = {}
+            for header, value in self.headers:
+                key = header.lower()
+                if key in LIST_HEADERS:
+                    index.setdefault(key, []).extend(split_outside(value, ","))
+                else:
+                    index.setdefault(key, []).append(value)
+            self._index = index
+            self._indexed = marker
+        return self._index
+
     def values(self, name: str) -> list[str]:
         """Every value of header ``name`` (any case, compact form allowed) in order; list
         headers split into their elements."""
-        key = canonical(name).lower()
-        out: list[str] = []
-        for header, value in self.headers:
-            if header.lower() == key:
-                if key in LIST_HEADERS:
-                    out.extend(split_outside(value, ","))
-                else:
-                    out.append(value)
-        return out
+        return list(self._values_index().get(canonical(name).lower(), ()))
 
     def first(self, name: str) -> str | None:
-        found = self.values(name)
+        found = self._values_index().get(canonical(name).lower())
         return found[0] if found else None
 
     def has(self, name: str) -> bool:
-        key = canonical(name).lower()
-        return any(header.lower() == key for header, _ in self.headers)
+        return canonical(name).lower() in self._values_index()
 
     def vias(self) -> list[Via]:
         return [Via.parse(value) for value in self.values("Via")]
@@ -348,6 +381,7 @@ class SipMessage:
         return self.is_request and all(self.has(name) for name in REQUIRED_FOR_REPLY)
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE)
 def canonical(name: str) -> str:
     """The spelling we use for a header name: compact forms expanded, known names fixed."""
     return CANONICAL.get(name.strip().lower(), name.strip())
