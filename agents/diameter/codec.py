@@ -545,7 +545,8 @@ def _path_keys(path: tuple[str, ...]) -> PathKeys:
 
 
 def _leaf(item: Avp) -> Any:
-    return item if item.definition.type == AvpType.GROUPED else item.value
+    definition = item._def or item.definition
+    return item if definition.type == AvpType.GROUPED else item.value
 
 
 def _get(avps: list[Avp], keys: PathKeys, depth: int) -> list[Any]:
@@ -567,6 +568,9 @@ def _get(avps: list[Avp], keys: PathKeys, depth: int) -> list[Any]:
 def _descend(item: Avp) -> list[Avp]:
     """The AVPs inside ``item`` for path reading: none for a known non-grouped AVP; for an AVP
     not in the dictionary, whatever its payload parses to (it may well be grouped)."""
+    definition = item._def
+    if definition is not None:  # known: its type decides
+        return item.children if definition.type == AvpType.GROUPED else []
     if item.definition.type == AvpType.GROUPED:
         return item.children
     if (item.code, item.vendor) in DICTIONARY_BY_KEY:
@@ -579,7 +583,7 @@ def _descend(item: Avp) -> list[Avp]:
 
 def _validate(avps: list[Avp]) -> None:
     for item in avps:
-        if item.definition.type == AvpType.GROUPED:
+        if (item._def or item.definition).type == AvpType.GROUPED:
             _validate(item.children)
 
 
@@ -640,6 +644,7 @@ def _walk(
     unpack = _AVP_HDR.unpack_from
     unpack_v = _AVP_HDR_V.unpack_from
     unset = Avp._UNSET
+    by_key = DICTIONARY_BY_KEY.get
     while pos < end:
         if end - pos < 8:
             raise _avp_length_error(buf, pos, end, parent, message)
@@ -660,6 +665,7 @@ def _walk(
         if stop > end:
             raise _avp_length_error(buf, pos, end, parent, message)
         item = Avp(code, vendor, flags, unset, buf, start, stop)
+        item._def = by_key((code, vendor))  # now: later reads skip the `definition` property
         if flags & _AVP_FLAGS_RESERVED:
             raise DiameterDecodeError(
                 f"AVP {code} has reserved flag bits {flags:#04x}",
