@@ -121,6 +121,12 @@ def _int(value: Any, name: str) -> int | None:
     return number
 
 
+_PAGING: Final = ("Limit", "Offset", "MaxItems")
+_QUERY_ARGS: Final = frozenset({"MaxCost", "IgnoreErrors", *_PAGING})
+_ROUTE_OPTS_PREFIXES: Final = ("*rou", "*profileCount")  # *routes…, *rou… (v0.11)
+_DEFAULT_QUERY: Final = RouteQuery()
+
+
 def route_query_of(args: Mapping[str, Any]) -> RouteQuery:
     """The GetRoutes options: arguments beside the event, else ``*routes…`` APIOpts."""
     opts = args.get("APIOpts") or args.get("Opts") or {}
@@ -129,6 +135,12 @@ def route_query_of(args: Mapping[str, Any]) -> RouteQuery:
     paginator = args.get("Paginator") or {}
     if not isinstance(paginator, Mapping):
         paginator = {}
+    if (
+        not paginator
+        and _QUERY_ARGS.isdisjoint(args)
+        and not any(str(name).startswith(_ROUTE_OPTS_PREFIXES) for name in opts)
+    ):
+        return _DEFAULT_QUERY  # the common call: nothing but the event
 
     def pick(name: str, *names: str) -> Any:
         for source in (args, paginator):
@@ -167,7 +179,6 @@ _PROFILE_COUNT_OPTS: Final = (
     "*rouProfileCount",
     "*profileCount",
 )
-_PAGING: Final = ("Limit", "Offset", "MaxItems")
 _SESSION_ARGS: Final = (
     ("IgnoreErrors", ("RoutesIgnoreErrors", "SuppliersIgnoreErrors")),
     ("MaxCost", ("RoutesMaxCost", "SuppliersMaxCost")),

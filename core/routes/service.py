@@ -96,6 +96,7 @@ DEFAULT_USAGE: Final = MINUTE
 ROUTES_CATEGORY: Final = "*routes"  # the category accounts are asked in (CGRateS's MetaRoutes)
 _EPOCH_START: Final = -(1 << 62)  # a plan activated "since always" (Go's zero time)
 _ZERO: Final = Decimal(0)
+NS_PER_MICROSECOND: Final = 1000
 _INFINITY: Final = Decimal("Infinity")
 
 
@@ -278,8 +279,9 @@ class RouteService:
         if query.max_cost_event:
             query = replace(query, max_cost=self.event_cost(event), max_cost_event=False)
         replies: list[SortedRoutes] = []
+        memo = _PricingMemo(event)
         for profile in self.profiles_for_event(event):
-            routes = await self._sorted(profile, event, view, query)
+            routes = await self._sorted(profile, memo, view, query)
             if routes:
                 replies.append(SortedRoutes(profile.id, profile.sorting, routes))
                 if len(replies) >= max(query.profile_count, 1):
@@ -328,8 +330,9 @@ class RouteService:
 
     # ------------------------------------------------------------------------------- sorting
     async def _sorted(
-        self, profile: RouteProfile, event: CGREvent, view: EventView, query: RouteQuery
+        self, profile: RouteProfile, memo: _PricingMemo, view: EventView, query: RouteQuery
     ) -> list[SortedRoute]:
+        event = memo.event
         sorting = profile.sorting or SORTING_WEIGHT
         if sorting not in ROUTE_SORTINGS:
             raise RouteSError(f"{ERR_SERVER_ERROR}: unsupported sorting strategy: {sorting}")
@@ -345,7 +348,7 @@ class RouteService:
                 raise RouteSError(f"{ERR_SERVER_ERROR}: {exc}") from None
             _check_mandatory(sorting, route)
             try:
-                data = await self._sorting_data(profile, sorting, route, event, query)
+                data = await self._sorting_data(profile, sorting, route, memo, query)
             except _RouteDropped:
                 continue
             if sorting == SORTING_LOAD:
@@ -364,13 +367,19 @@ class RouteService:
         return result
 
     async def _sorting_data(
-        self, profile: RouteProfile, sorting: str, route: Route, event: CGREvent, query: RouteQuery
+        self,
+        profile: RouteProfile,
+        sorting: str,
+        route: Route,
+        memo: _PricingMemo,
+        query: RouteQuery,
     ) -> dict[str, Any]:
         """CGRateS's populateSortingData; raises _RouteDropped or RouteSError."""
+        event = memo.event
         data: dict[str, Any] = {DATA_WEIGHT: route.weight}
         try:
             if route.account_ids or route.rating_plan_ids:
-                cost_data = await self._cost_data(event, route)
+                cost_data = await self._cost_data(memo.pricing(), route)
                 if not cost_data:
                     raise _RouteDropped  # no account answered, no plan: no cost information
                 if query.max_cost is not None and cost_data[DATA_COST] > query.max_cost:
@@ -392,9 +401,8 @@ class RouteService:
             raise
         return data
 
-    async def _cost_data(self, event: CGREvent, route: Route) -> dict[str, Any]:
+    async def _cost_data(self, pricing: _Pricing, route: Route) -> dict[str, Any]:
         """CGRateS's costForEvent: what the route's accounts cover, the rest on its plans."""
-        pricing = _pricing(event)
         data: dict[str, Any] = {}
         covered = 0
         whole = pricing.usage
@@ -407,11 +415,13 @@ class RouteService:
                     f"{ERR_SERVER_ERROR}: no rating plans defined for remaining usage"
                 )
         if covered == 0 or covered < whole:
-            rest = replace(
-                pricing,
-                start=pricing.start + timedelta(microseconds=covered // 1000),
-                usage=whole - covered,
-            )
+            rest = pricing
+            if covered:
+                rest = replace(
+                    pricing,
+                    start=pricing.start + timedelta(microseconds=covered // NS_PER_MICROSECOND),
+                    usage=whole - covered,
+                )
             rated = self._plans_cost(rest, route)
             if rated is not None:
                 data[DATA_COST], data[DATA_RATING_PLAN] = rated
@@ -528,6 +538,21 @@ class RouteService:
             )
             cache[(tenant, plan_id)] = rater
         return rater
+
+
+class _PricingMemo:
+    """One request's event, read for pricing once whatever the number of routes."""
+
+    __slots__ = ("_pricing", "event")
+
+    def __init__(self, event: CGREvent) -> None:
+        self.event = event
+        self._pricing: _Pricing | None = None
+
+    def pricing(self) -> _Pricing:
+        if self._pricing is None:
+            self._pricing = _pricing(self.event)  # raises RouteSError, every time, if bad
+        return self._pricing
 
 
 def _pricing(event: CGREvent) -> _Pricing:
