@@ -4,7 +4,8 @@
 Profile selection: the tenant's profiles active at the event's Time whose FilterIDs pass, the
 heaviest first; ``profile_count`` (``*profileCount``, default 1) of them answer.
 
-Per profile, routes whose own FilterIDs fail are skipped; the rest get their sorting data, as
+Per profile, routes whose own FilterIDs fail are skipped (of two passing routes with one ID the
+heavier counts, as CGRateS keys them by ID); the rest get their sorting data, as
 CGRateS's ``populateSortingData`` does whatever the sorting (``Weight`` always):
 
 * A route with AccountIDs or RatingPlanIDs is priced (``costForEvent``): the first of its
@@ -337,7 +338,8 @@ class RouteService:
         if sorting not in ROUTE_SORTINGS:
             raise RouteSError(f"{ERR_SERVER_ERROR}: unsupported sorting strategy: {sorting}")
         ratios = self._live.ratios.get((profile.tenant, profile.id), {})
-        entries: list[tuple[Route, SortedRoute]] = []
+        # Routes passing their filters; of two with one ID, the heavier (the first on a tie).
+        passed: dict[str, Route] = {}
         for route in profile.routes:
             try:
                 if route.filter_ids and not self._filters.passes(
@@ -346,6 +348,11 @@ class RouteService:
                     continue
             except FilterError as exc:
                 raise RouteSError(f"{ERR_SERVER_ERROR}: {exc}") from None
+            previous = passed.get(route.id)
+            if previous is None or previous.weight < route.weight:
+                passed[route.id] = route
+        entries: list[tuple[Route, SortedRoute]] = []
+        for route in passed.values():
             _check_mandatory(sorting, route)
             try:
                 data = await self._sorting_data(profile, sorting, route, memo, query)

@@ -255,3 +255,22 @@ async def test_paging_runs_across_profiles_and_empty_profiles_give_way(engine: E
     await put(engine, lc_profile("*weight", routes=only_1003))
     (reply,) = await engine.routes.routes_for_event(call("1002", "1001"))
     assert reply.profile_id == "ROUTE_ACNT_1002"
+
+
+async def test_of_two_routes_with_one_id_the_heavier_that_passes_counts(engine: Engine) -> None:
+    routes = (
+        Route("gw1", filter_ids=("*string:~*req.Destination:1001",), weight=Decimal(30)),
+        Route("gw2", weight=Decimal(20)),
+        Route("gw1", weight=Decimal(10)),
+    )
+    await put(engine, lc_profile("*weight", routes=routes))
+    (reply,) = await engine.routes.routes_for_event(call("1002", "1001"))
+    assert [(r.route_id, r.sorting_data["Weight"]) for r in reply.routes] == [
+        ("gw1", Decimal(30)),
+        ("gw2", Decimal(20)),
+    ]
+    (reply,) = await engine.routes.routes_for_event(call("1002", "1003"))
+    assert [(r.route_id, r.sorting_data["Weight"]) for r in reply.routes] == [
+        ("gw2", Decimal(20)),
+        ("gw1", Decimal(10)),
+    ]
