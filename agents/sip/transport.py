@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ TRYING_DELAY: Final = 0.2  # seconds before an INVITE still being handled gets 1
 TIMER_H_FACTOR: Final = 64  # timers H and J are 64*T1
 TAG_BYTES: Final = 8
 MAX_TRANSACTIONS: Final = 100_000  # beyond it new requests get 503 (a bound on memory)
+UDP_RECEIVE_BUFFER: Final = 4 * 1024 * 1024  # bytes asked for the UDP socket's receive buffer
 STATUS_TRYING: Final = 100
 STATUS_OK: Final = 200
 STATUS_BAD_REQUEST: Final = 400
@@ -538,7 +540,7 @@ class SipServer:
         loop = asyncio.get_running_loop()
         if self.udp:
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Datagrams(self.layer), local_addr=(self.host, self.port)
+                lambda: _Datagrams(self.layer), sock=self._udp_socket()
             )
             self._udp = transport
             if self.port == 0:  # an ephemeral port (tests): TCP takes the same number
@@ -547,6 +549,21 @@ class SipServer:
             self._tcp = await asyncio.start_server(self._serve, self.host, self.port)
             if self.port == 0:
                 self.port = self._tcp.sockets[0].getsockname()[1]
+
+    def _udp_socket(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            # A burst of requests while the loop is busy must wait in the kernel, not be dropped
+            # (the client would only retransmit after T1); the kernel caps it at rmem_max.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+            sock.bind((self.host, self.port))
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     async def stop(self) -> None:
         if self._tcp is not None:
