@@ -364,6 +364,13 @@ class RequestView:
             if self._sections is None:
                 self._sections = _record_sections(self.message)
             return _walk(self._sections, path)
+        if path[0] == "Option" and self._data is None:
+            # The templates' usual read (an ENUM Source-URI): no need for the whole header.
+            edns = self.message.edns
+            if edns is None or not edns.options:
+                return []
+            options = [option_data(code, value) for code, value in edns.options]
+            return _walk({"Option": options}, path)
         if self._data is None:
             self._data = request_data(self.message)
         return _walk(self._data, path)
