@@ -29,6 +29,10 @@ from tests.integration.engine_process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
+# Every agent the shipped configuration names (and may enable).
+DEFAULT_AGENTS = tuple(
+    yaml.safe_load((REPO / "config" / "chargeflow.yaml").read_text())["agents"]
+)
 STOP_TIMEOUT_S = 30.0
 IO_TIMEOUT_S = 5.0
 AGENT_PID = re.compile(r"agent line started \(pid (\d+)\)")
@@ -84,13 +88,9 @@ class UpProcess:
             "engine": {"rpc_json_listen": f"127.0.0.1:{self.engine_port}", "http_listen": ""},
             "storage": {"type": "memory"},
             "tariffplans": {"load_on_start": []},
-            # The default config enables the Diameter, RADIUS and DNS agents on their standard
-            # ports: these tests run only the agents they name.
-            "agents": {
-                "diameter": {"enabled": False},
-                "radius": {"enabled": False},
-                "dns": {"enabled": False},
-            }
+            # The default config enables its agents on their standard ports: these tests run
+            # only the agents they name.
+            "agents": {name: {"enabled": False} for name in DEFAULT_AGENTS}
             | (
                 agents
                 if agents is not None
