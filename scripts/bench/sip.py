@@ -1,16 +1,27 @@
-"""CPU time per INVITE in the SIP agent, in-process (no sockets, a canned engine reply with three
-routes), split into codec (decode + encode of the answer) and the whole agent path (transaction
-layer, templates, Contacts, encode). CPU time, not wall clock: the machine is shared. Usage::
+"""CPU time per INVITE in the SIP agent. CPU time, not wall clock: the machine is shared.
 
-    .venv/bin/python scripts/bench/sip.py [REQUESTS]
+In-process (no sockets, a canned engine reply with three routes), split into codec (decode +
+encode of the answer) and the whole agent path (transaction layer, templates, Contacts, encode)::
+
+    .venv/bin/python scripts/bench/sip.py [REQUESTS] [--profile]
+
+Or with SIPp as the caller (tests/e2e/sip/redirect.xml over UDP, REQUESTS calls at RATE per
+second, at most 200 at once) against the agent process and a real engine (the e2e fixtures'
+route profiles); prints the calls answered and each process's CPU per INVITE::
+
+    .venv/bin/python scripts/bench/sip.py sipp REQUESTS RATE
 """
 
 from __future__ import annotations
 
 import asyncio
 import cProfile
+import os
 import pstats
+import re
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +38,9 @@ from agents.sip.transport import Peer, build_response  # noqa: E402
 from core.config import AgentConfig  # noqa: E402
 
 DEFAULT_REQUESTS = 20_000
+SIPP_MAX_CALLS = 200  # calls in progress at once (-l)
+SIPP_TIMEOUT = "60s"
+SIPP_T1 = 0.5  # the agent's RFC 3261 T1 (the default)
 REPLY = {
     "MaxUsage": 3600 * 10**9,
     "Routes": [
@@ -91,8 +105,54 @@ async def whole_path(packets: list[bytes], profile: bool) -> float:
     return spent
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def with_sipp(calls: int, rate: str) -> None:
+    from tests.e2e.diameter.conftest import start_engine
+    from tests.e2e.sip.conftest import (
+        SCENARIOS,
+        set_up_routing,
+        start_sip_agent,
+        stop_sip_agent,
+    )
+    from tests.integration.engine_process import free_port
+
+    workdir = Path(tempfile.mkdtemp(prefix="sip-bench-"))
+    engine = start_engine(workdir / "engine")
+    set_up_routing(engine)
+    agent = start_sip_agent(engine, workdir / "agent", t1=SIPP_T1)
+    try:
+        assert engine.process is not None
+        (workdir / "users.csv").write_text("SEQUENTIAL\n1001;1002;\n")
+        agent_cpu, engine_cpu = _cpu_seconds(agent.process.pid), _cpu_seconds(engine.process.pid)
+        done = subprocess.run(
+            ["sipp", "-sf", str(SCENARIOS / "redirect.xml"), "-inf", str(workdir / "users.csv"),
+             "-m", str(calls), "-r", rate, "-l", str(SIPP_MAX_CALLS), "-t", "u1",
+             "-i", "127.0.0.1", "-p", str(free_port()), "-nostdin",
+             "-timeout", SIPP_TIMEOUT, "-timeout_error", f"127.0.0.1:{agent.port}"],
+            capture_output=True, text=True, cwd=workdir, check=False,
+        )  # fmt: skip
+        agent_cpu = _cpu_seconds(agent.process.pid) - agent_cpu
+        engine_cpu = _cpu_seconds(engine.process.pid) - engine_cpu
+        ok = re.findall(r"Successful call\s+\|\s+\d+\s+\|\s+(\d+)", done.stdout)
+        failed = re.findall(r"Failed call\s+\|\s+\d+\s+\|\s+(\d+)", done.stdout)
+        print(f"sipp exit {done.returncode}: {ok[-1] if ok else '?'} answered 302 and ACKed, "
+              f"{failed[-1] if failed else '?'} failed, of {calls}")  # fmt: skip
+        print(f"agent CPU {agent_cpu * 1e6 / calls:.0f} µs per INVITE, "
+              f"engine CPU {engine_cpu * 1e6 / calls:.0f} µs per INVITE")  # fmt: skip
+    finally:
+        stop_sip_agent(agent)
+        engine.stop()
+
+
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_REQUESTS
+    if len(sys.argv) > 1 and sys.argv[1] == "sipp":
+        with_sipp(int(sys.argv[2]), sys.argv[3])
+        return
+    count = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else DEFAULT_REQUESTS
     packets = [invite(i) for i in range(count)]
     per_codec = codec_only(packets)
     per_request = asyncio.run(whole_path(packets, profile=False))
