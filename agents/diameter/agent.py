@@ -302,26 +302,29 @@ class DiameterAgent(Agent):
         self._inflight[key] = future
         data: bytes | None = None
         try:
-            answer = await self._answer(request, peer, session_id, number)
-            data = codec.encode(answer)  # before any read of `answer`: its bytes as they are
-            sent = codec.decode(data)  # the transport sends these bytes as they are: one encode
-            if _result_code(answer) not in TRANSIENT_RESULTS:
+            answer, result = await self._answer(request, peer, session_id, number)
+            data = codec.encode(answer)
+            if result not in TRANSIENT_RESULTS:
                 self.answers.put(key, data)
-            return sent
+            return codec.decode(data)  # the transport sends these bytes as they are: one encode
         finally:
             del self._inflight[key]
             future.set_result(data)
 
     async def _answer(
         self, request: DiameterMessage, peer: Peer, session_id: str, number: int
-    ) -> DiameterMessage:
+    ) -> tuple[DiameterMessage, int]:
+        """The answer and its Result-Code (known without reading the answer back when it was
+        built from the reply tree: its bytes then go out untouched)."""
         request_type = request.first(AVP_CC_REQUEST_TYPE)
         if session_id in self._aborted and request_type in (CC_UPDATE, CC_TERMINATION):
-            return self._after_abort(request, request_type)
-        answer = await self._charge(request, peer, session_id, number, request_type)
-        if request_type == CC_TERMINATION and _result_code(answer) not in TRANSIENT_RESULTS:
+            answer = self._after_abort(request, request_type)
+            return answer, _result_code(answer)
+        answer, known = await self._charge(request, peer, session_id, number, request_type)
+        result = _result_code(answer) if known is None else known
+        if request_type == CC_TERMINATION and result not in TRANSIENT_RESULTS:
             self._forget_usage(session_id)  # kept for a retry after a transient failure
-        return answer
+        return answer, result
 
     async def _charge(
         self,
@@ -330,15 +333,17 @@ class DiameterAgent(Agent):
         session_id: str,
         number: int,
         request_type: Any,
-    ) -> DiameterMessage:
+    ) -> tuple[DiameterMessage, int | None]:
+        """The answer, and its Result-Code when known (None: read it from the answer)."""
         variables = self._variables(request, peer)
         event_id = f"{session_id}:{number}"
         try:
             groups = self._fanout_groups(request, session_id, request_type)
             if groups:
-                return await self._fan_out(
+                fanned = await self._fan_out(
                     request, peer, session_id, number, request_type, groups, variables, event_id
                 )
+                return fanned, None
             self._count_usage(request, session_id, "", number, variables)
             outcome = await process(
                 self.templates, request, variables, self.engine, event_id=event_id
@@ -347,19 +352,19 @@ class DiameterAgent(Agent):
                 self.observe_processing(outcome)
             if not outcome.matched:
                 log.warning("no request processor matched CCR %s", event_id)
-                return self._error(request, DIAMETER_UNABLE_TO_COMPLY, message="no processor")
+                return self._error(request, DIAMETER_UNABLE_TO_COMPLY, message="no processor"), None
             answer, result = self._cca_of(request, outcome)
             if result != DIAMETER_SUCCESS:
                 log.info("CCR %s: %d (%s)", event_id, result, _engine_error(outcome))
             self._track(request, peer, request_type, "", outcome, result)
-            return answer
+            return answer, result
         except TemplateError as exc:
-            return self._template_failed(request, exc, event_id)
+            return self._template_failed(request, exc, event_id), None
         except DiameterDecodeError as exc:  # a value the templates read is malformed
-            return self._error(request, exc.result_code, exc.failed_avp, message=exc.reason)
+            return self._error(request, exc.result_code, exc.failed_avp, message=exc.reason), None
         except DiameterEncodeError as exc:
             log.error("CCR %s: reply not encodable: %s", event_id, exc)
-            return self._error(request, DIAMETER_UNABLE_TO_COMPLY)
+            return self._error(request, DIAMETER_UNABLE_TO_COMPLY), None
 
     # ------------------------------------------------------------------------ MSCC fan-out
     def _fanout_groups(

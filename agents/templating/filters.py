@@ -189,8 +189,9 @@ def _compiled_compare(flt: Filter) -> Callable[[Mapping[str, RequestTree]], bool
         except NotFoundError:
             return False
         text = value if type(value) is str else as_text(value)
-        number = Decimal(value) if type(value) is int else number_or_none(text)
-        duration: Decimal | bool | None = False  # parsed on first need
+        # An int compares exactly with a Decimal: no conversion for the commonest value.
+        number: Decimal | int | None = value if type(value) is int else number_or_none(text)
+        duration: int | bool | None = False  # parsed on first need
         for reference, other, other_number, other_duration in operands:
             if reference is not None:
                 try:

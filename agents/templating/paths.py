@@ -90,10 +90,12 @@ class RsrRule:
 
 def compare(left: str, right: str) -> int | None:
     """Orders two values as numbers, else as durations; ``None`` when not comparable."""
-    for convert in (number_or_none, duration_or_none):
-        a, b = convert(left), convert(right)
-        if a is not None and b is not None:
-            return (a > b) - (a < b)
+    a, b = number_or_none(left), number_or_none(right)
+    if a is not None and b is not None:
+        return (a > b) - (a < b)
+    c, d = duration_or_none(left), duration_or_none(right)
+    if c is not None and d is not None:
+        return (c > d) - (c < d)
     return None
 
 
@@ -108,9 +110,10 @@ def number_or_none(text: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def duration_or_none(text: str) -> Decimal | None:
+def duration_or_none(text: str) -> int | None:
+    """Integer nanoseconds (exact: no Decimal needed to compare them), or None."""
     try:
-        return Decimal(parse_duration(text))
+        return parse_duration(text)
     except InvalidValue:
         return None
 
@@ -190,6 +193,17 @@ def _narrow(tree: RequestTree, names: tuple[str, ...], step: Step) -> list[Any]:
         return []
     if step.index is not None:
         return [values[step.index]] if step.index < len(values) else []
+    if len(step.selectors) == 1:  # the common case: the first instance whose sibling passes
+        selector = step.selectors[0]
+        siblings = tree.get((*names[:-1], selector.sibling))
+        if len(siblings) != len(values):  # as CGRateS: no 1:1 pairing, no selection
+            return []
+        rules = selector.rules
+        for position, sibling in enumerate(siblings):
+            text = as_text(sibling)
+            if all(rule.passes(text) for rule in rules):
+                return [values[position]]
+        return []
     matching: set[int] | None = None
     for selector in step.selectors:
         siblings = tree.get((*names[:-1], selector.sibling))
