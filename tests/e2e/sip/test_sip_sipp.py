@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.sip.conftest import SCENARIOS, SipAgentProcess, SippRun, run_sipp
+from tests.e2e.sip.conftest import (
+    SCENARIOS,
+    SipAgentProcess,
+    SippRun,
+    run_sipp,
+    start_sip_agent,
+    stop_sip_agent,
+)
+from tests.integration.engine_process import free_port
 
 _TRACE = re.compile(
     r"-{20,} (\S+ \S+)\n(?:UDP|TCP) message (sent|received) [^\n]*\n\s*(.*?)(?=\n-{20,}|\Z)",
@@ -168,3 +176,22 @@ def test_malformed_answered_400_or_dropped(
             sock.recvfrom(65535)  # nothing for the garbage
     run = run_sipp(sipp, "options.xml", agent.port, tmp_path)
     passed(run)
+
+
+def test_engine_down_503(sipp: str, tmp_path: Path) -> None:
+    """No engine listening: the INVITE gets 503 with Retry-After (default templates)."""
+
+    class NoEngine:
+        tcp_port = free_port()  # nothing listens there
+
+    down = start_sip_agent(NoEngine(), tmp_path / "agent")  # type: ignore[arg-type]
+    try:
+        scenario = tmp_path / "reject_503.xml"
+        scenario.write_text((SCENARIOS / "reject.xml").read_text().replace("RESPONSE_CODE", "503"))
+        run = run_sipp(sipp, str(scenario), down.port, tmp_path / "sipp")
+        passed(run)
+        answer = final(received(run))[0]
+        assert answer.startswith("SIP/2.0 503 Service Unavailable")
+        assert header_values(answer, "Retry-After") == ["5"]
+    finally:
+        assert stop_sip_agent(down) == 0, down.log_text()
