@@ -125,6 +125,7 @@ class SipAgent(Agent):
 
     async def stop(self) -> None:
         await self.server.stop()
+        log.info("sip agent stopped: %s", dict(sorted(self.layer.counters.items())))
 
     @property
     def counters(self) -> dict[str, int]:
