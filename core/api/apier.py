@@ -111,6 +111,7 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
             await engine.loader.load_folder(folder, dry_run=flag(args, "DryRun"))
         except TariffPlanError as exc:
             raise server_error(exc) from None
+        await engine.actions.settle()  # the plan's account actions are done when we answer
         return OK
 
     async def load_from_stordb(params: Any, ctx: CallContext) -> str:
@@ -135,6 +136,7 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
             await engine.loader.load_plan(plan, dry_run=flag(args, "DryRun"))
         except TariffPlanError as exc:
             raise server_error(exc) from None
+        await engine.actions.settle()  # the plan's account actions are done when we answer
         return OK
 
     registry.register("APIerSv1.LoadTariffPlanFromFolder", load_from_folder)

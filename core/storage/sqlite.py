@@ -1,26 +1,31 @@
 """SQLite back end: the embedded default (``datadb.sqlite3`` and ``stordb.sqlite3``).
 
-One connection per database, WAL journal (readers never wait for the writer, and a commit
-appends to the log instead of rewriting pages). Durability differs on purpose:
+WAL journal (readers never wait for the writer, and a commit appends to the log instead of
+rewriting pages), ``synchronous=FULL`` on both files: balances live in DataDB and CDRs in
+StorDB, and a commit reported to a caller must survive power loss.
 
-* DataDB runs ``synchronous=FULL``: balances live there, so a commit must survive power loss.
-* StorDB runs ``synchronous=NORMAL``: in WAL mode that still survives a process crash and never
-  corrupts, but a power cut may lose the last commits; CDR throughput matters more there, and
-  CDRs can be re-sent by their sources (CGRateS's SQL StorDB makes the same trade).
+Reads run on the event loop thread (single-row work is a few microseconds of local I/O) on the
+store's read connection; reads that may touch many rows run in a worker thread so the loop keeps
+serving. An ``asyncio.Lock`` queues them and a thread lock guards that connection, so the store
+must be used from one event loop.
 
-Calls are made on the event loop thread: single-row work is a few microseconds of local I/O.
-Work that may touch many rows (bulk apply, full-kind reads, CDR queries) runs in a worker
-thread so the loop keeps serving; an ``asyncio.Lock`` queues calls behind it and a thread lock
-guards the connection, so the store must be used from one event loop.
+The hot writes (DataDB documents, CDRs) go to one writer thread per file with its own
+connection (:class:`_GroupWriter`): everything queued while it commits joins its next
+transaction, each caller is answered once that transaction is durable, and the whole batch is
+answered with one wake-up of the loop. A batch is a handful of multi-row statements, whatever
+its size: the thread gives the GIL back to the loop at every statement, and taking it again
+costs up to a switch interval (5 ms) while the loop is busy, so statements per batch, not rows,
+set the commit latency under load.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import groupby
 from pathlib import Path
@@ -50,13 +55,18 @@ T = TypeVar("T")
 DATADB_FILE: Final = "datadb.sqlite3"
 STORDB_FILE: Final = "stordb.sqlite3"
 SYNCHRONOUS_DATADB: Final = "FULL"
-SYNCHRONOUS_STORDB: Final = "NORMAL"
+SYNCHRONOUS_STORDB: Final = "FULL"  # CDRs are money too: an acknowledged one survives power loss
 # Another process (a CLI, a backup) may hold the write lock briefly; wait rather than fail.
 BUSY_TIMEOUT_MS: Final = 5_000
 # Page cache per connection (negative = KiB); bulk loads of ~1M rows stay in cache.
 CACHE_SIZE_KIB: Final = 65_536
 # Calls touching at least this many rows go to a worker thread (a hop costs ~50-100 µs).
 OFFLOAD_ROWS: Final = 2_000
+# Rows per multi-row statement of a group commit (bound parameters stay far below SQLite's
+# 32,766); each distinct row count is one cached prepared statement.
+ROWS_PER_STATEMENT: Final = 128
+# Prepared statements kept per writer connection: one per row count and statement kind.
+WRITER_STATEMENT_CACHE: Final = 1_024
 _MAX_CODE_POINT: Final = 0x10FFFF
 _SURROGATES: Final = range(0xD800, 0xE000)
 
@@ -111,6 +121,7 @@ class _SqliteStore:
     """One connection, its locks, opening with the schema check, and closing."""
 
     _what: str
+    _writer: _GroupWriter  # the subclass's group-commit writer, made right after this opens
 
     def __init__(
         self, path: Path | str, *, synchronous: str, schema: Sequence[str], version: int
@@ -119,16 +130,8 @@ class _SqliteStore:
         self._what = f"{type(self).__name__}({self.path})"
         self._thread_lock = threading.Lock()
         self._lock = asyncio.Lock()
+        conn = _connect(self.path, synchronous, self._what)
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise StorageError(f"{self._what}: cannot open: {exc}") from exc
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {synchronous}")
-            conn.execute(f"PRAGMA cache_size = -{CACHE_SIZE_KIB}")
-            conn.execute("PRAGMA temp_store = MEMORY")
             with _transaction(conn):
                 conn.execute(_META_SQL)
                 for statement in schema:
@@ -161,6 +164,7 @@ class _SqliteStore:
                 raise StorageError(f"{self._what}: {exc}") from exc
 
     async def _run(self, work: Callable[[sqlite3.Connection], T], *, bulk: bool = False) -> T:
+        await self._writer.barrier()  # sees every write issued before it, committed
         async with self._lock:
             if not bulk:
                 return self._call(work)
@@ -184,13 +188,187 @@ class _SqliteStore:
                         conn.close()
 
 
+def _connect(
+    path: Path, synchronous: str, what: str, cached_statements: int = 128
+) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, ``synchronous``."""
+    try:
+        conn = sqlite3.connect(
+            path,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=cached_statements,
+        )
+    except sqlite3.Error as exc:
+        raise StorageError(f"{what}: cannot open: {exc}") from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute(f"PRAGMA cache_size = -{CACHE_SIZE_KIB}")
+        conn.execute("PRAGMA temp_store = MEMORY")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StorageError(f"{what}: cannot open: {exc}") from exc
+    return conn
+
+
+# A group commit: (connection, the jobs of one batch) -> one result per job, in order. It runs
+# in the writer thread inside a transaction the writer opened, and must not commit.
+Committer = Callable[[sqlite3.Connection, list[Any]], list[Any]]
+
+
+class _Solo:
+    """A job that runs alone, in its own transaction (a bulk apply, a batch of CDRs)."""
+
+    __slots__ = ("work",)
+
+    def __init__(self, work: Callable[[sqlite3.Connection], Any]) -> None:
+        self.work = work
+
+
+_Queued = tuple[Any, asyncio.Future[Any]]
+_Answer = tuple[asyncio.Future[Any], Any, BaseException | None]  # (caller, result, error)
+
+
+class _GroupWriter:
+    """One thread and its own connection committing, in order, the jobs the event loop queues.
+
+    Every job queued while a transaction is in flight joins the next one (group commit: one
+    fsync for all of them). ``committer`` turns a batch of jobs into a few multi-row statements;
+    a :class:`_Solo` job runs alone. When the transaction is durable, the whole batch is answered
+    with one ``call_soon_threadsafe``; if it fails, every job of the batch gets the error and
+    nothing of it is stored. A cancelled caller's job still commits.
+    """
+
+    def __init__(self, path: Path, synchronous: str, what: str, committer: Committer) -> None:
+        self._what = what
+        self._committer = committer
+        self._conn = _connect(path, synchronous, what, WRITER_STATEMENT_CACHE)
+        self._wake = threading.Condition()
+        self._queue: list[_Queued] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
+        self.commits = 0  # transactions committed (tests check that writes share them)
+        # Jobs queued / answered so far, and reads waiting for the jobs queued before them.
+        self._submitted = 0
+        self._answered = 0
+        self._barriers: list[tuple[int, asyncio.Future[None]]] = []
+        self._thread = threading.Thread(
+            target=self._serve, name=f"sqlite writer {path.name}", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, job: Any) -> asyncio.Future[Any]:
+        """Queues ``job``; the future is answered (on this loop) once it is durable."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._wake:
+            if self._closing:
+                raise StorageClosedError(f"{self._what} is closed")
+            self._loop = loop
+            self._queue.append((job, future))
+            if len(self._queue) == 1:
+                self._wake.notify()
+        self._submitted += 1
+        return future
+
+    async def barrier(self) -> None:
+        """Returns once every job queued so far is answered: a read after it sees them all
+        (as if the writes it was issued after had been awaited)."""
+        if self._answered == self._submitted:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._barriers.append((self._submitted, waiter))
+        await waiter
+
+    def _answer(self, answers: list[_Answer]) -> None:
+        """On the loop: answers one batch's callers, then the reads waiting for them."""
+        for future, result, error in answers:
+            if future.done():  # its caller was cancelled; the write is stored all the same
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+        self._answered += len(answers)
+        if self._barriers:
+            waiting = []
+            for target, waiter in self._barriers:
+                if target > self._answered:
+                    waiting.append((target, waiter))
+                elif not waiter.done():
+                    waiter.set_result(None)
+            self._barriers = waiting
+
+    async def close(self) -> None:
+        """Commits what is queued, then stops the thread and closes its connection."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        await asyncio.to_thread(self._thread.join)
+
+    def _serve(self) -> None:
+        try:
+            while True:
+                with self._wake:
+                    while not self._queue and not self._closing:
+                        self._wake.wait()
+                    if not self._queue:
+                        return
+                    batch, self._queue = self._queue, []
+                    loop = self._loop
+                assert loop is not None
+                answers = self._commit_batch(batch)
+                # A closed loop has nobody waiting any more.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._answer, answers)
+        finally:
+            self._conn.close()
+
+    def _commit_batch(self, batch: list[_Queued]) -> list[_Answer]:
+        """Runs of grouped jobs commit together; a solo job alone. Never raises."""
+        answers: list[_Answer] = []
+        start = 0
+        while start < len(batch):
+            end = start + 1
+            if not isinstance(batch[start][0], _Solo):
+                while end < len(batch) and not isinstance(batch[end][0], _Solo):
+                    end += 1
+            run = batch[start:end]
+            try:
+                with _transaction(self._conn):
+                    first = run[0][0]
+                    if isinstance(first, _Solo):
+                        results = [first.work(self._conn)]
+                    else:
+                        results = self._committer(self._conn, [job for job, _ in run])
+                self.commits += 1
+                answers.extend(
+                    (future, result, None) for (_, future), result in zip(run, results, strict=True)
+                )
+            except BaseException as exc:  # every caller of the batch hears of it
+                error: BaseException = exc
+                if isinstance(exc, sqlite3.Error):
+                    error = StorageError(f"{self._what}: {exc}")
+                answers.extend((future, None, error) for _, future in run)
+            start = end
+        return answers
+
+
+def _placeholders(rows: int, columns: int) -> str:
+    row = "(" + ", ".join("?" * columns) + ")"
+    return ", ".join([row] * rows)
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), ROWS_PER_STATEMENT):
+        yield items[start : start + ROWS_PER_STATEMENT]
+
+
 def _consume_result(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()  # retrieved, so asyncio does not log it as lost
-
-
-def _is_bulk(items: object) -> bool:
-    return not isinstance(items, Sized) or len(items) >= OFFLOAD_ROWS
 
 
 # ----------------------------------------------------------------------------------- DataDB
@@ -236,14 +414,68 @@ def _deletes(writes: Iterable[Mutation]) -> Iterator[tuple[str, str]]:
         yield check_name("kind", write.kind), check_name("key", write.key, allow_empty=True)
 
 
+# One document operation of a group commit: (kind, key, encoded value, or None to delete).
+_DocOp = tuple[str, str, bytes | None]
+
+
+def _upsert_docs_sql(rows: int) -> str:
+    return (
+        f"INSERT INTO documents (kind, key, value) VALUES {_placeholders(rows, 3)}"
+        " ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value"
+    )
+
+
+def _delete_docs_sql(keys: int) -> str:
+    # One kind per statement: "kind = ? AND key IN (...)" searches the primary key (a row-value
+    # IN over (kind, key) would scan the table).
+    return (
+        f"DELETE FROM documents WHERE kind = ? AND key IN ({', '.join('?' * keys)}) RETURNING key"
+    )
+
+
+def _commit_documents(conn: sqlite3.Connection, jobs: list[tuple[_DocOp, ...]]) -> list[int]:
+    """Applies the jobs' operations in order, as a few multi-row statements; per job, the
+    rowcount its last operation would have had run alone (upsert 1, delete 1 if it existed)."""
+    final: dict[tuple[str, str], bytes | None] = {}
+    deleted: dict[str, dict[str, None]] = {}  # kind -> keys some job deletes (ordered set)
+    for ops in jobs:
+        for kind, key, value in ops:
+            if value is None:
+                deleted.setdefault(kind, {})[key] = None
+            final[(kind, key)] = value
+    # Keys deleted anywhere in the batch go first (RETURNING says which existed before it);
+    # the final values are written after, so a later set of a deleted key still wins.
+    existed: set[tuple[str, str]] = set()
+    for kind, keys in deleted.items():
+        for names in _chunks(list(keys)):
+            rows = conn.execute(_delete_docs_sql(len(names)), (kind, *names)).fetchall()
+            existed.update((kind, key) for (key,) in rows)
+    puts = [(kind, key, value) for (kind, key), value in final.items() if value is not None]
+    for chunk in _chunks(puts):
+        conn.execute(_upsert_docs_sql(len(chunk)), [item for row in chunk for item in row])
+    # Each job's answer, replaying the batch in order from what existed before it.
+    present = existed
+    counts: list[int] = []
+    for ops in jobs:
+        count = 0
+        for kind, key, value in ops:
+            if value is None:
+                count = int((kind, key) in present)
+                present.discard((kind, key))
+            else:
+                count = 1
+                present.add((kind, key))
+        counts.append(count)
+    return counts
+
+
 class SqliteDataDB(_SqliteStore, DataDB):
     """DataDB in one SQLite file: table ``documents(kind, key, value JSON blob)``.
 
-    Single-document writes are group-committed: every ``set``/``remove`` issued while the
-    previous commit is in flight joins the next transaction, committed (and fsynced, as
-    ``synchronous=FULL`` demands) by a worker thread; each caller returns only once its write is
-    durable. Under load that is one fsync for many balance updates instead of one each, and the
-    event loop never waits on the disk.
+    Document writes (``set``, ``remove``, small ``apply``) are group-committed by the writer
+    thread (see the module docstring); each caller returns only once its write is durable. Under
+    load that is one fsync for many balance updates instead of one each, and the event loop
+    never waits on the disk.
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -253,55 +485,27 @@ class SqliteDataDB(_SqliteStore, DataDB):
             schema=_DATADB_SCHEMA,
             version=DATADB_SCHEMA_VERSION,
         )
-        # (sql, params, future): a unit of several statements carries its future on the last one
-        # only; a unit is queued without an await in between, so one transaction holds it whole.
-        self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future[int] | None]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def _group_write(self, sql: str, params: tuple[Any, ...]) -> int:
-        """Queues one statement for the next group commit; returns its rowcount once durable."""
-        return await self._group_write_unit([(sql, params)])
-
-    async def _group_write_unit(self, statements: list[tuple[str, tuple[Any, ...]]]) -> int:
-        """Queues statements that commit together (all or none) in the next group commit;
-        returns the last one's rowcount once durable."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        for sql, params in statements[:-1]:
-            self._pending.append((sql, params, None))
-        last_sql, last_params = statements[-1]
-        self._pending.append((last_sql, last_params, future))
-        if self._flusher is None:
-            self._flusher = asyncio.ensure_future(self._flush())
-        return await asyncio.shield(future)  # a cancelled caller's write still commits
-
-    async def _flush(self) -> None:
         try:
-            while self._pending:
-                batch, self._pending = self._pending, []
+            self._writer = _GroupWriter(
+                self.path, SYNCHRONOUS_DATADB, self._what, _commit_documents
+            )
+        except BaseException:
+            assert self._conn is not None
+            self._conn.close()
+            raise
 
-                def work(conn: sqlite3.Connection, batch: Any = batch) -> list[int]:
-                    with _transaction(conn):
-                        return [conn.execute(sql, params).rowcount for sql, params, _ in batch]
+    @property
+    def commits(self) -> int:
+        """Transactions the writer thread has committed (for tests and benchmarks)."""
+        return self._writer.commits
 
-                try:
-                    counts = await self._run(work, bulk=True)
-                except BaseException as exc:
-                    for _sql, _params, future in batch:
-                        if future is not None and not future.done():
-                            future.set_exception(exc)
-                            future.exception()  # retrieved here; the caller re-raises it
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    continue
-                for (_sql, _params, future), count in zip(batch, counts, strict=True):
-                    if future is not None and not future.done():
-                        future.set_result(count)
-        finally:
-            self._flusher = None
+    async def _group_write(self, ops: tuple[_DocOp, ...]) -> int:
+        """Queues operations that commit together (all or none) in the next group commit;
+        returns the last one's rowcount once durable."""
+        return int(await self._writer.submit(ops))
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        await self._writer.close()
         await super().close()
 
     async def get(self, kind: str, key: str) -> Any | None:
@@ -366,20 +570,24 @@ class SqliteDataDB(_SqliteStore, DataDB):
         return await self._run(work, bulk=True)
 
     async def set(self, kind: str, key: str, value: Any) -> None:
-        params = (
+        op = (
             check_name("kind", kind),
             check_name("key", key, allow_empty=True),
             dumps(check_value(value)),
         )
-        await self._group_write(_UPSERT_DOC, params)
+        await self._group_write((op,))
 
     async def remove(self, kind: str, key: str) -> bool:
-        params = (check_name("kind", kind), check_name("key", key, allow_empty=True))
-        return await self._group_write(_DELETE_DOC, params) > 0
+        op = (check_name("kind", kind), check_name("key", key, allow_empty=True), None)
+        return await self._group_write((op,)) > 0
 
     async def remove_kind(self, kind: str) -> int:
         params = (check_name("kind", kind),)
-        return await self._run(lambda conn: conn.execute(_DELETE_KIND, params).rowcount, bulk=True)
+        return int(
+            await self._writer.submit(
+                _Solo(lambda conn: conn.execute(_DELETE_KIND, params).rowcount)
+            )
+        )
 
     async def apply(self, mutations: Iterable[Mutation]) -> None:
         if (
@@ -387,41 +595,34 @@ class SqliteDataDB(_SqliteStore, DataDB):
             and 0 < len(mutations) <= GROUP_UNIT_MAX
             and all(type(m) is Write for m in mutations)
         ):
-            # A few document writes (a session ending, say): one unit of the group commit.
-            statements = [
-                (_UPSERT_DOC, put) if put is not None else (_DELETE_DOC, delete)
-                for put, delete in (_unit_statement(m) for m in mutations)
-            ]
-            await self._group_write_unit(statements)  # type: ignore[arg-type]
+            # A few document writes (a session ending, say): one unit of the group commit,
+            # encoded here so a bad value fails its caller before anything is queued.
+            await self._group_write(tuple(_doc_op(m) for m in mutations))
             return
 
         def work(conn: sqlite3.Connection) -> None:
             # Runs of the same mutation class go through one executemany each; values are
             # encoded while streaming, and any error (encoding included) rolls everything back.
-            with _transaction(conn):
-                for mutation_class, group in groupby(mutations, key=_mutation_class):
-                    if mutation_class == _PUT:
-                        conn.executemany(_UPSERT_DOC, _encoded_puts(group))
-                    elif mutation_class == _DELETE:
-                        conn.executemany(_DELETE_DOC, _deletes(group))
-                    else:
-                        for drop in group:
-                            conn.execute(_DELETE_KIND, (check_name("kind", drop.kind),))
+            for mutation_class, group in groupby(mutations, key=_mutation_class):
+                if mutation_class == _PUT:
+                    conn.executemany(_UPSERT_DOC, _encoded_puts(group))
+                elif mutation_class == _DELETE:
+                    conn.executemany(_DELETE_DOC, _deletes(group))
+                else:
+                    for drop in group:
+                        conn.execute(_DELETE_KIND, (check_name("kind", drop.kind),))
 
-        await self._run(work, bulk=_is_bulk(mutations))
-
-
-GROUP_UNIT_MAX: Final = 64  # larger applies run as their own transaction in a worker thread
+        # Its own transaction in the writer thread, in order with the group commits.
+        await self._writer.submit(_Solo(work))
 
 
-def _unit_statement(write: Write) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]:
-    """(upsert params, None) or (None, delete params); values encoded now, so a bad one fails
-    its caller before anything is queued."""
+GROUP_UNIT_MAX: Final = 64  # larger applies run alone, as one transaction of the writer thread
+
+
+def _doc_op(write: Write) -> _DocOp:
     kind = check_name("kind", write.kind)
     key = check_name("key", write.key, allow_empty=True)
-    if write.value is None:
-        return None, (kind, key)
-    return (kind, key, dumps(check_value(write.value))), None
+    return kind, key, None if write.value is None else dumps(check_value(write.value))
 
 
 # ----------------------------------------------------------------------------------- StorDB
@@ -545,8 +746,59 @@ def _store_rows(
     return results
 
 
+def _cdr_write_sql(rows: int, allow_update: bool) -> str:
+    head = _CDR_UPSERT_HEAD if allow_update else _CDR_INSERT_HEAD
+    return head.format(values=_placeholders(rows, len(CDR_COLUMNS) + 2))
+
+
+_CDR_WRITE_HEAD: Final = (
+    f"INSERT INTO cdrs ({_CDR_COLUMN_LIST}, created_at, updated_at) VALUES {{values}}"
+    " ON CONFLICT (cgrid, run_id) DO "
+)
+_CDR_INSERT_HEAD: Final = _CDR_WRITE_HEAD + "NOTHING RETURNING cgrid, run_id, order_id"
+_CDR_UPSERT_HEAD: Final = (
+    _CDR_WRITE_HEAD
+    + "UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column in _CDR_UPDATED_COLUMNS)
+    + " RETURNING cgrid, run_id, order_id"
+)
+_CGRID: Final = CDR_COLUMNS.index("cgrid")
+_RUN_ID: Final = CDR_COLUMNS.index("run_id")
+
+# One CDR write of a group commit: (encoded row with its two timestamps, allow_update).
+_CdrJob = tuple[tuple[Any, ...], bool]
+
+
+def _commit_cdrs(conn: sqlite3.Connection, jobs: list[_CdrJob]) -> list[int | None]:
+    """Stores the batch's CDRs in order as few multi-row statements; per job its order id, or
+    None for a duplicate (insert-only jobs). A statement holds consecutive jobs of one mode with
+    distinct (cgrid, run_id), so each row's RETURNING answer is its own."""
+    order_ids: list[int | None] = []
+    start = 0
+    while start < len(jobs):
+        allow_update = jobs[start][1]
+        keys: set[tuple[str, str]] = set()
+        end = start
+        while end < len(jobs) and end - start < ROWS_PER_STATEMENT:
+            row, mode = jobs[end]
+            key = (row[_CGRID], row[_RUN_ID])
+            if mode is not allow_update or key in keys:
+                break
+            keys.add(key)
+            end += 1
+        rows = [row for row, _ in jobs[start:end]]
+        returned = conn.execute(
+            _cdr_write_sql(len(rows), allow_update), [value for row in rows for value in row]
+        ).fetchall()  # drained: no statement left in progress
+        stored = {(cgrid, run_id): int(order_id) for cgrid, run_id, order_id in returned}
+        order_ids.extend(stored.get((row[_CGRID], row[_RUN_ID])) for row in rows)
+        start = end
+    return order_ids
+
+
 class SqliteStorDB(_SqliteStore, StorDB):
-    """StorDB in one SQLite file: tables ``tp_items`` and ``cdrs``."""
+    """StorDB in one SQLite file: tables ``tp_items`` and ``cdrs``. CDR writes are
+    group-committed by the writer thread (see the module docstring)."""
 
     def __init__(self, path: Path | str) -> None:
         super().__init__(
@@ -555,6 +807,21 @@ class SqliteStorDB(_SqliteStore, StorDB):
             schema=_STORDB_SCHEMA,
             version=STORDB_SCHEMA_VERSION,
         )
+        try:
+            self._writer = _GroupWriter(self.path, SYNCHRONOUS_STORDB, self._what, _commit_cdrs)
+        except BaseException:
+            assert self._conn is not None
+            self._conn.close()
+            raise
+
+    @property
+    def commits(self) -> int:
+        """Transactions the writer thread has committed (for tests and benchmarks)."""
+        return self._writer.commits
+
+    async def close(self) -> None:
+        await self._writer.close()
+        await super().close()
 
     # -------------------------------------------------------------------------- TP staging
     async def set_tp(self, tpid: str, kind: str, id: str, value: Any) -> None:
@@ -660,9 +927,8 @@ class SqliteStorDB(_SqliteStore, StorDB):
     # -------------------------------------------------------------------------------- CDRs
     async def store_cdr(self, cdr: Cdr, allow_update: bool = False) -> int:
         now = _now_micros()
-        row = (*encode_cdr(cdr), now, now)
-        # One statement is atomic on its own: no explicit transaction needed.
-        (order_id,) = await self._run(lambda conn: _store_rows(conn, [row], allow_update))
+        job: _CdrJob = ((*encode_cdr(cdr), now, now), allow_update)
+        order_id: int | None = await self._writer.submit(job)
         if order_id is None:
             raise DuplicateError(cdr.cgrid, cdr.run_id)
         return order_id
@@ -674,10 +940,10 @@ class SqliteStorDB(_SqliteStore, StorDB):
             return []
 
         def work(conn: sqlite3.Connection) -> list[int | None]:
-            with _transaction(conn):
-                return _store_rows(conn, rows, allow_update)
+            return _store_rows(conn, rows, allow_update)
 
-        return await self._run(work, bulk=len(rows) >= OFFLOAD_ROWS)
+        stored: list[int | None] = await self._writer.submit(_Solo(work))
+        return stored
 
     async def get_cdrs(self, flt: CdrFilter) -> list[Cdr]:
         where, params = _cdr_where(flt)

@@ -37,13 +37,16 @@ session is left; printed as OK or MISMATCH.
 
 ``--profile CALLS`` instead runs CALLS full calls in this process, through the server's per
 request path (decode the request bytes, ``MethodRegistry.call``, encode the reply) without TCP:
-per-method µs, then a cProfile of the same run, top functions by own time.
+per-method µs and the CPU per call of the whole process (every thread, so the storage's writer
+thread too: the figure the machine's other load distorts least), then a cProfile of the same
+run (event-loop thread only), top functions by own time. ``--profile-concurrency N`` keeps N
+calls in progress, so group commits batch as they do under load.
 
 Everything is on 127.0.0.1 and bounded in time and count. Usage::
 
     python scripts/bench/sessions.py [--storage memory|sqlite|both] [--spread pool|one|both]
         [-d SECONDS] [-w SECONDS] [-c N[,N...]] [--rate CALLS_PER_S] [--accounts N]
-        [--connections N] [--wait-idle SECONDS] [--profile CALLS]
+        [--connections N] [--wait-idle SECONDS] [--profile CALLS [--profile-concurrency N]]
         [--server-gc-freeze] [--server-gc-threshold N]
 
 Exits 1 when a run's check finds a MISMATCH.
@@ -83,6 +86,7 @@ from core.rpc import (
     CallContext,
     MethodRegistry,
     Request,
+    Response,
     RpcClient,
     decode_message,
     encode_request,
@@ -122,6 +126,7 @@ MIN_OUTSTANDING: Final = 1_000
 TARGET_CALLS_PER_S: Final = 1_000
 TARGET_P99_MS: Final = 10.0
 PROFILE_TOP: Final = 25
+PROFILE_GC_THRESHOLD: Final = 10_000  # --profile runs with the collector set as the load runs
 GC_PAUSES: Final = "Bench.GcPauses"
 GENERATOR_SATURATED: Final = 0.85  # share of one core above which the generator may limit
 BUSY_MACHINE: Final = 0.15  # share of a core used by other processes that spoils a run
@@ -872,9 +877,13 @@ def print_table(results: Sequence[RunResult], settings: Settings) -> None:
 
 # ---------------------------------------------------------------------------------- profile
 async def _profile(
-    storage: str, data_dir: Path | None, spread: str, accounts: int, calls: int
+    storage: str, data_dir: Path | None, spread: str, accounts: int, calls: int, concurrency: int
 ) -> None:
     engine = await start_engine(storage, data_dir)
+    # As the served engine in the load runs (--server-gc-freeze --server-gc-threshold 10000).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(PROFILE_GC_THRESHOLD, *gc.get_threshold()[1:])
     registry = engine.registry
     context = CallContext("bench", "inproc")
     clock = time.perf_counter_ns
@@ -884,8 +893,9 @@ async def _profile(
         request = decode_message(encode_request(method, params, 1))
         assert isinstance(request, Request)
         result = await registry.call(request.method, request.params, context)
-        encode_response(request.id, result, None)
-        return result
+        reply = decode_message(encode_response(request.id, result, None))
+        assert isinstance(reply, Response)
+        return reply.result  # as a client reads it (a handler may answer pre-encoded JSON)
 
     try:
         plan = CallPlan(f"prof-{spread}", accounts_for(spread, accounts))
@@ -893,28 +903,32 @@ async def _profile(
         assert await engine_call_cost(served) == cost
         before_money = await setup_accounts(served, plan.accounts)
 
-        async def run(tag: str, count: int, call: Caller) -> tuple[Samples, float]:
+        async def run(tag: str, count: int, call: Caller) -> tuple[Samples, float, float]:
+            """(samples, wall seconds, CPU seconds of this process: every thread, so the
+            storage's writer thread counts too)."""
             samples = Samples()
             tagged = CallPlan(tag, plan.accounts)
             counter = itertools.count()
             started = time.perf_counter()
+            cpu_started = time.process_time()
 
             async def worker() -> None:
                 while (index := next(counter)) < count:
                     await samples.run_call(call, tagged.params(index), clock())
 
-            await worker()
-            return samples, time.perf_counter() - started
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return samples, time.perf_counter() - started, time.process_time() - cpu_started
 
         await run("warm", min(calls, 1_000), served)
-        samples, elapsed = await run("timed", calls, served)
+        samples, elapsed, cpu = await run("timed", calls, served)
         width = len(STEPS)
+        done = max(1, samples.completed)
         print(
             f"in-process, {storage} storage, {spread} ({len(plan.accounts)} account(s)), "
-            f"one call at a time: {samples.completed:,} calls in "
+            f"{concurrency} call(s) at a time: {samples.completed:,} calls in "
             f"{elapsed:.2f} s = {samples.completed / elapsed:,.0f} calls/s, "
-            f"{elapsed / max(1, samples.completed) * 1e6:,.0f} µs per call (decode + handler + "
-            f"encode, no socket); failed {samples.failed}"
+            f"{elapsed / done * 1e6:,.0f} µs wall and {cpu / done * 1e6:,.0f} µs CPU (all "
+            f"threads) per call (decode + handler + encode, no socket); failed {samples.failed}"
         )
         for step, (label, _) in enumerate(STEPS):
             values = samples.steps[step::width]
@@ -922,7 +936,7 @@ async def _profile(
             print(f"    {label:<18} {mean:>8.1f} µs")
         profiler = cProfile.Profile()
         profiler.enable()
-        profiled, profiled_elapsed = await run("prof", calls, served)
+        profiled, profiled_elapsed, _cpu = await run("prof", calls, served)
         profiler.disable()
         print(
             f"cProfile of {profiled.completed:,} more calls ({profiled_elapsed:.2f} s with the "
@@ -952,12 +966,14 @@ async def _profile(
         await engine.stop()
 
 
-def run_profile(storages: Sequence[str], spreads: Sequence[str], accounts: int, calls: int) -> None:
+def run_profile(
+    storages: Sequence[str], spreads: Sequence[str], accounts: int, calls: int, concurrency: int
+) -> None:
     for storage in storages:
         for spread in spreads:
             with tempfile.TemporaryDirectory(prefix="cf-bench-") as directory:
                 data_dir = Path(directory) if storage != "memory" else None
-                run_coroutine(_profile(storage, data_dir, spread, accounts, calls))
+                run_coroutine(_profile(storage, data_dir, spread, accounts, calls, concurrency))
 
 
 # -------------------------------------------------------------------------------------- main
@@ -1006,6 +1022,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--profile", type=int, metavar="CALLS",
         help="instead of the load: CALLS full calls in-process, timed, then under cProfile",
     )  # fmt: skip
+    parser.add_argument(
+        "--profile-concurrency", type=int, default=1, metavar="N",
+        help="--profile: N calls in progress at a time (group commits batch them)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.accounts <= 0 or args.connections <= 0 or args.duration <= 0 or args.warmup < 0:
         parser.error("--accounts, --connections, --duration must be > 0, --warmup >= 0")
@@ -1019,7 +1039,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"expected cost per call {expected_call_cost()}"
     )
     if args.profile:
-        run_profile(storages, spreads, args.accounts, args.profile)
+        run_profile(storages, spreads, args.accounts, args.profile, args.profile_concurrency)
         return
     settings = Settings(
         args.duration,

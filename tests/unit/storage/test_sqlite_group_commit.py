@@ -1,28 +1,26 @@
-"""SQLite DataDB group commit: concurrent single writes share transactions, all durable."""
+"""SQLite group commit (writer thread): concurrent writes share transactions, are answered in
+order with the results each would have had alone, and are all durable."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
-from core.storage.sqlite import SqliteDataDB
+import pytest
+
+from core.storage import DuplicateError, StorageClosedError, Write
+from core.storage.cdr import Cdr, CdrFilter
+from core.storage.sqlite import ROWS_PER_STATEMENT, SqliteDataDB, SqliteStorDB
 
 WRITERS = 200
+BATCHED = WRITERS // 10  # far fewer transactions than writes
 
 
 async def test_concurrent_sets_share_commits_and_all_persist(tmp_path: Path) -> None:
     db = SqliteDataDB(tmp_path / "datadb.sqlite3")
-    commits = 0
-    original = db._run
-
-    async def counting_run(work, *, bulk=False):  # type: ignore[no-untyped-def]
-        nonlocal commits
-        commits += bulk
-        return await original(work, bulk=bulk)
-
-    db._run = counting_run  # type: ignore[method-assign]
     await asyncio.gather(*(db.set("accounts", f"t:{n}", {"v": str(n)}) for n in range(WRITERS)))
-    assert 1 <= commits < WRITERS / 10  # batched, not one fsync per write
+    assert 1 <= db.commits < BATCHED  # batched, not one fsync per write
     assert await db.remove("accounts", "t:0") is True
     assert await db.remove("accounts", "t:0") is False
     await db.close()
@@ -49,3 +47,129 @@ async def test_a_bad_value_fails_only_its_own_caller(tmp_path: Path) -> None:
         assert await db.get("k", "bad") is None
     finally:
         await db.close()
+
+
+async def test_one_batch_replays_sets_and_removes_in_order(tmp_path: Path) -> None:
+    """Writes to the same keys in one transaction: the last one wins, and every remove answers
+    as it would have alone (existed before the batch, or was set earlier in it)."""
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    try:
+        await db.set("k", "old", {"v": 0})
+        await db.set("k", "kept", {"v": 0})
+        commits = db.commits
+        results = await asyncio.gather(
+            db.remove("k", "old"),  # existed before the batch
+            db.remove("k", "old"),  # already gone
+            db.set("k", "old", {"v": 1}),  # set again after its removal: wins
+            db.remove("k", "never"),  # never existed
+            db.set("k", "new", {"v": 2}),
+            db.remove("k", "new"),  # set earlier in the batch
+            db.set("k", "kept", {"v": 3}),
+            db.apply([Write("k", "unit-a", {"v": 4}), Write("k", "kept", None)]),
+        )
+        assert results == [True, False, None, False, None, True, None, None]
+        assert db.commits == commits + 1  # one transaction for all of them
+        assert await db.get_all("k") == {"old": {"v": 1}, "unit-a": {"v": 4}}
+    finally:
+        await db.close()
+
+
+async def test_more_rows_than_one_statement_holds(tmp_path: Path) -> None:
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    count = ROWS_PER_STATEMENT * 2 + 3
+    try:
+        await asyncio.gather(*(db.set("k", f"{n:04}", {"v": n}) for n in range(count)))
+        removed = await asyncio.gather(*(db.remove("k", f"{n:04}") for n in range(0, count, 2)))
+        assert all(removed)
+        assert await db.count("k") == count // 2
+        assert await db.get("k", f"{count - 2:04}") == {"v": count - 2}
+    finally:
+        await db.close()
+
+
+async def test_a_cancelled_caller_still_commits(tmp_path: Path) -> None:
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    try:
+        task = asyncio.ensure_future(db.set("k", "a", {"v": 1}))
+        await asyncio.sleep(0)  # queued
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await db.set("k", "b", {"v": 2})  # after the cancelled one, in order
+        assert await db.get("k", "a") == {"v": 1}
+    finally:
+        await db.close()
+
+
+async def test_a_bulk_apply_runs_in_order_with_group_writes(tmp_path: Path) -> None:
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    try:
+        big = [Write("k", f"{n:05}", {"v": n}) for n in range(ROWS_PER_STATEMENT * 3)]
+        await asyncio.gather(
+            db.set("k", "00000", {"v": "before"}),  # overwritten by the apply queued after it
+            db.apply(big),
+            db.set("k", "00001", {"v": "after"}),
+        )
+        assert await db.get("k", "00000") == {"v": 0}
+        assert await db.get("k", "00001") == {"v": "after"}
+        assert await db.remove_kind("k") == len(big)
+    finally:
+        await db.close()
+
+
+async def test_writes_after_close_are_refused(tmp_path: Path) -> None:
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    await db.set("k", "a", {"v": 1})
+    await db.close()
+    with pytest.raises(StorageClosedError):
+        await db.set("k", "b", {"v": 2})
+
+
+def _cdr(origin: str, run_id: str = "*default") -> Cdr:
+    return Cdr(
+        cgrid=f"cg-{origin}",
+        run_id=run_id,
+        origin_id=origin,
+        tenant="cgrates.org",
+        account="1001",
+        destination="1002",
+        setup_time=datetime(2024, 1, 1, tzinfo=UTC),
+        usage=60_000_000_000,
+    )
+
+
+async def test_concurrent_cdrs_share_commits_and_duplicates_are_refused(tmp_path: Path) -> None:
+    db = SqliteStorDB(tmp_path / "stordb.sqlite3")
+    try:
+        first = await asyncio.gather(*(db.store_cdr(_cdr(str(n))) for n in range(WRITERS)))
+        assert sorted(first) == list(range(1, WRITERS + 1))
+        assert 1 <= db.commits < BATCHED
+        again = await asyncio.gather(
+            db.store_cdr(_cdr("0")),  # stored before: a duplicate
+            db.store_cdr(_cdr("new")),
+            db.store_cdr(_cdr("new")),  # a duplicate of the one just before, same batch
+            db.store_cdr(_cdr("new", "other-run")),
+            return_exceptions=True,
+        )
+        # Order ids only go up (a refused duplicate may leave a gap, as in any AUTOINCREMENT).
+        assert isinstance(again[0], DuplicateError)
+        assert isinstance(again[1], int) and again[1] > WRITERS
+        assert isinstance(again[2], DuplicateError)
+        assert isinstance(again[3], int) and again[3] > again[1]
+        updated = _cdr("new")
+        updated.extra_info = "re-rated"
+        results = await asyncio.gather(
+            db.store_cdr(updated, allow_update=True),
+            db.store_cdr(_cdr("after")),
+        )
+        assert results[0] == again[1]  # an update keeps its order id
+        assert results[1] > again[3]
+    finally:
+        await db.close()
+    reopened = SqliteStorDB(tmp_path / "stordb.sqlite3")
+    try:
+        assert await reopened.count_cdrs(CdrFilter()) == WRITERS + 3
+        (stored,) = await reopened.get_cdrs(CdrFilter(origin_ids=["new"], run_ids=["*default"]))
+        assert stored.extra_info == "re-rated"
+    finally:
+        await reopened.close()
