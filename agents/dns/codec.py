@@ -255,7 +255,7 @@ def _decode(data: bytes) -> DnsMessage:
 def read_name(data: bytes, offset: int) -> tuple[str, int]:
     """The name at ``offset`` in presentation form and the offset after it (compression
     pointers followed backwards only, at most MAX_POINTERS of them)."""
-    labels: list[str] = []
+    labels: list[bytes] = []
     length = 0
     after = -1
     hops = 0
@@ -285,10 +285,22 @@ def read_name(data: bytes, offset: int) -> tuple[str, int]:
         length += size + 1
         if length + 1 > MAX_NAME:
             raise DnsDecodeError("name longer than 255 octets")
-        raw = data[offset : offset + size]
-        labels.append(raw.decode("ascii") if _PLAIN_LABEL.fullmatch(raw) else _escaped(raw))
+        labels.append(data[offset : offset + size])
         offset += size
-    return (".".join(labels) + "." if labels else "."), (after if after >= 0 else offset)
+    return _presentation(labels), (after if after >= 0 else offset)
+
+
+def _presentation(labels: list[bytes]) -> str:
+    if not labels:
+        return "."
+    if _PLAIN_LABEL.fullmatch(b"".join(labels)):  # the usual name: one check, one decode
+        return b".".join(labels).decode("ascii") + "."
+    return (
+        ".".join(
+            raw.decode("ascii") if _PLAIN_LABEL.fullmatch(raw) else _escaped(raw) for raw in labels
+        )
+        + "."
+    )
 
 
 def _escaped(raw: bytes) -> str:
