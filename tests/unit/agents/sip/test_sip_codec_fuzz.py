@@ -4,6 +4,7 @@ transport's checks and its 400 answer hold up on the same input."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 
@@ -103,3 +104,31 @@ def test_structured_messages(
     with contextlib.suppress(SipDecodeError):
         length = codec.frame(data)
     assert length is None or 0 < length <= len(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(SEEDS), min_size=1, max_size=4), st.data())
+def test_transaction_layer_never_raises(seeds: list[bytes], data: st.DataObject) -> None:
+    """Mutated vectors through ``TransactionLayer.receive`` (the socket's entry point): every
+    datagram is answered or dropped, none raises, and every answer decodes."""
+    answers: list[bytes] = []
+    peer = transport.Peer("UDP", ("127.0.0.1", 5060), lambda sent, _: answers.append(sent))
+
+    async def handler(request: codec.SipMessage, _: transport.Peer) -> transport.Answer:
+        return transport.Answer(302, headers=[("Contact", "<sip:a@b>;q=1.0")])
+
+    async def run() -> None:
+        layer = transport.TransactionLayer(handler)
+        for seed in seeds:
+            mutated = bytearray(seed)
+            for _ in range(data.draw(st.integers(0, 4))):
+                if not mutated:
+                    break
+                position = data.draw(st.integers(0, len(mutated) - 1))
+                mutated[position] = data.draw(st.integers(0, 255))
+            layer.receive(bytes(mutated), peer)
+        await layer.close()
+
+    asyncio.run(run())
+    for answer in answers:
+        assert codec.decode(answer).status >= 100
