@@ -17,7 +17,9 @@ run through the request processors (templates/sip/*.yaml) with ``*req`` the code
 * every other ``*rep.Name`` (not starting with ``*``) is a header, one line per instance
   (``*group`` adds instances): Contact, Retry-After, Warning, Reason ...
 
-A template error (a mandatory field without value) answers 400; no processor matching answers
+A Request-URI that is not sip/sips/tel answers 416 and a Require header 420 (no extension is
+supported), before any template runs. A template error (a mandatory field without value) answers
+400; no processor matching answers
 OPTIONS with 200 (+ Allow), INVITE with 500 and any other method with 405 (+ Allow). An INVITE is
 never answered 2xx (that would need a dialog): a template asking for it gets 500.
 """
@@ -30,7 +32,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from agents.base import Agent, AgentContext
-from agents.sip.codec import SipMessage, SipRequestTree
+from agents.sip.codec import SipMessage, SipRequestTree, SipUri
 from agents.sip.transport import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -63,6 +65,8 @@ STATUS_OK: Final = 200
 STATUS_REDIRECT: Final = 302
 STATUS_BAD_REQUEST: Final = 400
 STATUS_NOT_ALLOWED: Final = 405
+STATUS_BAD_SCHEME: Final = 416
+STATUS_BAD_EXTENSION: Final = 420
 STATUS_NO_ROUTE: Final = 480
 STATUS_SERVER_ERROR: Final = 500
 MIN_FINAL: Final = 200
@@ -72,6 +76,7 @@ Q_STEPS: Final = 10  # q-values step by 0.1 for up to ten routes, by 1/N beyond
 Q_DECIMALS: Final = 3  # RFC 3261 §25.1: qvalue has at most three decimals
 NANOSECONDS: Final = 1_000_000_000
 TRANSPORTS: Final = frozenset({"udp", "tcp"})
+URI_SCHEMES: Final = frozenset({"sip", "sips", "tel"})
 
 OPTION_KEYS: Final = frozenset(
     {"transports", "t1", "t2", "t4", "trying_delay", "max_transactions", "data_dir"}
@@ -134,6 +139,9 @@ class SipAgent(Agent):
     # --------------------------------------------------------------------------- requests
     async def handle(self, request: SipMessage, peer: Peer) -> Answer:
         """The final answer to one request (not ACK/CANCEL: the transaction layer's)."""
+        refused = _uas_checks(request)
+        if refused is not None:
+            return refused
         variables = {
             "Method": request.method,
             "RemoteHost": f"{peer.address[0]}:{peer.address[1]}",
@@ -192,6 +200,19 @@ class SipAgent(Agent):
         if status == STATUS_NOT_ALLOWED and not any(n.lower() == "allow" for n, _ in headers):
             headers.append(("Allow", ALLOW))
         return Answer(status, reason or reason_for(status), headers)
+
+
+def _uas_checks(request: SipMessage) -> Answer | None:
+    """RFC 3261 §8.2.2: a Request-URI scheme we cannot read (416) or an extension the client
+    requires (420: we support none)."""
+    scheme = SipUri.parse(request.uri).scheme
+    if scheme not in URI_SCHEMES:
+        return Answer(STATUS_BAD_SCHEME, reason_for(STATUS_BAD_SCHEME))
+    required = request.values("Require")
+    if required:
+        return Answer(STATUS_BAD_EXTENSION, reason_for(STATUS_BAD_EXTENSION),
+                      [("Unsupported", ", ".join(required))])  # fmt: skip
+    return None
 
 
 def _unmatched(request: SipMessage) -> Answer:

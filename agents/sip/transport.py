@@ -81,6 +81,8 @@ REASONS: Final = {
     407: "Proxy Authentication Required",
     408: "Request Timeout",
     410: "Gone",
+    416: "Unsupported URI Scheme",
+    420: "Bad Extension",
     480: "Temporarily Unavailable",
     481: "Call/Transaction Does Not Exist",
     484: "Address Incomplete",

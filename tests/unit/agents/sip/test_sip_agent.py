@@ -135,6 +135,19 @@ async def test_options_and_other_methods_need_no_engine() -> None:
     assert engine.calls == []
 
 
+async def test_uri_scheme_and_required_extensions_are_refused() -> None:
+    engine = Engine({})
+    agent = make_agent(engine)
+    message = invite()
+    message.uri = "mailto:someone@example.net"
+    assert (await agent.handle(message, PEER)).status == 416
+    message = invite()
+    message.headers = [*message.headers, ("Require", "100rel, timer")]
+    answer = await agent.handle(message, PEER)
+    assert answer == Answer(420, "Bad Extension", [("Unsupported", "100rel, timer")])
+    assert engine.calls == []
+
+
 async def test_missing_caller_is_a_bad_request() -> None:
     message = invite()
     message.headers = [(n, "<tel:>" if n == "From" else v) for n, v in message.headers]
