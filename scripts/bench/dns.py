@@ -117,10 +117,10 @@ def serve_static(port: int, names_file: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- processes
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 def wait_bound(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -209,7 +209,7 @@ class Run:
     average_ms: float
     p50_ms: float
     p99_ms: float
-    cpu_us: dict[str, float]  # per process: CPU microseconds per completed query
+    cpu_us: dict[str, tuple[float, float]]  # per process: user, system µs per completed query
 
 
 def dnsperf(
@@ -241,7 +241,13 @@ def dnsperf(
         float(_find(r"Average Latency \(s\):\s+([\d.]+)", out)) * 1000,
         _percentile(latencies, 0.50) * 1000,
         _percentile(latencies, 0.99) * 1000,
-        {name: (after[name] - before[name]) / max(completed, 1) * 1e6 for name in watched},
+        {
+            name: tuple(  # type: ignore[misc]
+                (spent - start) / max(completed, 1) * 1e6
+                for spent, start in zip(after[name], before[name], strict=True)
+            )
+            for name in watched
+        },
     )
 
 
@@ -259,7 +265,10 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 def report(run: Run) -> None:
-    cpu = ", ".join(f"{name} {value:.0f} µs" for name, value in run.cpu_us.items())
+    cpu = ", ".join(
+        f"{name} {user + system:.0f} µs (user {user:.0f})"
+        for name, (user, system) in run.cpu_us.items()
+    )
     print(
         f"{run.label:>7}: {run.qps:8.0f} qps  completed {run.completed} lost {run.lost}  "
         f"avg {run.average_ms:.2f} ms p50 {run.p50_ms:.2f} ms p99 {run.p99_ms:.2f} ms  "
