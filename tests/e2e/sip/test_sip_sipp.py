@@ -1,16 +1,19 @@
 """SIPp against the SIP agent and a real engine: redirect with the routes as Contacts (UDP and
 TCP), 402/403/480 rejects, the 302 retransmitted until the ACK, a resent INVITE answered the
-same, OPTIONS 200 and an unknown method 405."""
+same, OPTIONS 200, an unknown method 405, malformed datagrams, the engine down (503) and the
+shipped demo plan's least-cost carriers."""
 
 from __future__ import annotations
 
 import re
 import socket
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from core.config import REPO_ROOT
 from tests.e2e.sip.conftest import (
     SCENARIOS,
     SipAgentProcess,
@@ -19,7 +22,7 @@ from tests.e2e.sip.conftest import (
     start_sip_agent,
     stop_sip_agent,
 )
-from tests.integration.engine_process import free_port
+from tests.integration.engine_process import EngineProcess, free_port
 
 _TRACE = re.compile(
     r"-{20,} (\S+ \S+)\n(?:UDP|TCP) message (sent|received) [^\n]*\n\s*(.*?)(?=\n-{20,}|\Z)",
@@ -195,3 +198,37 @@ def test_engine_down_503(sipp: str, tmp_path: Path) -> None:
         assert header_values(answer, "Retry-After") == ["5"]
     finally:
         assert stop_sip_agent(down) == 0, down.log_text()
+
+
+def test_demo_plan_least_cost_carriers(sipp: str, tmp_path: Path) -> None:
+    """The shipped demo plan (config/tariffplans/demo, ROUTE_LCR over three carriers) with the
+    default templates switched to *postpaid (the demo has no accounts): the carriers in cost
+    order, their SIP hosts as Contacts."""
+    (tmp_path / "engine").mkdir()
+    engine = EngineProcess(tmp_path / "engine").start()
+    try:
+        reply = engine.call(
+            "APIerSv1.LoadTariffPlanFromFolder",
+            {"FolderPath": str(REPO_ROOT / "config" / "tariffplans" / "demo")},
+        )
+        assert reply["result"] == "OK", reply
+        templates = tmp_path / "templates"
+        templates.mkdir()
+        default = (REPO_ROOT / "templates" / "sip" / "redirect.yaml").read_text()
+        assert '"*prepaid"' in default
+        (templates / "redirect.yaml").write_text(default.replace('"*prepaid"', '"*postpaid"'))
+        agent = start_sip_agent(engine, tmp_path / "agent", templates=str(templates))
+        try:
+            run = run_sipp(sipp, "redirect.xml", agent.port, tmp_path / "sipp",
+                           caller="1001", callee="4915112345678")  # fmt: skip
+            passed(run)
+        finally:
+            assert stop_sip_agent(agent) == 0, agent.log_text()
+    finally:
+        assert engine.stop() == 0, engine.log_text()
+    contacts = header_values(final(received(run))[0], "Contact")
+    hosts = [re.search(r"@([^>;]+)", c).group(1) for c in contacts]  # type: ignore[union-attr]
+    assert hosts == ["sip.carrier-b.example", "sip.carrier-c.example", "sip.carrier-a.example"]
+    costs = [Decimal(re.search(r";cost=([0-9.]+)", c).group(1)) for c in contacts]  # type: ignore[union-attr]
+    assert costs == sorted(costs)
+    assert all(c.endswith(";maxusage=10800") for c in contacts)  # the 3 h asked, postpaid
