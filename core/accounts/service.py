@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Final, Protocol, TypeVar
 
 from core.rating import Rater
-from core.storage import DataDB
+from core.storage import DataDB, Write
 from core.tariffplan.models import Timing
 from core.types import MICROSECOND, ZERO
 
@@ -126,10 +126,12 @@ class AccountService:
         *,
         create: bool = False,
         check_triggers: bool = True,
+        also: Callable[[T], Iterable[Write]] | None = None,
     ) -> T:
         """Runs ``change`` on a copy of the account under its lock, checks the triggers, writes
         the result through, then makes it live. Missing account: ACCOUNT_NOT_FOUND unless
-        ``create``."""
+        ``create``. ``also`` gives, from the change's result, other DataDB writes that commit
+        in the same transaction as the account (all or none)."""
         key = f"{tenant}:{account_id}"
         async with self.lock(tenant, account_id):
             live = await self._load(key)
@@ -139,21 +141,28 @@ class AccountService:
             result = await change(account)
             if check_triggers and not account.removed:
                 await self.run_triggers(account)
-            await self._store(account)
+            await self._store(account, () if also is None else also(result))
             return result
 
     async def update_locked(self, account: Account) -> None:
         """Writes an account changed by a caller already holding its lock (triggers, actions)."""
         await self._store(account)
 
-    async def _store(self, account: Account) -> None:
+    async def _store(self, account: Account, also: Iterable[Write] = ()) -> None:
         key = account.key
+        others = list(also)
         if account.removed:
-            await self._datadb.remove(KIND_ACCOUNTS, key)
+            if others:
+                await self._datadb.apply([Write(KIND_ACCOUNTS, key, None), *others])
+            else:
+                await self._datadb.remove(KIND_ACCOUNTS, key)
             self._cache.pop(key, None)
             return
         account.update_time = self.clock()
-        await self._datadb.set(KIND_ACCOUNTS, key, account.to_doc())
+        if others:
+            await self._datadb.apply([Write(KIND_ACCOUNTS, key, account.to_doc()), *others])
+        else:
+            await self._datadb.set(KIND_ACCOUNTS, key, account.to_doc())
         self._cache[key] = account
 
     async def set_account(
@@ -190,10 +199,13 @@ class AccountService:
         allow_negative: bool | None = None,
         charge_connect_fee: bool = True,
         idempotency_key: str = "",
+        also: Callable[[DebitResult], Iterable[Write]] | None = None,
     ) -> DebitResult:
         """Charges ``event`` to its account. ``allow_negative`` None = the account's flag (True is
-        CGRateS's default !DenyNegativeAccount for postpaid). Raises AccountError
-        ACCOUNT_NOT_FOUND / ACCOUNT_DISABLED, RatingError when the event cannot be rated."""
+        CGRateS's default !DenyNegativeAccount for postpaid). ``also``: DataDB writes made from
+        the result that commit with the balances (a session's backup recording this debit).
+        Raises AccountError ACCOUNT_NOT_FOUND / ACCOUNT_DISABLED, RatingError when the event
+        cannot be rated."""
         rater = self._rater()
 
         async def change(account: Account) -> DebitResult:
@@ -217,7 +229,7 @@ class AccountService:
                 account.remember_charge(idempotency_key, result.cost)
             return result
 
-        result = await self.update(event.tenant, event.account, change)
+        result = await self.update(event.tenant, event.account, change, also=also)
         result.account = None  # the live account changes on: callers read it with get()
         return result
 

@@ -3,8 +3,9 @@
 Without it, a ``*prepaid`` call debited at initiate and terminated after a restart would find no
 session and be charged whole a second time. Each session's money state — what each run was
 charged, used and paid, debit by debit, so unused increments can still be refunded — is written
-to DataDB whenever it changes (group-committed with the balance writes) and removed when the
-session ends.
+to DataDB in the same transaction as each debit's balances (so a crash never keeps a debit
+the backup does not know of), or on its own when an update changes only the usage, and
+removed when the session ends.
 """
 
 from __future__ import annotations
@@ -45,26 +46,38 @@ def _charge(doc: list[Any]) -> Charge:
     )  # fmt: skip
 
 
-def session_doc(session: Session) -> dict[str, Any]:
+def _debit_doc(debit: DebitResult) -> dict[str, Any]:
+    return {
+        "Usage": debit.usage,
+        "Cost": money_str(debit.cost),
+        "Charges": [_charge_doc(charge) for charge in debit.charges],
+    }
+
+
+def _run_doc(run: Run, pending: DebitResult | None) -> dict[str, Any]:
+    charged, money, debits = run.charged, run.money, [_debit_doc(d) for d in run.debits]
+    if pending is not None:  # as the run will be once this debit is recorded
+        charged += pending.usage
+        money += pending.cost
+        debits.append(_debit_doc(pending))
+    return {
+        "Fields": dict(run.event.fields),
+        "Charged": charged,
+        "Used": run.used,
+        "Money": money_str(money),
+        "Debits": debits,
+    }
+
+
+def session_doc(session: Session, pending: tuple[Run, DebitResult] | None = None) -> dict[str, Any]:
+    """The backup document; ``pending`` adds a debit not yet recorded in its run (the document
+    commits with that debit's balances)."""
     return {
         "Event": session.event.to_wire(),
         "Started": format_time(session.started),
         "DebitInterval": session.debit_interval,
         "Runs": [
-            {
-                "Fields": dict(run.event.fields),
-                "Charged": run.charged,
-                "Used": run.used,
-                "Money": money_str(run.money),
-                "Debits": [
-                    {
-                        "Usage": debit.usage,
-                        "Cost": money_str(debit.cost),
-                        "Charges": [_charge_doc(charge) for charge in debit.charges],
-                    }
-                    for debit in run.debits
-                ],
-            }
+            _run_doc(run, pending[1] if pending is not None and pending[0] is run else None)
             for run in session.runs
         ],
     }
@@ -103,6 +116,12 @@ class SessionBackup:
 
     async def save(self, session: Session) -> None:
         await self._datadb.set(KIND_SESSIONS, session.cgrid, session_doc(session))
+
+    @staticmethod
+    def write(session: Session, pending: tuple[Run, DebitResult] | None = None) -> Write:
+        """The storage write of the session's state (with ``pending``, see
+        :func:`session_doc`), to commit with the balances of that debit."""
+        return Write(KIND_SESSIONS, session.cgrid, session_doc(session, pending))
 
     async def remove(self, cgrid: str) -> None:
         await self._datadb.remove(KIND_SESSIONS, cgrid)

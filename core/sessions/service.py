@@ -197,21 +197,28 @@ class SessionService:
         """Extends every *prepaid run's reservation to ``used + requested``; returns MaxUsage
         (the least any run can still use from its confirmed usage)."""
         max_usage = requested
+        debited = False
         for run in session.runs:
             if run.request_type != PREPAID:
                 continue
             target = run.used + requested
             if target > run.charged:
-                await self._debit(run, target - run.charged, allow_negative=None)
+                await self._debit(session, run, target - run.charged, allow_negative=None)
+                debited = True
             max_usage = min(max_usage, max(0, run.charged - run.used))
-        if self._backup is not None and self._has_prepaid(session):
-            await self._backup.save(session)  # durable with the debits it records
+        if self._backup is not None and not debited and self._has_prepaid(session):
+            await self._backup.save(session)  # the usage confirmed changed, no debit carried it
         return max_usage
 
-    async def _debit(self, run: Run, usage: int, *, allow_negative: bool | None) -> int:
+    async def _debit(
+        self, session: Session, run: Run, usage: int, *, allow_negative: bool | None
+    ) -> int:
         event = run.event.debit_event(usage, self._clock(), elapsed=run.charged)
+        backup = self._backup
+        # The session's backup, this debit included, commits with the debit's balances.
+        also = None if backup is None else lambda result: [backup.write(session, (run, result))]
         try:
-            result = await self._accounts.debit(event, allow_negative=allow_negative)
+            result = await self._accounts.debit(event, allow_negative=allow_negative, also=also)
         except (AccountError, RatingError) as exc:
             raise rals_error(exc) from None
         run.debits.append(result)
@@ -291,7 +298,7 @@ class SessionService:
                 continue
             if run.used > run.charged:
                 # The call happened: charge it whole, past the credit if need be.
-                await self._debit(run, run.used - run.charged, allow_negative=True)
+                await self._debit(session, run, run.used - run.charged, allow_negative=True)
             elif run.used < run.charged:
                 await self._refund(run, run.charged - run.used)
             rated = self._rater().get_cost(run.event.cost_query(run.used, now))

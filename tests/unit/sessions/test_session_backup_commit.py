@@ -1,0 +1,108 @@
+"""The session backup commits in the same transaction as the debit it records (SQLite engine,
+in-process): one commit per update, and a debit whose commit fails leaves neither balances nor
+backup changed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.accounts.models import MONETARY, Account
+from core.charging import cgrid
+from core.config import load_config
+from core.engine import Engine
+from core.rpc import CallContext, RpcError
+from core.sessions.backup import KIND_SESSIONS
+from core.storage import SqliteDataDB, StorageError
+
+FAST_PLAN = Path(__file__).parent / "fast_plan"  # 0.01 per 100 ms, in 100 ms increments
+TENANT = "cgrates.org"
+ORIGIN = "backup-1"
+SECOND_NS = 1_000_000_000
+CONTEXT = CallContext("test", "inproc")
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    config = load_config()
+    config = replace(
+        config,
+        storage=replace(config.storage, type="sqlite", data_dir=tmp_path),
+        engine=replace(config.engine, rpc_json_listen=None, http_listen=None),
+        tariffplans=replace(config.tariffplans, load_on_start=(FAST_PLAN,)),
+    )
+    started = Engine(config)
+    await started.start()
+    await call(started, "APIerSv1.SetBalance", {
+        "Tenant": TENANT, "Account": "alice", "BalanceType": "*monetary", "Value": "10",
+        "Balance": {"ID": "money"}})  # fmt: skip
+    yield started
+    await started.stop()
+
+
+async def call(engine: Engine, method: str, params: dict[str, Any]) -> Any:
+    return await engine.registry.call(method, params, CONTEXT)
+
+
+def event(usage: str, **extra: str) -> dict[str, Any]:
+    return {"Account": "alice", "Destination": "5551234", "OriginID": ORIGIN,
+            "OriginHost": "agent-1", "RequestType": "*prepaid",
+            "AnswerTime": "2025-01-01T10:00:00Z", "Usage": usage, **extra}  # fmt: skip
+
+
+async def stored_money(engine: Engine) -> Decimal:
+    doc = await engine.datadb.get("accounts", f"{TENANT}:alice")
+    assert doc is not None
+    return sum((b.value for b in Account.from_doc(doc).balance_map[MONETARY]), Decimal(0))
+
+
+async def backup_of(engine: Engine) -> dict[str, Any] | None:
+    doc: dict[str, Any] | None = await engine.datadb.get(KIND_SESSIONS, cgrid(ORIGIN, "agent-1"))
+    return doc
+
+
+async def test_each_debit_commits_once_with_its_backup(engine: Engine) -> None:
+    datadb = engine.datadb
+    assert isinstance(datadb, SqliteDataDB)
+    await call(engine, "SessionSv1.InitiateSession", {"InitSession": True, "Event": event("10s")})
+    backup = await backup_of(engine)
+    assert backup is not None and backup["Runs"][0]["Charged"] == 10 * SECOND_NS
+    assert await stored_money(engine) == Decimal("9")
+
+    commits = datadb.commits
+    await call(engine, "SessionSv1.UpdateSession",
+               {"UpdateSession": True, "Event": event("10s", LastUsed="10s")})  # fmt: skip
+    assert datadb.commits == commits + 1  # balances and backup in one transaction
+    backup = await backup_of(engine)
+    assert backup is not None
+    run = backup["Runs"][0]
+    assert (run["Charged"], run["Used"], Decimal(run["Money"])) == (
+        20 * SECOND_NS, 10 * SECOND_NS, Decimal("2"))  # fmt: skip
+    assert [debit["Usage"] for debit in run["Debits"]] == [10 * SECOND_NS] * 2
+    assert await stored_money(engine) == Decimal("8")
+
+
+async def test_a_failed_debit_commit_changes_neither_balance_nor_backup(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await call(engine, "SessionSv1.InitiateSession", {"InitSession": True, "Event": event("10s")})
+    before = await backup_of(engine)
+
+    async def failing_apply(mutations: Any) -> None:
+        raise StorageError("disk gone")
+
+    monkeypatch.setattr(engine.datadb, "apply", failing_apply)
+    with pytest.raises((RpcError, StorageError)):
+        await call(engine, "SessionSv1.UpdateSession",
+                   {"UpdateSession": True, "Event": event("10s", LastUsed="10s")})  # fmt: skip
+    monkeypatch.undo()
+    assert await backup_of(engine) == before
+    assert await stored_money(engine) == Decimal("9")
+    reply = await call(engine, "APIerSv2.GetAccount", {"Tenant": TENANT, "Account": "alice"})
+    live = sum(Decimal(str(b["Value"])) for b in reply["BalanceMap"]["*monetary"])
+    assert live == Decimal("9")  # the cached account did not move either
