@@ -65,6 +65,7 @@ MISSED_WATCHDOGS_BEFORE_CLOSE: Final = 3
 DISCONNECT_CAUSE_REBOOTING: Final = 0
 DISCONNECT_CAUSE_DO_NOT_WANT_TO_TALK: Final = 2
 INBAND_SECURITY_NO: Final = 0
+DRAIN_ABOVE: Final = 16 * 1024  # bytes buffered for a peer beyond which an answer waits
 
 Handler = Callable[[DiameterMessage, "Peer"], Awaitable[DiameterMessage | None]]
 
@@ -391,8 +392,11 @@ class Peer:
             data = codec.encode(failed)
         if data is not None and not self.writer.is_closing():
             self.writer.write(data)
-            with contextlib.suppress(ConnectionError):
-                await self.writer.drain()
+            # drain() is two coroutine calls per answer; it only waits once the buffer passed
+            # the transport's high-water mark, so it is called only then.
+            if self.writer.transport.get_write_buffer_size() >= DRAIN_ABOVE:
+                with contextlib.suppress(ConnectionError):
+                    await self.writer.drain()
 
     def _on_answer(self, answer: DiameterMessage) -> None:
         if answer.code == CMD_DEVICE_WATCHDOG:

@@ -22,6 +22,7 @@ CONVERTERS_START: Final = "{*"
 CONVERTERS_END: Final = "}"
 CONVERTER_SEP: Final = "&"
 SEARCH_REPLACE: Final = ":s/"
+SEARCH_REPLACE_MEMO_MAX: Final = 1024  # results remembered per s/// rule
 _GO_GROUP: Final = re.compile(r"\$(?:\{(\w+)\}|(\w+)|(\$))")
 
 
@@ -37,14 +38,28 @@ class SearchReplace:
 
     pattern: re.Pattern[str]
     parts: tuple[TemplatePart, ...]
+    # Results by input text: the same few values come back request after request ("60" ->
+    # "60s"), and a regex search costs ~10x a dict probe. Bounded: cleared when full.
+    memo: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def apply(self, text: str) -> str:
+        found = self.memo.get(text)
+        if found is not None:
+            return found
         match = self.pattern.search(text)
         if match is None:
-            return text
-        return "".join(
-            [(match.group(part) or "") if is_group else str(part) for is_group, part in self.parts]
-        )
+            result = text
+        else:
+            result = "".join(
+                [
+                    (match.group(part) or "") if is_group else str(part)
+                    for is_group, part in self.parts
+                ]
+            )
+        if len(self.memo) >= SEARCH_REPLACE_MEMO_MAX:
+            self.memo.clear()
+        self.memo[text] = result
+        return result
 
 
 def parse_search_replace(rule: str) -> SearchReplace:
