@@ -762,16 +762,20 @@ def _rtype(hdr: Mapping[str, list[Any]], node: Mapping[str, list[Any]], question
 
 
 def _rdata(rtype: int, node: Mapping[str, list[Any]]) -> bytes:
-    if rtype == TYPE_NAPTR:
-        return (
-            _NAPTR_HEAD.pack(
-                _int(_first(node, "Order"), "Order", 0xFFFF, 0),
-                _int(_first(node, "Preference"), "Preference", 0xFFFF, 0),
+    if rtype == TYPE_NAPTR:  # the hot one: every ENUM answer
+        get = node.get
+        order, preference, replacement = get("Order"), get("Preference"), get("Replacement")
+        return b"".join(
+            (
+                _NAPTR_HEAD.pack(
+                    _int(order[-1] if order else None, "Order", 0xFFFF, 0),
+                    _int(preference[-1] if preference else None, "Preference", 0xFFFF, 0),
+                ),
+                _character_string(_text(node, "Flags")),
+                _character_string(_text(node, "Service")),
+                _character_string(_text(node, "Regexp")),
+                encode_name(str(replacement[-1]) if replacement else "."),
             )
-            + _character_string(_text(node, "Flags"))
-            + _character_string(_text(node, "Service"))
-            + _character_string(_text(node, "Regexp"))
-            + encode_name(_text(node, "Replacement") or ".")
         )
     if rtype == TYPE_SRV:
         return _SRV_HEAD.pack(
@@ -799,9 +803,13 @@ def _address(family: int, text: str) -> bytes:
 
 def _character_string(text: str) -> bytes:
     raw = text.encode("utf-8")
-    if len(raw) > MAX_CHARACTER_STRING:
+    size = len(raw)
+    if size > MAX_CHARACTER_STRING:
         raise DnsEncodeError(f"{text[:40]!r}... longer than 255 octets")
-    return bytes((len(raw),)) + raw
+    return _LENGTH_OCTETS[size] + raw
+
+
+_LENGTH_OCTETS: Final = tuple(bytes((size,)) for size in range(MAX_CHARACTER_STRING + 1))
 
 
 def _txt_strings(text: str) -> bytes:
@@ -866,7 +874,7 @@ def _int(value: Any, what: str, maximum: int, default: int | None = None) -> int
             raise DnsEncodeError(f"{what} has no value")
         return default
     try:
-        number = int(str(value).strip())
+        number = int(value if type(value) is str else str(value))  # int() strips blanks
     except ValueError:
         raise DnsEncodeError(f"{what} {value!r} is not an integer") from None
     if not 0 <= number <= maximum:
