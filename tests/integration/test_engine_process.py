@@ -276,3 +276,30 @@ def test_tp_load_command_loads_through_the_running_engine(engine: EngineProcess)
     )  # fmt: skip
     # Wednesday 10:00 is peak: 0.05 connect + 0.02 first minute + 30 x 0.015/60 per second.
     assert Decimal(str(cost["result"]["Cost"])) == Decimal("0.0775")
+
+
+def test_demo_plan_alone_authorizes_its_accounts_with_least_cost_carriers(tmp_path: Path) -> None:
+    """What `scripts/run` serves: the demo accounts start with 10 of credit, so a prepaid call
+    from 1001 is authorized, with the demo's three carriers cheapest first."""
+    engine = EngineProcess(tmp_path).start()
+    try:
+        demo = str(REPO / "config/tariffplans/demo")
+        loaded = engine.call("APIerSv1.LoadTariffPlanFromFolder", {"FolderPath": demo})
+        assert loaded["error"] is None, loaded
+        authorized = engine.call(
+            "SessionSv1.AuthorizeEvent",
+            {"GetMaxUsage": True, "GetRoutes": True, "Tenant": "cgrates.org", "ID": "demo-auth",
+             "Event": {"Account": "1001", "Subject": "1001", "Destination": "4930555",
+                       "RequestType": "*prepaid", "AnswerTime": "2025-03-05T10:00:00Z",
+                       "Usage": 3_600_000_000_000}},
+        )  # fmt: skip
+        assert authorized["error"] is None, authorized
+        assert authorized["result"]["MaxUsage"] == 3_600_000_000_000
+        routes = authorized["result"]["Routes"][0]["Routes"]
+        assert {route["RouteID"] for route in routes} == {"carrier_a", "carrier_b", "carrier_c"}
+        costs = [Decimal(str(route["SortingData"]["Cost"])) for route in routes]
+        assert costs == sorted(costs), routes
+        balance = engine.call("APIerSv2.GetAccount", {"Tenant": "cgrates.org", "Account": "1003"})
+        assert Decimal(str(balance["result"]["BalanceMap"]["*monetary"][0]["Value"])) == 10
+    finally:
+        assert engine.stop() == 0, engine.log_text()
