@@ -139,15 +139,11 @@ class DnsServer:
         try:
             message = codec.decode(data)
         except DnsDecodeError as exc:
-            header = exc.header
-            if header is None or header[2] & 0x80:  # unreadable, or a response: never answer
-                self.counters[DROPPED] += 1
-                log.debug("dns: dropped %d bytes from %s: %s", len(data), peer[0], exc)
-                return False
-            self.counters[FORMERR_SENT] += 1
-            log.info("dns: FORMERR to %s:%d: %s", peer[0], peer[1], exc)
-            send(self._framed(codec.error_reply(header, codec.FORMERR), transport))
-            return True
+            return self._undecodable(data, peer, transport, send, exc)
+        except Exception:  # a bug in the decoder must not kill the listener
+            log.exception("dns: unexpected error decoding %d bytes from %s", len(data), peer[0])
+            self.counters[DROPPED] += 1
+            return False
         if message.is_response:
             self.counters[DROPPED] += 1
             return False
@@ -162,6 +158,25 @@ class DnsServer:
         if pending is not None:
             pending.add(task)
             task.add_done_callback(pending.discard)
+        return True
+
+    def _undecodable(
+        self,
+        data: bytes,
+        peer: tuple[str, int],
+        transport: str,
+        send: Send,
+        exc: DnsDecodeError,
+    ) -> bool:
+        """FORMERR when the header could be read (and is no response), else dropped."""
+        header = exc.header
+        if header is None or header[2] & 0x80:  # unreadable, or a response: never answer
+            self.counters[DROPPED] += 1
+            log.debug("dns: dropped %d bytes from %s: %s", len(data), peer[0], exc)
+            return False
+        self.counters[FORMERR_SENT] += 1
+        log.info("dns: FORMERR to %s:%d: %s", peer[0], peer[1], exc)
+        send(self._framed(codec.error_reply(header, codec.FORMERR), transport))
         return True
 
     async def _handle(

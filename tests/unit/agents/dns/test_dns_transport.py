@@ -12,6 +12,8 @@ from typing import Any
 
 import dnslib  # type: ignore[import-untyped]
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agents.dns import codec
 from agents.dns.codec import DnsMessage, DnsReply, Record
@@ -195,3 +197,28 @@ async def test_failing_handler_is_servfail(served: tuple[DnsServer, Script]) -> 
     data = await exchange(server.port, make_query("boom.example."))
     assert data is not None and dnslib.DNSRecord.parse(data).header.rcode == codec.SERVFAIL
     assert server.counters["handler_failed"] == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.booleans())
+def test_any_bytes_get_a_well_formed_answer_or_none(data: bytes, valid_header: bool) -> None:
+    """Whatever arrives, ``received`` never raises, and what it sends back is a DNS response
+    (framed over TCP) with the query's ID."""
+    if valid_header:
+        data = struct.pack("!HHHHHH", 0x0A0B, 0x0100, 1, 0, 0, 0) + data
+
+    async def run() -> list[tuple[str, bytes]]:
+        server = DnsServer(Script(), host="127.0.0.1", port=0)
+        sent: list[tuple[str, bytes]] = []
+        for kind in ("udp", "tcp"):
+            server.received(data, ("127.0.0.1", 1), kind, lambda out, k=kind: sent.append((k, out)))
+        while server._tasks:
+            await asyncio.wait(set(server._tasks))
+        return sent
+
+    for kind, out in asyncio.run(run()):
+        body = out[2:] if kind == "tcp" else out
+        if kind == "tcp":
+            assert int.from_bytes(out[:2], "big") == len(body)
+        answer = codec.decode(body)
+        assert answer.is_response and answer.id == int.from_bytes(data[:2], "big")
