@@ -104,6 +104,9 @@ _UNIT_NS: Final = {
 _INTEGER: Final = re.compile(r"[+-]?[0-9]+")
 _SIMPLE_DURATION: Final = re.compile(r"([0-9]+)(ns|us|ms|s|m|h)")  # "120s": the common case
 _UNIT_INT: Final = {unit: int(size) for unit, size in _UNIT_NS.items()}
+_CLOCK_DURATION: Final = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
+# One-letter units: "<digits>s" is what most clients send; read it without a regex.
+_LETTER_UNIT_INT: Final = {"s": SECOND, "m": MINUTE, "h": HOUR}
 
 
 def parse_duration(value: Any) -> int:
@@ -113,6 +116,21 @@ def parse_duration(value: Any) -> int:
     unitless integer strings, which are nanoseconds (unit counts for ``*sms``/``*data``).
     ``""`` is zero.
     """
+    if type(value) is str:
+        unit = _LETTER_UNIT_INT.get(value[-1:])
+        if unit is not None:
+            digits = value[:-1]
+            # isdigit() alone also accepts non-ASCII digits, which Go does not.
+            if digits.isdigit() and digits.isascii():
+                return int(digits) * unit
+            clock = _CLOCK_DURATION.fullmatch(value)  # "2m10s", "1h0m0s" (Go's own format)
+            if clock is not None:
+                hours, minutes, seconds = clock.groups("0")
+                return int(hours) * HOUR + int(minutes) * MINUTE + int(seconds) * SECOND
+        elif value.isdigit() and value.isascii():
+            return int(value)  # unitless: nanoseconds, or units for *sms
+    elif type(value) is int:
+        return value
     if isinstance(value, bool):
         raise InvalidValue(f"not a duration: {value!r}")
     if isinstance(value, int):
@@ -198,6 +216,14 @@ def parse_time(value: Any, timezone: Any = UTC, now: datetime | None = None) -> 
     RFC 3339 (with or without zone; naive times take ``timezone``), Unix seconds (int or digit
     string), ``*now``, ``+<duration>`` relative to now, and the common SQL-like layouts.
     """
+    if type(value) is str and value[10:11] == "T":
+        # RFC 3339, what clients send: the general path below ends in the same fromisoformat.
+        try:
+            parsed = _from_iso(value)
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone)
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone)
     if isinstance(value, bool):
@@ -219,6 +245,9 @@ def parse_time(value: Any, timezone: Any = UTC, now: datetime | None = None) -> 
     if parsed is None:
         raise InvalidValue(f"not a time: {value!r}")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone)
+
+
+_from_iso: Final = datetime.fromisoformat
 
 
 def _parse_layouts(text: str) -> datetime | None:
@@ -266,12 +295,12 @@ def _json_default(value: Any) -> Any:
 
 
 # Go marshals UTC as "Z"; CGRateS clients compare those strings.
-_DUMPS_OPTIONS: Final = orjson.OPT_UTC_Z
+JSON_OPTIONS: Final = orjson.OPT_UTC_Z
 
 
 def dumps(value: Any) -> bytes:
     """JSON-encodes with Decimal as an exact JSON number (never through float)."""
-    return orjson.dumps(value, default=_json_default, option=_DUMPS_OPTIONS)
+    return orjson.dumps(value, default=_json_default, option=JSON_OPTIONS)
 
 
 loads = orjson.loads

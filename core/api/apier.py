@@ -16,7 +16,7 @@ from core.api._params import (
     server_error,
     text,
 )
-from core.rating import CostQuery, RatingError
+from core.rating import RatingError
 from core.rpc import TRANSPORT_INTERNAL, CallContext, MethodRegistry, RpcError
 from core.tariffplan import (
     KIND_DESTINATION_RATES,
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from core.engine import Engine
 
 TPID: Final = "TPid"
+NOW: Final = "*now"
 
 # Staging method families: the method-name stem, the kind, and how the id is read from a Get call.
 _STAGED: Final = (
@@ -72,33 +73,57 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
     default_zone = zone(general.default_timezone)
 
     # ------------------------------------------------------------------------------ rating
+    default_tenant = general.default_tenant
+    default_category = general.default_category
+
     def get_cost(params: Any, ctx: CallContext) -> Any:
-        # Hot path: orjson hands us plain dicts, so read them directly and validate only the
-        # fields that are present and not strings.
-        args = params if type(params) is dict else as_object(params)
-        subject: str = args.get("Subject") or ""
-        destination: str = args.get("Destination") or ""
-        if not subject or not destination:
-            require(args, "Subject", "Destination")
-        tenant: str = args.get("Tenant") or general.default_tenant
-        category: str = args.get("Category") or general.default_category
-        if not all(type(v) is str for v in (subject, destination, tenant, category)):
-            for name in ("Subject", "Destination", "Tenant", "Category"):
-                text(args, name)
+        # Hot path: orjson hands us plain dicts of strings; anything else takes the checked
+        # reading in get_cost_args, which gives the same values or the CGRateS error.
+        if type(params) is dict:
+            subject = params.get("Subject")
+            destination = params.get("Destination")
+            tenant = params.get("Tenant") or default_tenant
+            category = params.get("Category") or default_category
+            if not (
+                type(subject) is str
+                and type(destination) is str
+                and type(tenant) is str
+                and type(category) is str
+                and subject
+                and destination
+            ):
+                subject, destination, tenant, category = get_cost_args(params)
+        else:
+            params = as_object(params)
+            subject, destination, tenant, category = get_cost_args(params)
         try:
-            answer_time = parse_time(args.get("AnswerTime") or "*now", default_zone)
-            usage = parse_duration(args.get("Usage") or 0)
+            answer_time = parse_time(params.get("AnswerTime") or NOW, default_zone)
+            usage = parse_duration(params.get("Usage") or 0)
         except InvalidValue as exc:
             raise server_error(exc) from None
-        # tor "": APIerSv1.GetCost rates as *voice without naming a ToR
-        query = CostQuery(tenant, category, subject, destination, answer_time, usage, tor="")
+        rater = engine.rating.rater
         try:
-            call_cost = engine.rating.rater.get_cost(query)
+            if ctx.transport != TRANSPORT_INTERNAL:  # pre-encoded for the JSON writer
+                return rater.event_cost_wire(
+                    tenant, category, subject, destination, answer_time, usage
+                )
+            # tor "": APIerSv1.GetCost rates as *voice without naming a ToR
+            call_cost = rater.cost_of(
+                tenant, category, subject, destination, answer_time, usage, ""
+            )
         except RatingError as exc:
             raise RpcError(exc.server_error) from None
-        if ctx.transport == TRANSPORT_INTERNAL:
-            return call_cost.to_event_cost()  # plain objects for in-process callers
-        return call_cost.to_event_cost_wire()  # nested parts pre-encoded for the JSON writer
+        return call_cost.to_event_cost()  # plain objects for in-process callers
+
+    def get_cost_args(args: Mapping[str, Any]) -> tuple[str, str, str, str]:
+        """Subject, Destination, Tenant and Category, checked (CGRateS's errors)."""
+        require(args, "Subject", "Destination")
+        return (
+            text(args, "Subject"),
+            text(args, "Destination"),
+            text(args, "Tenant", default_tenant),
+            text(args, "Category", default_category),
+        )
 
     # ------------------------------------------------------------------------------ loads
     async def load_from_folder(params: Any, ctx: CallContext) -> str:

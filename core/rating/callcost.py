@@ -8,6 +8,7 @@ debits (CGRateS debits per increment: unit balances by usage, monetary balances 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,11 +18,20 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from core.tariffplan.models import RateSlot
-from core.types import MICROSECOND, ZERO, dumps
+from core.types import JSON_OPTIONS, MICROSECOND, ZERO, dumps
 
 from .plan_index import IncrementGroup, RateInterval, RatingMatch, short_id
 
-__all__ = ["GO_ZERO_TIME", "CallCost", "IncrementGroup", "TimeSpan"]
+__all__ = [
+    "GO_ZERO_TIME",
+    "WIRE_HEAD",
+    "CallCost",
+    "IncrementGroup",
+    "TimeSpan",
+    "dump_time",
+    "single_match_filters_wire",
+    "split_wire",
+]
 
 # Go's zero time.Time: the EventCost StartTime when nothing was rated.
 GO_ZERO_TIME: Final = datetime(1, 1, 1, tzinfo=UTC)
@@ -227,34 +237,62 @@ class CallCost(NamedTuple):
             "Timings": body.timings,
         }
 
-    def to_event_cost_wire(self, cgrid: str = "", run_id: str = "") -> dict[str, Any]:
-        """``to_event_cost()`` for the JSON layer only: the nested parts come pre-encoded as
-        ``orjson.Fragment`` (encoded once per equal timespans and cached), so
-        ``core.types.dumps`` writes the very same bytes without walking them again."""
+    def to_event_cost_wire(self, cgrid: str = "", run_id: str = "") -> Any:
+        """``to_event_cost()`` for the JSON layer only: an ``orjson.Fragment`` holding the very
+        bytes ``core.types.dumps(self.to_event_cost(...))`` writes. Everything after StartTime
+        depends on the timespans, usage and cost only, so it is encoded once per equal
+        timespans and cached; a reply joins three byte strings."""
         spans = self.timespans
         if not spans:
             return self.to_event_cost(cgrid, run_id)
-        encoded = _body_of(spans).encoded()
-        return {
-            "CGRID": cgrid,
-            "RunID": run_id,
-            "StartTime": self.start_time,
-            "Usage": self.rated_usage,
-            "Cost": self.unrounded_cost,
-            "Charges": encoded[0],
+        tail = _body_of(spans).wire_tail(self.rated_usage, self.unrounded_cost)
+        head = WIRE_HEAD if not cgrid and not run_id else _wire_head(cgrid, run_id)
+        return orjson.Fragment(b"".join((head, dump_time(self.start_time), tail)))
+
+
+def _wire_head(cgrid: str, run_id: str) -> bytes:
+    """The EventCost's bytes up to StartTime's value."""
+    return b'{"CGRID":%b,"RunID":%b,"StartTime":' % (dumps(cgrid), dumps(run_id))
+
+
+WIRE_HEAD: Final = _wire_head("", "")
+"""An EventCost with empty CGRID and RunID (GetCost's), encoded up to StartTime's value."""
+# core.types.dumps for a datetime (orjson encodes those itself), without the Python frame.
+dump_time: Final = functools.partial(orjson.dumps, option=JSON_OPTIONS)
+
+
+def split_wire(spans: tuple[TimeSpan, ...], usage: int, cost: Decimal) -> tuple[bytes, bytes]:
+    """The encoded EventCost after StartTime's value, cut around RatingFilters' value, for
+    timespans that all have one match: ``WIRE_HEAD``, the time, the first part, the match's
+    ``single_match_filters_wire`` and the second part make the whole EventCost."""
+    body = _body_of(spans)
+    before = dumps(
+        {
+            "Usage": usage,
+            "Cost": cost,
+            "Charges": body.charges,
             "AccountSummary": None,
-            "Rating": encoded[1],
-            "Accounting": _EMPTY_OBJECT,
-            "RatingFilters": encoded[2],
-            "Rates": encoded[3],
-            "Timings": encoded[4],
+            "Rating": body.rating,
+            "Accounting": {},
         }
+    )
+    after = dumps({"Rates": body.rates, "Timings": body.timings})
+    return b"," + before[1:-1] + b',"RatingFilters":', b"," + after[1:]
 
 
 class _Body:
     """The EventCost parts that depend on the timespans only, and their encoded forms."""
 
-    __slots__ = ("_encoded", "charges", "rates", "rating", "rating_filters", "spans", "timings")
+    __slots__ = (
+        "_tail",
+        "_tail_key",
+        "charges",
+        "rates",
+        "rating",
+        "rating_filters",
+        "spans",
+        "timings",
+    )
 
     def __init__(self, spans: tuple[TimeSpan, ...]) -> None:
         self.spans = spans  # held, so the id keying _BODIES cannot be reused while cached
@@ -263,26 +301,33 @@ class _Body:
         self.rating_filters: dict[str, Any] = {}
         self.rates: dict[str, Any] = {}
         self.timings: dict[str, Any] = {}
-        self._encoded: tuple[orjson.Fragment, ...] | None = None
+        self._tail = b""
+        self._tail_key: tuple[int, Decimal] | None = None
 
-    def encoded(self) -> tuple[orjson.Fragment, ...]:
-        if self._encoded is None:
-            self._encoded = tuple(
-                orjson.Fragment(dumps(part))
-                for part in (
-                    self.charges,
-                    self.rating,
-                    self.rating_filters,
-                    self.rates,
-                    self.timings,
-                )
+    def wire_tail(self, usage: int, cost: Decimal) -> bytes:
+        """The encoded EventCost from the end of StartTime's value to the closing brace."""
+        key = (usage, cost)
+        if self._tail_key != key:
+            whole = dumps(
+                {
+                    "Usage": usage,
+                    "Cost": cost,
+                    "Charges": self.charges,
+                    "AccountSummary": None,
+                    "Rating": self.rating,
+                    "Accounting": {},
+                    "RatingFilters": self.rating_filters,
+                    "Rates": self.rates,
+                    "Timings": self.timings,
+                }
             )
-        return self._encoded
+            self._tail = b"," + whole[1:]  # the members after StartTime, and the "}"
+            self._tail_key = key
+        return self._tail
 
 
 _BODY_CACHE_LIMIT: Final = 4096  # bounded: entries hold objects the GC walks
 _BODIES: dict[int, _Body] = {}
-_EMPTY_OBJECT: Final = orjson.Fragment(b"{}")
 
 
 def _body_of(spans: tuple[TimeSpan, ...]) -> _Body:
@@ -310,12 +355,7 @@ def _event_cost_body(spans: tuple[TimeSpan, ...]) -> _Body:
         filters_id = filters_ids.get(match)
         if filters_id is None:
             filters_id = filters_ids[match] = _filters_id(len(filters_ids))
-            body.rating_filters[filters_id] = {
-                "DestinationID": match.destination_id,
-                "DestinationPrefix": match.destination_prefix,
-                "RatingPlanID": match.rating_plan_id,
-                "Subject": match.subject,
-            }
+            body.rating_filters[filters_id] = _filters_entry(match)
         rating_id, rating = interval.charged_rating(filters_id)
         signature = (rating_id, span.increments)
         # The first charge carries the connect fee: it is never compressed with the next.
@@ -348,3 +388,17 @@ def _event_cost_body(spans: tuple[TimeSpan, ...]) -> _Body:
 @lru_cache(maxsize=64)
 def _filters_id(ordinal: int) -> str:
     return short_id("filters", ordinal)
+
+
+def _filters_entry(match: RatingMatch) -> dict[str, str]:
+    return {
+        "DestinationID": match.destination_id,
+        "DestinationPrefix": match.destination_prefix,
+        "RatingPlanID": match.rating_plan_id,
+        "Subject": match.subject,
+    }
+
+
+def single_match_filters_wire(match: RatingMatch) -> bytes:
+    """The encoded RatingFilters of an EventCost whose timespans all have ``match``."""
+    return dumps({_filters_id(0): _filters_entry(match)})

@@ -381,7 +381,17 @@ class Activation(NamedTuple):
     plan: PlanIndex
     fallback_keys: tuple[str, ...]  # rating profile keys, in the order CGRateS tries them
     # destination -> (match, rating) or None, for static plans (bounded by the rater)
-    matches: dict[str, tuple[RatingMatch, DestinationRating] | None]
+    matches: dict[str, MatchedRating | None]
+
+
+class MatchedRating(NamedTuple):
+    """A destination's match in a plan, its rating, and the match as an encoded EventCost
+    RatingFilters object (``{"<id>":{...}}``, the id of a call's first match): one interned
+    instance per match, shared by every call that gets it."""
+
+    match: RatingMatch
+    rating: DestinationRating
+    filters_wire: bytes
 
 
 class ProfileIndex:

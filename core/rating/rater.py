@@ -22,11 +22,14 @@ rateinterval.go):
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_right
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
+
+import orjson
 
 from core.tariffplan.models import (
     DEFAULT_CATEGORY,
@@ -37,9 +40,17 @@ from core.tariffplan.models import (
     Timing,
     rating_profile_key,
 )
-from core.types import HOUR, ZERO, InvalidValue
+from core.types import HOUR, MICROSECOND, ZERO, InvalidValue
 
-from .callcost import CallCost, IncrementGroup, TimeSpan
+from .callcost import (
+    WIRE_HEAD,
+    CallCost,
+    IncrementGroup,
+    TimeSpan,
+    dump_time,
+    single_match_filters_wire,
+    split_wire,
+)
 from .destinations import DestinationIndex
 from .errors import (
     ERR_MAX_USAGE_EXCEEDED,
@@ -50,6 +61,7 @@ from .errors import (
 from .plan_index import (
     Activation,
     DestinationRating,
+    MatchedRating,
     PlanIndex,
     ProfileIndex,
     RateInterval,
@@ -76,6 +88,15 @@ DEFAULT_MAX_COMPUTED_USAGE: Final[Mapping[str, int]] = {
 _MATCH_CACHE_LIMIT: Final = 65536  # destinations remembered per activation, matches interned
 _RATED_CACHE_LIMIT: Final = 8192  # (interval, usage) results; GC walks them, keep few
 _NO_BOUNDARY: Final = 1 << 127  # beyond any epoch-ns instant
+_PROFILE_CACHE_LIMIT: Final = 65536  # subjects whose profile is remembered
+_UNKNOWN: Final[object] = object()  # not in a cache yet (None is a cached "no rate")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICROSECOND: Final = timedelta(microseconds=1)
+# CallCost(...) runs the NamedTuple's generated __new__ (17 keyword-capable arguments); building
+# the tuple directly is several times cheaper on the GetCost path.
+_call_cost: Final = cast(
+    Callable[[tuple[Any, ...]], CallCost], functools.partial(tuple.__new__, CallCost)
+)
 
 
 class CostQuery(NamedTuple):
@@ -111,17 +132,56 @@ class _Piece(NamedTuple):
     fallback_keys: tuple[str, ...]
 
 
-class _Rated(NamedTuple):
-    """The time-independent part of a rated call (cached for calls that can share it)."""
+class _Rated:
+    """The time-independent part of a rated call (cached for calls that can share it), and
+    its encoded EventCost around the match-dependent RatingFilters, built when first needed."""
 
-    spans: tuple[TimeSpan, ...]
-    connect_fee: Decimal
-    cost: Decimal
-    unrounded_cost: Decimal
-    rated_usage: int
-    max_cost_reached: bool
-    max_cost_usage: int | None
-    truncated: bool
+    __slots__ = (
+        "connect_fee",
+        "cost",
+        "max_cost_reached",
+        "max_cost_usage",
+        "rated_usage",
+        "spans",
+        "truncated",
+        "unrounded_cost",
+        "wire",
+    )
+
+    def __init__(
+        self,
+        spans: tuple[TimeSpan, ...],
+        connect_fee: Decimal,
+        cost: Decimal,
+        unrounded_cost: Decimal,
+        rated_usage: int,
+        max_cost_reached: bool,
+        max_cost_usage: int | None,
+        truncated: bool,
+    ) -> None:
+        self.spans = spans
+        self.connect_fee = connect_fee
+        self.cost = cost
+        self.unrounded_cost = unrounded_cost
+        self.rated_usage = rated_usage
+        self.max_cost_reached = max_cost_reached
+        self.max_cost_usage = max_cost_usage
+        self.truncated = truncated
+        self.wire: tuple[bytes, bytes] | None = None
+
+    def with_match(self, match: RatingMatch) -> _Rated:
+        """The same result for a call whose rating was reached through another match."""
+        spans = tuple(span._replace(match=match) for span in self.spans)
+        return _Rated(
+            spans,
+            self.connect_fee,
+            self.cost,
+            self.unrounded_cost,
+            self.rated_usage,
+            self.max_cost_reached,
+            self.max_cost_usage,
+            self.truncated,
+        )
 
 
 class Rater:
@@ -154,8 +214,11 @@ class Rater:
         self._any_limit = self.max_computed_usage.get(META_ANY, _NO_BOUNDARY)
         self._limits = {**self.max_computed_usage, "": self._any_limit}
         self._utc_clock = clock_for(UTC)
-        self._matches: dict[RatingMatch, tuple[RatingMatch, DestinationRating]] = {}
-        self._rated: dict[tuple[RateInterval, int, bool, bool], _Rated] = {}
+        self._matches: dict[RatingMatch, MatchedRating] = {}
+        self._rated: dict[tuple[RateInterval, int, bool], _Rated] = {}
+        # (tenant, category, subject) -> its profile, or the *any one: the rater is rebuilt on
+        # every plan load, so this never outlives the plan it was resolved in.
+        self._profiles_by_subject: dict[tuple[str, str, str], ProfileIndex] = {}
 
     # ------------------------------------------------------------------------------------ build
     @classmethod
@@ -254,7 +317,22 @@ class Rater:
         call is rated whole, ``max_cost_reached`` and ``max_cost_usage`` tell where the cut falls.
         ``cut_at_max_cost=True`` rates only up to there, as a dry-run debit does.
         """
-        tenant, category, subject, destination, start_time, usage, tor, account = query
+        return self.cost_of(*query, cut_at_max_cost=cut_at_max_cost)
+
+    def cost_of(
+        self,
+        tenant: str,
+        category: str,
+        subject: str,
+        destination: str,
+        start_time: datetime,
+        usage: int,
+        tor: str = TOR_VOICE,
+        account: str = "",
+        *,
+        cut_at_max_cost: bool = False,
+    ) -> CallCost:
+        """``get_cost`` with the query's fields as arguments (no CostQuery to build)."""
         if not tenant:
             tenant = DEFAULT_TENANT
         if not category:
@@ -270,7 +348,7 @@ class Rater:
             start_time = start_time.replace(tzinfo=UTC)
             zone = UTC
         clock = self._utc_clock if zone is UTC else clock_for(zone)
-        start = epoch_ns(start_time)
+        start = (start_time - _EPOCH) // _ONE_MICROSECOND * MICROSECOND
         end = start + usage
 
         if usage == 0:
@@ -280,50 +358,106 @@ class Rater:
                 match: RatingMatch | None = segments[0].match
             except RatingError:
                 match = None
-            return CallCost(
-                tenant, category, subject, account, destination, tor, start_time, 0, (),
-                ZERO, ZERO, ZERO, 0, False, None, False, match,
+            return _call_cost(
+                (tenant, category, subject, account, destination, tor, start_time, 0, (),
+                 ZERO, ZERO, ZERO, 0, False, None, False, match)
             )  # fmt: skip
 
-        segments = self._resolve(tenant, category, subject, destination, start, end, clock)
-        first = segments[0]
         voice = tor == TOR_VOICE or not tor
-        key: tuple[RateInterval, int, bool, bool] | None = None
-        if len(segments) == 1:
+        found = self._whole_call(tenant, category, subject, destination, start, clock)
+        if found is not None:
+            match, rating = found.match, found.rating
+            segments = None
+        else:
+            segments = self._resolve(tenant, category, subject, destination, start, end, clock)
+            match, rating = segments[0].match, segments[0].rating
+        rated: _Rated | None = None
+        if segments is None or len(segments) == 1:
             # One interval rates the whole call (for voice: no timing change, no midnight before
             # its end): the timespans then depend on the interval and the usage only.
-            rating = first.rating
             interval = rating.single
             if voice:
                 if interval is not None:
                     boundary = clock.day_end(start)
                 else:
                     interval, boundary = rating.interval_at(start, clock)
-                if interval is not None and end <= boundary:
-                    key = (interval, usage, voice, cut_at_max_cost)
-            else:
-                if interval is None:
-                    interval = rating.interval_at(start, clock)[0]
-                if interval is not None:
-                    key = (interval, usage, voice, cut_at_max_cost)
-        rated = self._rated.get(key) if key is not None else None
+                if interval is not None and end > boundary:
+                    interval = None
+            elif interval is None:
+                interval = rating.interval_at(start, clock)[0]
+            if interval is not None:
+                key = (interval, usage, cut_at_max_cost)
+                rated = self._rated.get(key)
+                if rated is None:
+                    rated = _finish(_rate_flat(interval, match, usage), cut_at_max_cost)
+                    if len(self._rated) >= _RATED_CACHE_LIMIT:
+                        self._rated.clear()
+                    self._rated[key] = rated
+                elif rated.spans and rated.spans[0].match is not match:
+                    rated = rated.with_match(match)  # the same rating reached another way
         if rated is None:
-            if key is not None:
-                spans = _rate_flat(key[0], first.match, usage)
-            else:
-                spans = self._rate(segments, start, end, voice, clock)
-            rated = _finish(spans, cut_at_max_cost)
-            if key is not None:
-                if len(self._rated) >= _RATED_CACHE_LIMIT:
-                    self._rated.clear()
-                self._rated[key] = rated
-        elif rated.spans and rated.spans[0].match is not first.match:
-            rated = _with_match(rated, first.match)  # same rating reached through another match
-        return CallCost(
-            tenant, category, subject, account, destination, tor, start_time, usage,
-            rated.spans, rated.connect_fee, rated.cost, rated.unrounded_cost, rated.rated_usage,
-            rated.max_cost_reached, rated.max_cost_usage, rated.truncated, first.match,
+            if segments is None:
+                segments = [_Segment(start, end, match, rating)]
+            rated = _finish(self._rate(segments, start, end, voice, clock), cut_at_max_cost)
+        return _call_cost(
+            (tenant, category, subject, account, destination, tor, start_time, usage,
+             rated.spans, rated.connect_fee, rated.cost, rated.unrounded_cost, rated.rated_usage,
+             rated.max_cost_reached, rated.max_cost_usage, rated.truncated, match)
         )  # fmt: skip
+
+    def event_cost_wire(
+        self,
+        tenant: str,
+        category: str,
+        subject: str,
+        destination: str,
+        start_time: datetime,
+        usage: int,
+    ) -> Any:
+        """APIerSv1.GetCost's answer for the JSON writer: the same as
+        ``cost_of(..., tor="").to_event_cost_wire()``.
+
+        The common call goes without a CallCost: the subject's latest activation started
+        before it, its plan is static and rates the destination with one all-day interval, no
+        midnight falls inside the call, and a call of this usage on this interval was rated
+        before (the rated timespans do not depend on anything else). Its EventCost is then
+        joined from encoded parts: the time, the rated call's and the match's. Anything else
+        takes ``cost_of``.
+        """
+        zone = start_time.tzinfo
+        if 0 < usage <= self._any_limit and zone is not None:
+            clock = self._utc_clock if zone is UTC else clock_for(zone)
+            start = (start_time - _EPOCH) // _ONE_MICROSECOND * MICROSECOND
+            found = self._whole_call(
+                tenant or DEFAULT_TENANT,
+                category or DEFAULT_CATEGORY,
+                subject,
+                destination,
+                start,
+                clock,
+            )
+            if found is not None:
+                interval = found.rating.single
+                if interval is not None and start + usage <= clock.day_end(start):
+                    rated = self._rated.get((interval, usage, False))
+                    if rated is not None and rated.spans:
+                        wire = rated.wire
+                        if wire is None:
+                            wire = split_wire(rated.spans, rated.rated_usage, rated.unrounded_cost)
+                            rated.wire = wire
+                        return orjson.Fragment(
+                            b"".join(
+                                (
+                                    WIRE_HEAD,
+                                    dump_time(start_time),
+                                    wire[0],
+                                    found.filters_wire,
+                                    wire[1],
+                                )
+                            )
+                        )
+        call_cost = self.cost_of(tenant, category, subject, destination, start_time, usage, "")
+        return call_cost.to_event_cost_wire()
 
     def max_usage(self, query: CostQuery, budget: Decimal) -> int:
         """How much of ``query.usage`` (ns) ``budget`` money pays for, as a monetary balance.
@@ -363,6 +497,44 @@ class Rater:
                 return profile
         return None
 
+    def _whole_call(
+        self,
+        tenant: str,
+        category: str,
+        subject: str,
+        destination: str,
+        start: int,
+        clock: LocalClock,
+    ) -> MatchedRating | None:
+        """The common case, found cheaply: the profile's latest activation started before the
+        call (so it rates all of it) and its plan rates the destination. None sends the call to
+        ``_resolve``, which handles everything else."""
+        key = (tenant, category, subject)
+        profile = self._profiles_by_subject.get(key)
+        if profile is None:
+            profile = self._find_profile(tenant, category, subject)
+            if profile is None:
+                return None
+            if len(self._profiles_by_subject) >= _PROFILE_CACHE_LIMIT:
+                self._profiles_by_subject.clear()
+            self._profiles_by_subject[key] = profile
+        times = profile.times
+        if not times or times[-1] > start:
+            return None
+        activation = profile.activations[-1]
+        if activation.plan.static:
+            found = activation.matches.get(destination, _UNKNOWN)
+            if found is not _UNKNOWN:
+                return found  # type: ignore[return-value]
+        return self._activation_match(profile.key, activation, destination, start, clock)
+
+    def _find_profile(self, tenant: str, category: str, subject: str) -> ProfileIndex | None:
+        """The rating profile of a subject, else the category's ``*any`` one (or None)."""
+        profile = self._profile(f"*out:{tenant}:{category}:{subject}")
+        if profile is None:
+            profile = self.profiles.get(f"*out:{tenant}:{category}:{META_ANY}")
+        return profile
+
     def _resolve(
         self,
         tenant: str,
@@ -374,13 +546,11 @@ class Rater:
         clock: LocalClock,
     ) -> list[_Segment]:
         """Which plan and destination rating rate each stretch of [start, end) (LoadRatingPlans)."""
-        profile = self._profile(f"*out:{tenant}:{category}:{subject}")
+        profile = self._find_profile(tenant, category, subject)
         if profile is None:
-            profile = self.profiles.get(f"*out:{tenant}:{category}:{META_ANY}")
-            if profile is None:
-                raise RatingError(
-                    ERR_RATING_PLAN_NOT_FOUND, f"{tenant}:{category}:{subject} -> {destination}"
-                )
+            raise RatingError(
+                ERR_RATING_PLAN_NOT_FOUND, f"{tenant}:{category}:{subject} -> {destination}"
+            )
         # The common case: one activation in force over the whole call, with a rate.
         times = profile.times
         index = bisect_right(times, start) - 1
@@ -469,7 +639,7 @@ class Rater:
         destination: str,
         checked_at: int,
         clock: LocalClock,
-    ) -> tuple[RatingMatch, DestinationRating] | None:
+    ) -> MatchedRating | None:
         """The match of a destination in an activation's plan (cached when the plan is static)."""
         plan = activation.plan
         if plan.static:
@@ -519,16 +689,15 @@ class Rater:
             return META_ANY, plan.any_rating
         return None
 
-    def _intern(
-        self, match: RatingMatch, rating: DestinationRating
-    ) -> tuple[RatingMatch, DestinationRating]:
+    def _intern(self, match: RatingMatch, rating: DestinationRating) -> MatchedRating:
         """One shared (match, rating) pair per match: caches hold references, not copies, and
         EventCost ids (cached per match) hit."""
         interned = self._matches.get(match)
         if interned is None:
             if len(self._matches) >= _MATCH_CACHE_LIMIT:
                 self._matches.clear()
-            self._matches[match] = interned = (match, rating)
+            interned = MatchedRating(match, rating, single_match_filters_wire(match))
+            self._matches[match] = interned
         return interned
 
     # --------------------------------------------------------------------------------- rating
@@ -615,15 +784,6 @@ def fallback_keys(tenant: str, category: str, subjects: tuple[str, ...]) -> tupl
         if subject.strip()
     }
     return tuple(sorted(keys))
-
-
-def _with_match(rated: _Rated, match: RatingMatch) -> _Rated:
-    """A cached result for a call whose rating was reached through another match."""
-    spans = [
-        TimeSpan(s.start, s.end, s.interval, s.tier_index, match, s.increments, s.cost)
-        for s in rated.spans
-    ]
-    return _Rated(tuple(spans), *rated[1:])
 
 
 def _finish(spans: tuple[TimeSpan, ...], cut: bool) -> _Rated:

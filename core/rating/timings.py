@@ -26,6 +26,7 @@ DAY: Final = 24 * HOUR
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
 _ONE_DAY: Final = timedelta(days=1)
+_ONE_MICROSECOND: Final = timedelta(microseconds=1)
 _DAY_CACHE_LIMIT: Final = 4096  # local days kept per clock; a rater touches a handful a day
 
 # The timings CGRateS's loader always defines (tpreader.go NewTpReader): rating plans may bind
@@ -40,8 +41,7 @@ def epoch_ns(moment: datetime) -> int:
     """Exact integer nanoseconds since the Unix epoch (naive times are taken as UTC)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * SECOND + delta.microseconds * MICROSECOND
+    return (moment - _EPOCH) // _ONE_MICROSECOND * MICROSECOND  # exact: integer timedelta division
 
 
 def from_epoch_ns(nanoseconds: int, zone: tzinfo | None = UTC) -> datetime:

@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from multiprocessing.connection import Connection
 from types import TracebackType
@@ -35,6 +36,7 @@ from _loadgen import (
     run_load,
 )
 
+from core.cli import settle_garbage_collector
 from core.rpc import CallContext, MethodRegistry, RpcServer, encode_request
 
 RegistryFactory = Callable[[], MethodRegistry | Awaitable[MethodRegistry]]
@@ -44,6 +46,8 @@ STARTUP_TIMEOUT: Final = 20.0
 STOP_TIMEOUT: Final = 10.0
 SERVER_CLOSE_GRACE: Final = 1.0
 SERVER_CPU: Final = 0
+CPU_SECONDS: Final = "cpu_seconds"
+"""Status key: the server process's CPU time from ready to stop (load, warm-up, drain)."""
 ECHO_PARAMS: Final = {"Tenant": "cgrates.org", "ID": "bench", "Event": {"Account": "1001"}}
 
 
@@ -64,6 +68,7 @@ async def _serve(factory: RegistryFactory, host: str, port: int, channel: Connec
     made = factory()
     registry = await made if inspect.isawaitable(made) else made
     assert isinstance(registry, MethodRegistry)
+    settle_garbage_collector()  # as `chargeflow engine` does once started
     server = RpcServer(registry)
     _, bound = await server.start_tcp(host, port)
     stop = asyncio.Event()
@@ -72,11 +77,15 @@ async def _serve(factory: RegistryFactory, host: str, port: int, channel: Connec
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_reader(channel.fileno(), stop.set)  # the parent closed its end or died
     channel.send(("ready", bound))
+    # The server's own CPU per request is the figure that other load on a shared machine
+    # distorts least (throughput also depends on who else gets the cores).
+    cpu_started = time.process_time()
     await stop.wait()
+    cpu_seconds = time.process_time() - cpu_started
     loop.remove_reader(channel.fileno())
     await server.close(grace=SERVER_CLOSE_GRACE)
     with contextlib.suppress(OSError):  # nobody is listening any more
-        channel.send(("stopped", server.status()))
+        channel.send(("stopped", {**server.status(), CPU_SECONDS: cpu_seconds}))
     channel.close()
 
 
@@ -192,6 +201,12 @@ def run_server_bench(
     return result, server.status
 
 
+def cpu_per_request(status: dict[str, Any]) -> float:
+    """Server CPU µs per request received, from a stopped server's status (0 if unknown)."""
+    requests = status.get("requests") or 0
+    return status.get(CPU_SECONDS, 0.0) / requests * 1e6 if requests else 0.0
+
+
 def echo_registry() -> MethodRegistry:
     registry = MethodRegistry()
 
@@ -226,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"Bench.Echo {args.connections} conns x {args.inflight} in flight, "
         f"{len(body)}-byte request: {result.summary()}"
     )
-    print(f"server counters: {status}")
+    print(f"server counters: {status}; server CPU {cpu_per_request(status):.2f} µs/request")
 
 
 if __name__ == "__main__":

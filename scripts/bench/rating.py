@@ -38,13 +38,13 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
 from _loadgen import DEFAULT_CONNECTIONS, DEFAULT_INFLIGHT, DEFAULT_WARMUP, run_coroutine
-from echo import echo_registry, run_server_bench
+from echo import cpu_per_request, echo_registry, run_server_bench
 
 from core.api import register_all
 from core.config import Config, EngineConfig, load_config
@@ -70,7 +70,7 @@ from core.tariffplan.models import (
     RatingProfile,
     TariffPlan,
 )
-from core.types import parse_duration, parse_time
+from core.types import dumps, loads, parse_duration, parse_time
 
 TUTORIAL_PLAN: Final = (
     next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists()).parent
@@ -92,26 +92,85 @@ TARGET_RATIO: Final = 0.5
 SEED: Final = 20_240_601
 NS_PER_US: Final = 1_000
 
-# The tutorial plan's GetCost traffic: several subjects, destinations, usages and answer times
-# (1001 -> 1002 is split at 60 s, 1001 -> 1003 has a *disconnect MaxCost, sms is per unit).
-GET_COST_PARAMS: Final[tuple[dict[str, Any], ...]] = (
-    {"Tenant": "cgrates.org", "Category": "call", "Subject": "1001", "Destination": "1002",
-     "AnswerTime": "2014-08-04T13:00:00Z", "Usage": "120s"},
-    {"Tenant": "cgrates.org", "Category": "call", "Subject": "1001", "Destination": "1002",
-     "AnswerTime": "2024-03-01T08:15:30Z", "Usage": "130s"},
-    {"Tenant": "cgrates.org", "Category": "call", "Subject": "1001", "Destination": "1003",
-     "AnswerTime": "2024-03-01T21:59:10Z", "Usage": "90s"},
-    {"Tenant": "cgrates.org", "Category": "sms", "Subject": "1001", "Destination": "1003",
-     "AnswerTime": "2024-03-02T10:00:00Z", "Usage": "1"},
-    {"Tenant": "cgrates.org", "Category": "call", "Subject": "1002", "Destination": "1001",
-     "AnswerTime": "2024-03-02T17:45:00+02:00", "Usage": "75s"},
-    {"Tenant": "cgrates.org", "Category": "call", "Subject": "1003", "Destination": "1001",
-     "AnswerTime": "2024-03-03T00:00:05Z", "Usage": "3m"},
-    {"Tenant": "cgrates.org", "Category": "call", "Subject": "1001", "Destination": "1002",
-     "AnswerTime": "2024-03-03T12:30:00Z", "Usage": "45s"},
-    {"Tenant": "cgrates.org", "Category": "call", "Subject": "1001", "Destination": "1003",
-     "AnswerTime": "2024-03-04T09:00:00Z", "Usage": "10s"},
-)  # fmt: skip
+# The tutorial plan's GetCost traffic, as a pricing front-end or CDR rater sends it: callers,
+# called numbers (exact and longer numbers under the plan's prefixes), call lengths and answer
+# times all vary. Each tuple: weight, category, subject, destination prefix. 1001 -> 1002 has two
+# rate tiers, 1001 -> 1003 a *disconnect MaxCost, sms is priced per unit.
+TRAFFIC: Final = (
+    (30, "call", "1001", "1002"),
+    (15, "call", "1001", "1003"),
+    (20, "call", "1002", "1001"),
+    (20, "call", "1003", "1001"),
+    (15, "sms", "1001", "1003"),
+)
+DEFAULT_VARIANTS: Final = 1024
+MEAN_CALL_SECONDS: Final = 120.0  # call lengths: exponential, whole seconds
+MAX_CALL_SECONDS: Final = 3_600
+EXTENSION_DIGITS: Final = (0, 0, 4, 6, 8)  # digits after the prefix: the bare number, or longer
+ANSWER_YEAR: Final = 2024
+SECONDS_PER_YEAR: Final = 366 * 86_400  # 2024 is a leap year
+LOCAL_OFFSETS: Final = ("Z", "Z", "Z", "+02:00", "-05:00")  # most clients send UTC
+CHECKED_COSTS: Final = (  # the tutorial's known results, checked before any figure
+    ({"Subject": "1001", "Destination": "1002", "Usage": "120s"}, "0.7002"),
+    ({"Subject": "1001", "Destination": "1002", "Usage": "2m10s"}, "0.7169"),
+)
+
+
+def usage_text(seconds: int, style: int) -> str | int:
+    """A call length as clients write it: ``"130s"``, ``"2m10s"`` or integer nanoseconds."""
+    if style == 0:
+        return f"{seconds}s"
+    if style == 1:
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes}m{rest}s" if minutes else f"{rest}s"
+    return seconds * 1_000_000_000
+
+
+def answer_time_text(rng: random.Random) -> str:
+    """A second-resolution RFC 3339 answer time somewhere in ``ANSWER_YEAR``."""
+    moment = datetime(ANSWER_YEAR, 1, 1, tzinfo=UTC) + timedelta(
+        seconds=rng.randrange(SECONDS_PER_YEAR)
+    )
+    suffix = rng.choice(LOCAL_OFFSETS)
+    if suffix != "Z":
+        hours, minutes = (int(part) for part in suffix[1:].split(":"))
+        offset = timedelta(hours=hours, minutes=minutes) * (-1 if suffix[0] == "-" else 1)
+        moment = moment.astimezone(timezone(offset))
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + suffix
+
+
+def request_variants(count: int, seed: int = SEED) -> list[dict[str, Any]]:
+    """``count`` GetCost argument objects drawn from ``TRAFFIC`` (deterministic for a seed)."""
+    rng = random.Random(seed)
+    weights = [weight for weight, *_ in TRAFFIC]
+    variants = []
+    for _ in range(count):
+        _, category, subject, prefix = rng.choices(TRAFFIC, weights)[0]
+        digits = rng.choice(EXTENSION_DIGITS)
+        destination = prefix + "".join(rng.choice("0123456789") for _ in range(digits))
+        if category == "sms":
+            usage: str | int = "1"
+        else:
+            seconds = min(MAX_CALL_SECONDS, 1 + int(rng.expovariate(1 / MEAN_CALL_SECONDS)))
+            usage = usage_text(seconds, rng.choice((0, 0, 0, 1, 2)))
+        variants.append(
+            {
+                "Tenant": "cgrates.org",
+                "Category": category,
+                "Subject": subject,
+                "Destination": destination,
+                "AnswerTime": answer_time_text(rng),
+                "Usage": usage,
+            }
+        )
+    return variants
+
+
+def describe_variants(variants: Sequence[dict[str, Any]]) -> str:
+    """How much the requests vary: distinct values per field."""
+    fields = ("Subject", "Destination", "Usage", "AnswerTime")
+    counts = ", ".join(f"{len({str(v[name]) for v in variants}):,} {name}" for name in fields)
+    return f"{len(variants):,} requests: {counts}"
 
 
 # ------------------------------------------------------------------------------------ figures
@@ -122,10 +181,16 @@ class Timed:
     calls: int
     elapsed: float  # seconds, loop overhead included
     latencies_ns: array.array[int]
+    cpu: float = 0.0  # process CPU seconds of the loop, timing included
 
     @property
     def throughput(self) -> float:
         return self.calls / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def cpu_per_call(self) -> float:
+        """Process CPU µs per call: less disturbed by other load than wall-clock figures."""
+        return self.cpu / self.calls * 1e6 if self.calls else 0.0
 
     def percentile(self, fraction: float) -> float:
         """Nearest-rank percentile in µs (as ``_loadgen.LoadResult``)."""
@@ -138,7 +203,8 @@ class Timed:
     def row(self, label: str) -> str:
         return (
             f"  {label:<44} {self.throughput:>10,.0f}/s  p50 {self.percentile(0.5):>7.1f} µs  "
-            f"p99 {self.percentile(0.99):>7.1f} µs  ({self.calls:,} calls)"
+            f"p99 {self.percentile(0.99):>7.1f} µs  CPU {self.cpu_per_call:>5.2f} µs/call  "
+            f"({self.calls:,} calls)"
         )
 
 
@@ -147,6 +213,7 @@ def timed_loop(call: Callable[[int], object], max_calls: int, max_seconds: float
     latencies: array.array[int] = array.array("q")
     append = latencies.append
     clock = time.perf_counter_ns
+    cpu_started = time.process_time()
     started = clock()
     deadline = started + int(max_seconds * 1e9)
     calls = 0
@@ -158,7 +225,8 @@ def timed_loop(call: Callable[[int], object], max_calls: int, max_seconds: float
         calls += 1
         if after >= deadline:
             break
-    return Timed(calls, (clock() - started) / 1e9, latencies)
+    elapsed = (clock() - started) / 1e9
+    return Timed(calls, elapsed, latencies, time.process_time() - cpu_started)
 
 
 # ------------------------------------------------------------------------------------- engine
@@ -181,16 +249,30 @@ async def build_engine(plan_folder: Path = TUTORIAL_PLAN) -> Engine:
     return engine
 
 
-async def engine_registry(plan_folder: Path = TUTORIAL_PLAN) -> MethodRegistry:
-    """``ServerProcess`` factory: runs in the server process; the handlers keep the engine."""
-    return (await build_engine(plan_folder)).registry
+async def engine_registry(
+    plan_folder: Path = TUTORIAL_PLAN, variants: Sequence[dict[str, Any]] = ()
+) -> MethodRegistry:
+    """``ServerProcess`` factory: runs in the server process; the handlers keep the engine.
+    Checks that ``variants`` are answered, and the known costs, before serving."""
+    registry = (await build_engine(plan_folder)).registry
+    if variants:
+        check_replies(registry, GET_COST, variants)
+    return registry
 
 
 def check_replies(registry: MethodRegistry, method: str, params: Sequence[dict[str, Any]]) -> None:
-    """Fails early if a benchmark request is answered with an error."""
+    """Fails early if a benchmark request is answered with an error, or the tutorial's known
+    costs come out wrong."""
     context = CallContext("bench", "check")
     for item in params:
         registry.dispatch(method, item, context)  # raises RpcError
+    if method != GET_COST:
+        return
+    for fields, expected in CHECKED_COSTS:
+        args = {**params[0], "Category": "call", **fields}
+        cost = loads(dumps(registry.dispatch(method, args, context)))["Cost"]
+        if Decimal(str(cost)) != Decimal(expected):
+            raise AssertionError(f"GetCost {fields}: {cost}, expected {expected}")
 
 
 def cost_query(params: dict[str, Any]) -> CostQuery:
@@ -207,15 +289,17 @@ def cost_query(params: dict[str, Any]) -> CostQuery:
 
 
 # ------------------------------------------------------------------------------------ inproc
-async def _inproc(plan_folder: Path, max_calls: int, max_seconds: float) -> list[tuple[str, Timed]]:
+async def _inproc(
+    plan_folder: Path, variants: Sequence[dict[str, Any]], max_calls: int, max_seconds: float
+) -> list[tuple[str, Timed]]:
     engine = await build_engine(plan_folder)
     registry = engine.registry
-    check_replies(registry, GET_COST, GET_COST_PARAMS)
+    check_replies(registry, GET_COST, variants)
     context = CallContext("bench", "inproc")
-    size = len(GET_COST_PARAMS)
+    size = len(variants)
     rater = engine.rating.rater
-    queries = [cost_query(params) for params in GET_COST_PARAMS]
-    bodies = [encode_request(GET_COST, params, 7) for params in GET_COST_PARAMS]
+    queries = [cost_query(params) for params in variants]
+    bodies = [encode_request(GET_COST, params, 7) for params in variants]
     echo = echo_registry()
     dispatch = registry.dispatch
 
@@ -223,7 +307,7 @@ async def _inproc(plan_folder: Path, max_calls: int, max_seconds: float) -> list
         return rater.get_cost(queries[index % size])
 
     def handler(index: int) -> object:
-        return dispatch(GET_COST, GET_COST_PARAMS[index % size], context)
+        return dispatch(GET_COST, variants[index % size], context)
 
     def served(index: int) -> object:
         request = decode_message(bodies[index % size])
@@ -247,15 +331,18 @@ async def _inproc(plan_folder: Path, max_calls: int, max_seconds: float) -> list
     return rows
 
 
-def run_inproc(plan_folder: Path, max_calls: int, max_seconds: float) -> None:
-    print(f"GetCost in-process ({plan_folder.name}, {len(GET_COST_PARAMS)} request variants):")
-    for label, timed in run_coroutine(_inproc(plan_folder, max_calls, max_seconds)):
+def run_inproc(
+    plan_folder: Path, variants: Sequence[dict[str, Any]], max_calls: int, max_seconds: float
+) -> None:
+    print(f"GetCost in-process ({plan_folder.name}, {describe_variants(variants)}):")
+    for label, timed in run_coroutine(_inproc(plan_folder, variants, max_calls, max_seconds)):
         print(timed.row(label))
 
 
 # --------------------------------------------------------------------------------------- tcp
 def run_tcp(
     plan_folder: Path,
+    variants: Sequence[dict[str, Any]],
     connections: int,
     inflight: int,
     duration: float,
@@ -263,19 +350,20 @@ def run_tcp(
     processes: int,
 ) -> list[float]:
     """GetCost then echo, back to back, ``rounds`` times; returns the ratios."""
-    get_cost_bodies = [encode_request(GET_COST, params, 0) for params in GET_COST_PARAMS]
-    echo_bodies = [encode_request(ECHO, params, 0) for params in GET_COST_PARAMS]
+    get_cost_bodies = [encode_request(GET_COST, params, 0) for params in variants]
+    echo_bodies = [encode_request(ECHO, params, 0) for params in variants]
     sizes = sorted(len(body) for body in get_cost_bodies)
     print(
         f"JSON-RPC over TCP 127.0.0.1, {connections} conns x {inflight} in flight, "
         f"{duration:g} s (+{DEFAULT_WARMUP:g} s warmup), {processes} load process(es); "
-        f"requests {sizes[0]}-{sizes[-1]} bytes, {len(get_cost_bodies)} variants:"
+        f"requests {sizes[0]}-{sizes[-1]} bytes, round robin over {describe_variants(variants)}:"
     )
     ratios = []
     for round_number in range(1, rounds + 1):
         figures = {}
+        cpu = {}
         for method, factory, bodies in (
-            (GET_COST, functools.partial(engine_registry, plan_folder), get_cost_bodies),
+            (GET_COST, functools.partial(engine_registry, plan_folder, variants), get_cost_bodies),
             (ECHO, echo_registry, echo_bodies),
         ):
             result, status = run_server_bench(
@@ -287,15 +375,21 @@ def run_tcp(
                 processes=processes,
             )
             figures[method] = result.throughput
-            print(f"  round {round_number} {method:<17} {result.summary()}")
+            cpu[method] = cpu_per_request(status)
+            print(
+                f"  round {round_number} {method:<17} {result.summary()}; "
+                f"server CPU {cpu[method]:.2f} µs/req"
+            )
             if result.errors or status.get("errors"):
                 print(f"    ERRORS: {result.errors} in the load, server counters {status}")
         ratio = figures[GET_COST] / figures[ECHO] if figures[ECHO] else 0.0
         ratios.append(ratio)
         verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
+        cpu_ratio = cpu[ECHO] / cpu[GET_COST] if cpu[GET_COST] else 0.0
         print(
             f"  round {round_number} GetCost/echo = {ratio:.1%} "
-            f"(target >= {TARGET_RATIO:.0%}: {verdict})"
+            f"(target >= {TARGET_RATIO:.0%}: {verdict}); "
+            f"server CPU per request, echo/GetCost = {cpu_ratio:.1%}"
         )
     return ratios
 
@@ -444,6 +538,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("-k", "--load-processes", type=int, default=1)
     parser.add_argument(
+        "--variants",
+        type=int,
+        default=DEFAULT_VARIANTS,
+        help="distinct GetCost requests, sent round robin",
+    )
+    parser.add_argument(
         "--plan", type=Path, default=TUTORIAL_PLAN, help="tariff plan folder for GetCost"
     )
     args = parser.parse_args(argv)
@@ -453,11 +553,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{sys.platform}, {os.cpu_count()} CPUs, "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     )
+    variants = request_variants(args.variants)
     if "inproc" in parts:
-        run_inproc(args.plan, args.calls, args.duration)
+        run_inproc(args.plan, variants, args.calls, args.duration)
     if "tcp" in parts:
         run_tcp(
             args.plan,
+            variants,
             args.connections,
             args.inflight,
             args.duration,

@@ -1,0 +1,183 @@
+"""``Rater.event_cost_wire`` (APIerSv1.GetCost's fast answer) against the general path.
+
+Whatever path a call takes (first rating, the rated-call memo, another profile reaching the same
+interval, zones, midnights, plan reloads), the bytes must be those of
+``dumps(cost_of(...).to_event_cost())`` and the errors those of ``cost_of``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.rating import Rater, RatingError
+from core.rating.service import RatingService
+from core.tariffplan.models import Rate
+from core.types import InvalidValue, dumps, loads
+
+from .plans import MINUTE, S, single_rate_plan, slot, tutorial_plan
+
+D = Decimal
+CALL_START = datetime(2014, 8, 4, 13, 0, tzinfo=UTC)
+ZONES = (
+    UTC,
+    timezone(timedelta(hours=2)),
+    timezone(timedelta(hours=-5)),
+    ZoneInfo("Europe/Berlin"),
+)
+
+
+def general(rater: Rater, *fields: Any) -> bytes | str:
+    """The general path's encoded EventCost, or its error text."""
+    try:
+        return dumps(rater.cost_of(*fields, "").to_event_cost())
+    except (RatingError, InvalidValue) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def fast(rater: Rater, *fields: Any) -> bytes | str:
+    try:
+        return dumps(rater.event_cost_wire(*fields))
+    except (RatingError, InvalidValue) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def wire_cost(rater: Rater, *fields: Any) -> Decimal:
+    return Decimal(str(loads(dumps(rater.event_cost_wire(*fields)))["Cost"]))
+
+
+def test_tutorial_known_results_through_the_wire_path() -> None:
+    rater = Rater.from_plan(tutorial_plan())
+    for _ in range(2):  # rated, then from the memo
+        assert wire_cost(rater, "cgrates.org", "call", "1001", "1002", CALL_START, 120 * S) == D(
+            "0.7002"
+        )
+        assert wire_cost(rater, "cgrates.org", "call", "1001", "1002", CALL_START, 130 * S) == D(
+            "0.7169"
+        )
+
+
+def test_memo_hit_gives_the_same_bytes_as_the_general_path() -> None:
+    rater = Rater.from_plan(tutorial_plan())
+    fields = ("cgrates.org", "call", "1001", "10021234", CALL_START, 130 * S)
+    first = fast(rater, *fields)
+    again = fast(rater, *fields)
+    assert first == again == general(rater, *fields)
+    other_time = ("cgrates.org", "call", "1001", "1002", CALL_START + timedelta(days=40), 130 * S)
+    assert fast(rater, *other_time) == general(rater, *other_time)
+    assert loads(fast(rater, *other_time))["StartTime"] == "2014-09-13T13:00:00Z"
+
+
+def test_the_common_call_builds_no_call_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    rater = Rater.from_plan(tutorial_plan())
+    first = ("cgrates.org", "call", "1001", "1002", CALL_START, 75 * S)
+    expected = general(rater, *first)  # rates it: the memo now knows 75 s on this interval
+
+    def general_path(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("took the general path")
+
+    monkeypatch.setattr(rater, "cost_of", general_path)
+    assert fast(rater, *first) == expected
+    # another number under the prefix, another day and zone: still the memo's timespans
+    other = ("cgrates.org", "call", "1001", "100299", datetime(2024, 3, 2, 9, 0, tzinfo=ZONES[1]))
+    assert loads(fast(rater, *other, 75 * S))["Cost"] == loads(expected)["Cost"]
+
+
+def test_profiles_sharing_an_interval_keep_their_own_rating_filters() -> None:
+    # cgrates.com's *any profile and cgrates.org's 1001 both use RP_1001: one rated interval,
+    # two matches. Each EventCost must name its own profile.
+    rater = Rater.from_plan(tutorial_plan())
+    org = ("cgrates.org", "call", "1001", "1002", CALL_START, 120 * S)
+    com = ("cgrates.com", "call", "someone", "1002", CALL_START, 120 * S)
+    for fields in (org, com, org, com):
+        encoded = fast(rater, *fields)
+        assert encoded == general(rater, *fields)
+        assert isinstance(encoded, bytes)
+        (filters,) = loads(encoded)["RatingFilters"].values()
+        assert filters["Subject"] == f"*out:{fields[0]}:call:{'1001' if fields is org else '*any'}"
+    call = rater.cost_of(*com, "")
+    assert all(span.match.subject == "*out:cgrates.com:call:*any" for span in call.timespans)
+
+
+def test_calls_across_midnight_and_naive_times_take_the_general_path() -> None:
+    rater = Rater.from_plan(tutorial_plan())
+    late = datetime(2014, 8, 4, 23, 59, 30, tzinfo=UTC)
+    for fields in (
+        ("cgrates.org", "call", "1001", "1002", late, 120 * S),
+        ("cgrates.org", "call", "1001", "1002", late.replace(tzinfo=None), 120 * S),
+        ("cgrates.org", "call", "1001", "1002", late, 0),
+    ):
+        fast(rater, *fields)
+        assert fast(rater, *fields) == general(rater, *fields)
+
+
+def test_errors_are_the_general_paths() -> None:
+    rater = Rater.from_plan(tutorial_plan())
+    for fields in (
+        ("cgrates.org", "call", "nobody", "1002", CALL_START, 60 * S),  # *any: none for call
+        ("cgrates.org", "call", "1001", "999", CALL_START, 60 * S),  # no rate
+        ("cgrates.org", "call", "1001", "1002", CALL_START, 200 * 3600 * S),  # max usage
+        ("cgrates.org", "call", "1001", "1002", CALL_START, -S),
+    ):
+        assert isinstance(fast(rater, *fields), str)
+        assert fast(rater, *fields) == general(rater, *fields)
+
+
+def test_a_plan_reload_prices_with_the_new_plan() -> None:
+    service = RatingService()
+    fields = ("cgrates.org", "call", "peer", "49123", CALL_START, MINUTE)
+    service.prepare(single_rate_plan(Rate("RT", (slot("0", "1", MINUTE, MINUTE, 0),))))()
+    assert wire_cost(service.rater, *fields) == wire_cost(service.rater, *fields) == D(1)
+    service.prepare(single_rate_plan(Rate("RT", (slot("0", "2", MINUTE, MINUTE, 0),))))()
+    assert wire_cost(service.rater, *fields) == D(2)
+
+
+SUBJECTS = st.sampled_from(("1001", "1002", "1003", "nobody", ""))
+DESTINATIONS = st.builds(
+    lambda prefix, digits: prefix + digits,
+    st.sampled_from(("1001", "1002", "1003", "10", "999", "")),
+    st.text("0123456789", max_size=6),
+)
+USAGES = st.one_of(
+    st.integers(0, 4_000).map(lambda seconds: seconds * S),
+    st.integers(0, 10**13),
+    st.just(1),
+)
+STARTS = st.datetimes(
+    min_value=datetime(2009, 1, 1), max_value=datetime(2026, 1, 1), timezones=st.sampled_from(ZONES)
+)
+
+
+@pytest.fixture(scope="module")
+def shared_rater() -> Rater:
+    return Rater.from_plan(tutorial_plan())  # one rater: its caches fill up across examples
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    tenant=st.sampled_from(("cgrates.org", "cgrates.com", "")),
+    category=st.sampled_from(("call", "sms", "")),
+    subject=SUBJECTS,
+    destination=DESTINATIONS,
+    start=STARTS,
+    usage=USAGES,
+)
+def test_fast_path_equals_general_path(
+    shared_rater: Rater,
+    tenant: str,
+    category: str,
+    subject: str,
+    destination: str,
+    start: datetime,
+    usage: int,
+) -> None:
+    fields = (tenant, category, subject, destination, start, usage)
+    expected = general(shared_rater, *fields)
+    assert fast(shared_rater, *fields) == expected
+    assert fast(shared_rater, *fields) == expected  # from whatever the first call cached
