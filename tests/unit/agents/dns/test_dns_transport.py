@@ -222,3 +222,20 @@ def test_any_bytes_get_a_well_formed_answer_or_none(data: bytes, valid_header: b
             assert int.from_bytes(out[:2], "big") == len(body)
         answer = codec.decode(body)
         assert answer.is_response and answer.id == int.from_bytes(data[:2], "big")
+
+
+async def test_idle_tcp_connection_is_closed() -> None:
+    server = DnsServer(Script(), host="127.0.0.1", port=0, tcp_idle=0.2)
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        query = make_query("idle.example.", ident=4)
+        writer.write(len(query).to_bytes(2, "big") + query)
+        size = int.from_bytes(await asyncio.wait_for(reader.readexactly(2), WAIT), "big")
+        assert dnslib.DNSRecord.parse(await reader.readexactly(size)).header.id == 4
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(reader.read(), WAIT) == b""  # closed by the server
+        assert asyncio.get_running_loop().time() - started >= 0.15
+        writer.close()
+    finally:
+        await server.stop()
