@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import socket
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -535,7 +535,6 @@ def encode(
     *,
     udp_size: int = 0,
     limit: int = MAX_MESSAGE,
-    with_question: bool = True,
 ) -> bytes:
     """The reply to ``query``. ``udp_size`` is the payload size we announce in our OPT record
     (only sent when the query had one, RFC 6891 §7); an answer longer than ``limit`` is sent
@@ -551,14 +550,14 @@ def encode(
         flags |= RA
     if reply.authenticated_data:
         flags |= AD
-    question = query.question_wire if with_question else b""
-    qdcount = len(query.questions) if with_question else 0
+    question = query.question_wire
+    qdcount = len(query.questions)
     opt = b""
     if edns is not None:
         opt = _opt_record(udp_size or CLASSIC_UDP_SIZE, rcode >> 4, edns.do, reply.options)
     ident = query.id if reply.id is None else reply.id & 0xFFFF
     records = [
-        _record(record, query, with_question)
+        _record(record, query)
         for section in (reply.answers, reply.authority, reply.additional)
         for record in section
     ]
@@ -587,23 +586,14 @@ def _opt_record(udp_size: int, ext_rcode: int, do: bool, options: list[tuple[int
     return b"\x00" + _RR_TAIL.pack(TYPE_OPT, udp_size, ttl, len(rdata)) + rdata
 
 
-def _record(record: Record, query: DnsMessage, with_question: bool) -> bytes:
+def _record(record: Record, query: DnsMessage) -> bytes:
     name = record.name
-    if name is None or (
-        with_question and query.questions and name.lower() == query.questions[0].name.lower()
-    ):
-        owner = QUESTION_POINTER if with_question and query.questions else _name_or_root(query)
+    if query.questions and (name is None or name.lower() == query.questions[0].name.lower()):
+        owner = QUESTION_POINTER  # the question's name, any case (RFC 4343)
     else:
-        owner = encode_name(name)
-    return (
-        owner
-        + _RR_TAIL.pack(record.rtype, record.rclass, record.ttl, len(record.rdata))
-        + (record.rdata)
-    )
-
-
-def _name_or_root(query: DnsMessage) -> bytes:
-    return encode_name(query.questions[0].name) if query.questions else b"\x00"
+        owner = encode_name(name or ".")
+    head = _RR_TAIL.pack(record.rtype, record.rclass, record.ttl, len(record.rdata))
+    return owner + head + record.rdata
 
 
 def encode_name(name: str) -> bytes:
@@ -898,10 +888,3 @@ def _hex(text: str, what: str) -> bytes:
         return bytes.fromhex(text)
     except ValueError:
         raise DnsEncodeError(f"{what} {text!r} is not hex") from None
-
-
-def records(reply: DnsReply) -> Iterator[Record]:
-    """Every record of a reply, in section order."""
-    yield from reply.answers
-    yield from reply.authority
-    yield from reply.additional
