@@ -219,11 +219,11 @@ def parse_time(value: Any, timezone: Any = UTC, now: datetime | None = None) -> 
     if type(value) is str and value[10:11] == "T":
         # RFC 3339, what clients send: the general path below ends in the same fromisoformat.
         try:
-            parsed = _from_iso(value)
+            iso = _from_iso(value)
         except ValueError:
             pass
         else:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone)
+            return iso if iso.tzinfo else iso.replace(tzinfo=timezone)
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone)
     if isinstance(value, bool):

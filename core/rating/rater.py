@@ -354,8 +354,8 @@ class Rater:
         if usage == 0:
             # getCost for a zero usage swallows rating errors and charges nothing.
             try:
-                segments = self._resolve(tenant, category, subject, destination, start, end, clock)
-                match: RatingMatch | None = segments[0].match
+                resolved = self._resolve(tenant, category, subject, destination, start, end, clock)
+                match: RatingMatch | None = resolved[0].match
             except RatingError:
                 match = None
             return _call_cost(
@@ -365,9 +365,9 @@ class Rater:
 
         voice = tor == TOR_VOICE or not tor
         found = self._whole_call(tenant, category, subject, destination, start, clock)
+        segments: list[_Segment] | None = None
         if found is not None:
             match, rating = found.match, found.rating
-            segments = None
         else:
             segments = self._resolve(tenant, category, subject, destination, start, end, clock)
             match, rating = segments[0].match, segments[0].rating

@@ -33,7 +33,10 @@ ZONES = (
 )
 
 
-def general(rater: Rater, *fields: Any) -> bytes | str:
+Fields = tuple[str, str, str, str, datetime, int]  # tenant ... start time, usage
+
+
+def general(rater: Rater, fields: Fields) -> bytes | str:
     """The general path's encoded EventCost, or its error text."""
     try:
         return dumps(rater.cost_of(*fields, "").to_event_cost())
@@ -41,52 +44,50 @@ def general(rater: Rater, *fields: Any) -> bytes | str:
         return f"{type(exc).__name__}: {exc}"
 
 
-def fast(rater: Rater, *fields: Any) -> bytes | str:
+def fast(rater: Rater, fields: Fields) -> bytes | str:
     try:
         return dumps(rater.event_cost_wire(*fields))
     except (RatingError, InvalidValue) as exc:
         return f"{type(exc).__name__}: {exc}"
 
 
-def wire_cost(rater: Rater, *fields: Any) -> Decimal:
+def wire_cost(rater: Rater, fields: Fields) -> Decimal:
     return Decimal(str(loads(dumps(rater.event_cost_wire(*fields)))["Cost"]))
 
 
 def test_tutorial_known_results_through_the_wire_path() -> None:
     rater = Rater.from_plan(tutorial_plan())
     for _ in range(2):  # rated, then from the memo
-        assert wire_cost(rater, "cgrates.org", "call", "1001", "1002", CALL_START, 120 * S) == D(
-            "0.7002"
-        )
-        assert wire_cost(rater, "cgrates.org", "call", "1001", "1002", CALL_START, 130 * S) == D(
-            "0.7169"
-        )
+        for usage, expected in ((120 * S, "0.7002"), (130 * S, "0.7169")):
+            fields: Fields = ("cgrates.org", "call", "1001", "1002", CALL_START, usage)
+            assert wire_cost(rater, fields) == D(expected)
 
 
 def test_memo_hit_gives_the_same_bytes_as_the_general_path() -> None:
     rater = Rater.from_plan(tutorial_plan())
     fields = ("cgrates.org", "call", "1001", "10021234", CALL_START, 130 * S)
-    first = fast(rater, *fields)
-    again = fast(rater, *fields)
-    assert first == again == general(rater, *fields)
+    first = fast(rater, fields)
+    again = fast(rater, fields)
+    assert first == again == general(rater, fields)
     other_time = ("cgrates.org", "call", "1001", "1002", CALL_START + timedelta(days=40), 130 * S)
-    assert fast(rater, *other_time) == general(rater, *other_time)
-    assert loads(fast(rater, *other_time))["StartTime"] == "2014-09-13T13:00:00Z"
+    assert fast(rater, other_time) == general(rater, other_time)
+    assert loads(fast(rater, other_time))["StartTime"] == "2014-09-13T13:00:00Z"
 
 
 def test_the_common_call_builds_no_call_cost(monkeypatch: pytest.MonkeyPatch) -> None:
     rater = Rater.from_plan(tutorial_plan())
     first = ("cgrates.org", "call", "1001", "1002", CALL_START, 75 * S)
-    expected = general(rater, *first)  # rates it: the memo now knows 75 s on this interval
+    expected = general(rater, first)  # rates it: the memo now knows 75 s on this interval
 
     def general_path(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("took the general path")
 
     monkeypatch.setattr(rater, "cost_of", general_path)
-    assert fast(rater, *first) == expected
+    assert fast(rater, first) == expected
     # another number under the prefix, another day and zone: still the memo's timespans
-    other = ("cgrates.org", "call", "1001", "100299", datetime(2024, 3, 2, 9, 0, tzinfo=ZONES[1]))
-    assert loads(fast(rater, *other, 75 * S))["Cost"] == loads(expected)["Cost"]
+    other_day = datetime(2024, 3, 2, 9, 0, tzinfo=ZONES[1])
+    other: Fields = ("cgrates.org", "call", "1001", "100299", other_day, 75 * S)
+    assert loads(fast(rater, other))["Cost"] == loads(expected)["Cost"]
 
 
 def test_profiles_sharing_an_interval_keep_their_own_rating_filters() -> None:
@@ -96,8 +97,8 @@ def test_profiles_sharing_an_interval_keep_their_own_rating_filters() -> None:
     org = ("cgrates.org", "call", "1001", "1002", CALL_START, 120 * S)
     com = ("cgrates.com", "call", "someone", "1002", CALL_START, 120 * S)
     for fields in (org, com, org, com):
-        encoded = fast(rater, *fields)
-        assert encoded == general(rater, *fields)
+        encoded = fast(rater, fields)
+        assert encoded == general(rater, fields)
         assert isinstance(encoded, bytes)
         (filters,) = loads(encoded)["RatingFilters"].values()
         assert filters["Subject"] == f"*out:{fields[0]}:call:{'1001' if fields is org else '*any'}"
@@ -113,8 +114,8 @@ def test_calls_across_midnight_and_naive_times_take_the_general_path() -> None:
         ("cgrates.org", "call", "1001", "1002", late.replace(tzinfo=None), 120 * S),
         ("cgrates.org", "call", "1001", "1002", late, 0),
     ):
-        fast(rater, *fields)
-        assert fast(rater, *fields) == general(rater, *fields)
+        fast(rater, fields)
+        assert fast(rater, fields) == general(rater, fields)
 
 
 def test_errors_are_the_general_paths() -> None:
@@ -125,17 +126,17 @@ def test_errors_are_the_general_paths() -> None:
         ("cgrates.org", "call", "1001", "1002", CALL_START, 200 * 3600 * S),  # max usage
         ("cgrates.org", "call", "1001", "1002", CALL_START, -S),
     ):
-        assert isinstance(fast(rater, *fields), str)
-        assert fast(rater, *fields) == general(rater, *fields)
+        assert isinstance(fast(rater, fields), str)
+        assert fast(rater, fields) == general(rater, fields)
 
 
 def test_a_plan_reload_prices_with_the_new_plan() -> None:
     service = RatingService()
     fields = ("cgrates.org", "call", "peer", "49123", CALL_START, MINUTE)
     service.prepare(single_rate_plan(Rate("RT", (slot("0", "1", MINUTE, MINUTE, 0),))))()
-    assert wire_cost(service.rater, *fields) == wire_cost(service.rater, *fields) == D(1)
+    assert wire_cost(service.rater, fields) == wire_cost(service.rater, fields) == D(1)
     service.prepare(single_rate_plan(Rate("RT", (slot("0", "2", MINUTE, MINUTE, 0),))))()
-    assert wire_cost(service.rater, *fields) == D(2)
+    assert wire_cost(service.rater, fields) == D(2)
 
 
 SUBJECTS = st.sampled_from(("1001", "1002", "1003", "nobody", ""))
@@ -178,6 +179,6 @@ def test_fast_path_equals_general_path(
     usage: int,
 ) -> None:
     fields = (tenant, category, subject, destination, start, usage)
-    expected = general(shared_rater, *fields)
-    assert fast(shared_rater, *fields) == expected
-    assert fast(shared_rater, *fields) == expected  # from whatever the first call cached
+    expected = general(shared_rater, fields)
+    assert fast(shared_rater, fields) == expected
+    assert fast(shared_rater, fields) == expected  # from whatever the first call cached

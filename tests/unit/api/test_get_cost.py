@@ -1,0 +1,144 @@
+"""APIerSv1.GetCost through the real registry on CGRateS's tutorial plan: the argument fast path
+and the checked path give the same answers and CGRateS's errors, over the wire and in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.api import register_all
+from core.config import load_config
+from core.engine import Engine
+from core.rpc import TRANSPORT_INTERNAL, TRANSPORT_TCP, CallContext, MethodRegistry, RpcError
+from core.types import dumps, loads
+
+TUTORIAL = (
+    next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists()).parent
+    / "shared/tariffplans/cgrates_tutorial"
+)
+GET_COST = "APIerSv1.GetCost"
+WIRE = CallContext(TRANSPORT_TCP, "127.0.0.1:1")
+INTERNAL = CallContext(TRANSPORT_INTERNAL, "")
+CALL = {
+    "Tenant": "cgrates.org",
+    "Category": "call",
+    "Subject": "1001",
+    "Destination": "1002",
+    "AnswerTime": "2014-08-04T13:00:00Z",
+    "Usage": "120s",
+}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def registry() -> AsyncIterator[MethodRegistry]:
+    config = load_config()
+    config = replace(
+        config,
+        storage=replace(config.storage, type="memory"),
+        tariffplans=replace(config.tariffplans, load_on_start=()),
+    )
+    engine = Engine(config)
+    await engine.open_storage()
+    await engine.loader.load_folder(TUTORIAL)
+    register_all(engine.registry, engine)
+    try:
+        yield engine.registry
+    finally:
+        await engine.stop()
+
+
+def answer(registry: MethodRegistry, params: Any, ctx: CallContext = WIRE) -> Any:
+    """The decoded reply, or the error text."""
+    try:
+        return loads(dumps(registry.dispatch(GET_COST, params, ctx)))
+    except RpcError as exc:
+        return exc.message
+
+
+def test_known_results(registry: MethodRegistry) -> None:
+    for usage, cost in (("120s", "0.7002"), ("2m10s", "0.7169"), (130 * 10**9, "0.7169")):
+        for ctx in (WIRE, INTERNAL):
+            reply = answer(registry, {**CALL, "Usage": usage}, ctx)
+            assert Decimal(str(reply["Cost"])) == Decimal(cost)
+            assert reply["StartTime"] == "2014-08-04T13:00:00Z"
+
+
+def test_defaults_and_other_mappings(registry: MethodRegistry) -> None:
+    expected = answer(registry, CALL)
+    without_defaults = {k: v for k, v in CALL.items() if k not in ("Tenant", "Category")}
+    assert answer(registry, without_defaults) == expected  # cgrates.org / call by default
+    assert answer(registry, {**CALL, "Tenant": "", "Category": None}) == expected
+    assert answer(registry, MappingProxyType(CALL)) == expected  # not a dict: checked path
+    assert answer(registry, [CALL]) == "SERVER_ERROR: invalid params: expected an object"
+
+
+def test_missing_answer_time_is_now(registry: MethodRegistry) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    reply = answer(registry, {k: v for k, v in CALL.items() if k != "AnswerTime"})
+    started = datetime.fromisoformat(reply["StartTime"])
+    assert before <= started.replace(microsecond=0) <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"Subject": ""}, "MANDATORY_IE_MISSING: [Subject]"),
+        ({"Subject": None, "Destination": ""}, "MANDATORY_IE_MISSING: [Subject Destination]"),
+        ({"Subject": 1001}, "SERVER_ERROR: invalid params: Subject must be a string"),
+        ({"Destination": ["1002"]}, "SERVER_ERROR: invalid params: Destination must be a string"),
+        ({"Tenant": 5}, "SERVER_ERROR: invalid params: Tenant must be a string"),
+        ({"Category": {"a": 1}}, "SERVER_ERROR: invalid params: Category must be a string"),
+        ({"Usage": "abc"}, "SERVER_ERROR: not a duration: 'abc'"),
+        ({"AnswerTime": "yesterday"}, "SERVER_ERROR: not a time: 'yesterday'"),
+        ({"Subject": "nobody", "Tenant": "x.org"}, "SERVER_ERROR: RATING_PLAN_NOT_FOUND"),
+        ({"Destination": "999"}, "SERVER_ERROR: UNAUTHORIZED_DESTINATION"),
+    ],
+)
+def test_errors(registry: MethodRegistry, change: dict[str, Any], error: str) -> None:
+    for ctx in (WIRE, INTERNAL):
+        reply = answer(registry, {**CALL, **change}, ctx)
+        assert isinstance(reply, str) and reply.startswith(error), reply
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    subject=st.sampled_from(("1001", "1002", "1003")),
+    destination=st.sampled_from(("1001", "1002", "1003", "10025550", "1003999")),
+    seconds=st.integers(0, 7_200),
+    style=st.sampled_from(("s", "ms", "ns")),
+    moment=st.datetimes(min_value=datetime(2013, 1, 1), max_value=datetime(2026, 1, 1)),
+    suffix=st.sampled_from(("Z", "+02:00", "-05:00", "")),
+)
+def test_wire_and_internal_answers_agree(
+    registry: MethodRegistry,
+    subject: str,
+    destination: str,
+    seconds: int,
+    style: str,
+    moment: datetime,
+    suffix: str,
+) -> None:
+    minutes, rest = divmod(seconds, 60)
+    usage: Any = {"s": f"{seconds}s", "ms": f"{minutes}m{rest}s", "ns": seconds * 10**9}[style]
+    params = {
+        **CALL,
+        "Subject": subject,
+        "Destination": destination,
+        "AnswerTime": moment.strftime("%Y-%m-%dT%H:%M:%S") + suffix,
+        "Usage": usage,
+    }
+    wire = answer(registry, params)
+    assert wire == answer(registry, params, INTERNAL)
+    assert answer(registry, params) == wire  # again, from what the first call cached
