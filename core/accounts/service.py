@@ -258,11 +258,18 @@ class AccountService:
         )
 
     async def charge_money(
-        self, tenant: str, account_id: str, amount: Decimal, balance_uuid: str = ""
+        self,
+        tenant: str,
+        account_id: str,
+        amount: Decimal,
+        balance_uuid: str = "",
+        *,
+        also: Callable[[None], Iterable[Write]] | None = None,
     ) -> None:
         """Takes ``amount`` (negative gives back) from one monetary balance: the one with
         ``balance_uuid`` if it still exists, else ``*default``. Used for the rounding
-        correction of a call (CGRateS's rounding increment), which may go below zero."""
+        correction of a call (CGRateS's rounding increment), which may go below zero.
+        ``also``: DataDB writes that commit with the balances (see :meth:`update`)."""
         if amount == ZERO:
             return
 
@@ -275,11 +282,19 @@ class AccountService:
                 target = account.default_money_balance()
             target.value -= amount
 
-        await self.update(tenant, account_id, change)
+        await self.update(tenant, account_id, change, also=also)
 
-    async def refund(self, tenant: str, account_id: str, charges: Iterable[Charge]) -> Decimal:
+    async def refund(
+        self,
+        tenant: str,
+        account_id: str,
+        charges: Iterable[Charge],
+        *,
+        also: Callable[[Decimal], Iterable[Write]] | None = None,
+    ) -> Decimal:
         """Gives back what ``charges`` took (e.g. ``DebitResult.unused_charges(unused)``);
-        balances removed since are skipped. Returns the money refunded."""
+        balances removed since are skipped. Returns the money refunded. ``also``: DataDB
+        writes made from that amount that commit with the balances (see :meth:`update`)."""
         items = list(charges)
 
         async def change(account: Account) -> Decimal:
@@ -295,7 +310,7 @@ class AccountService:
                     refunded += charge.total_cost
             return refunded
 
-        return await self.update(tenant, account_id, change)
+        return await self.update(tenant, account_id, change, also=also)
 
     # ------------------------------------------------------------------------------ triggers
     async def run_triggers(self, account: Account) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
@@ -292,15 +292,20 @@ async def round_charged(
     money: Decimal,
     rounder: Callable[[Decimal], Decimal],
     debit: Any = None,
+    *,
+    also: Callable[[Decimal], Iterable[Write]] | None = None,
 ) -> Decimal:
     """Rounds the money a call took as its rating rounds the total (``*up`` to 4 decimals in
     the tutorial), taking or giving back the difference on the balance that paid last, as
-    CGRateS's rounding increment does. Returns the rounded amount."""
+    CGRateS's rounding increment does. Returns the rounded amount. ``also``: DataDB writes made
+    from the rounded amount that commit with the correction (none is made when no correction
+    is needed: the caller writes them itself then)."""
     rounded = rounder(money)
     correction = rounded - money
     if correction != ZERO:
         payer = ""
         if debit is not None:
             payer = next((c.money_balance for c in reversed(debit.charges) if c.money_balance), "")
-        await accounts.charge_money(run.tenant, run.account, correction, payer)
+        with_rounded = None if also is None else (lambda _none: also(rounded))
+        await accounts.charge_money(run.tenant, run.account, correction, payer, also=with_rounded)
     return rounded

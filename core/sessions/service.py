@@ -16,9 +16,10 @@ import platform
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
 from typing import Any, Final
 
-from core.accounts import AccountError, AccountService, Charge
+from core.accounts import AccountError, AccountService, Charge, DebitResult
 from core.cdrs.service import CdrService, SessionCosts, round_charged
 from core.charging import (
     BALANCE_CHECKED,
@@ -35,6 +36,7 @@ from core.rating import Rater, RatingError
 from core.rpc import RpcConnection
 from core.sessions.backup import SessionBackup, session_from_doc
 from core.sessions.session import Run, Session
+from core.storage import Write
 from core.types import HOUR, SECOND, InvalidValue, parse_duration
 
 log = logging.getLogger("chargeflow.sessions")
@@ -211,12 +213,23 @@ class SessionService:
         return max_usage
 
     async def _debit(
-        self, session: Session, run: Run, usage: int, *, allow_negative: bool | None
+        self,
+        session: Session,
+        run: Run,
+        usage: int,
+        *,
+        allow_negative: bool | None,
+        then: Callable[[DebitResult], list[Write]] | None = None,
     ) -> int:
+        """Debits one run; ``then`` adds writes (made from the result) to its commit."""
         event = run.event.debit_event(usage, self._clock(), elapsed=run.charged)
         backup = self._backup
-        # The session's backup, this debit included, commits with the debit's balances.
-        also = None if backup is None else lambda result: [backup.write(session, (run, result))]
+
+        def also(result: DebitResult) -> list[Write]:
+            # The session's backup, this debit included, commits with the debit's balances.
+            writes = [] if backup is None else [backup.write(session, (run, result))]
+            return writes if then is None else [*writes, *then(result)]
+
         try:
             result = await self._accounts.debit(event, allow_negative=allow_negative, also=also)
         except (AccountError, RatingError) as exc:
@@ -287,26 +300,69 @@ class SessionService:
                     run.used += last_used
                 else:
                     run.used = max(run.used, run.charged)
-            await self._settle(session)
-            await self._end(session, store_costs=True)
+            stored = await self._settle(session)
+            await self._end(session, store_costs=True, stored=stored)
 
-    async def _settle(self, session: Session) -> None:
-        """Brings each *prepaid run's charge to exactly its used usage, then rounds it."""
+    async def _settle(self, session: Session) -> bool:
+        """Brings each *prepaid run's charge to exactly its used usage, then rounds it.
+
+        The session's end writes (its costs, the backup's removal) commit with the last balance
+        change this makes, when there is one: True then, and ``_end`` has nothing left to write.
+        """
         now = self._clock()
-        for run in session.runs:
-            if run.request_type != PREPAID:
-                continue
+        prepaid = [run for run in session.runs if run.request_type == PREPAID]
+        stored = False
+        for run in prepaid:
+            rated = self._rater().get_cost(run.event.cost_query(run.used, now))
+            run.details = rated.to_event_cost(session.cgrid, run.run_id)
+            last_run = run is prepaid[-1]
+
+            def end_writes(
+                money: Decimal,
+                *,
+                rounded: bool,
+                run: Run = run,
+                last_run: bool = last_run,
+                rounder: Callable[[Decimal], Decimal] = rated.round,
+            ) -> list[Write]:
+                """The end writes, if the change that leaves ``money`` taken is the last one."""
+                nonlocal stored
+                if not last_run or (not rounded and rounder(money) != money):
+                    return []  # another run, or a rounding correction, comes after this change
+                stored = True
+                return self._end_writes(session, {run.run_id: money})
+
+            def after_debit(
+                result: DebitResult, run: Run = run, ends: Callable[..., list[Write]] = end_writes
+            ) -> list[Write]:
+                return ends(run.money + result.cost, rounded=False)
+
+            def after_refund(
+                refunded: Decimal, run: Run = run, ends: Callable[..., list[Write]] = end_writes
+            ) -> list[Write]:
+                return ends(run.money - refunded, rounded=False)
+
             if run.used > run.charged:
                 # The call happened: charge it whole, past the credit if need be.
-                await self._debit(session, run, run.used - run.charged, allow_negative=True)
+                await self._debit(
+                    session, run, run.used - run.charged, allow_negative=True, then=after_debit
+                )
             elif run.used < run.charged:
-                await self._refund(run, run.charged - run.used)
-            rated = self._rater().get_cost(run.event.cost_query(run.used, now))
+                await self._refund(run, run.charged - run.used, then=after_refund)
             last = run.debits[-1] if run.debits else None
-            run.money = await round_charged(self._accounts, run.event, run.money, rated.round, last)
-            run.details = rated.to_event_cost(session.cgrid, run.run_id)
+            run.money = await round_charged(
+                self._accounts,
+                run.event,
+                run.money,
+                rated.round,
+                last,
+                also=lambda rounded: end_writes(rounded, rounded=True),
+            )
+        return stored
 
-    async def _refund(self, run: Run, unused: int) -> None:
+    async def _refund(
+        self, run: Run, unused: int, *, then: Callable[[Decimal], list[Write]] | None = None
+    ) -> None:
         """Gives back the whole increments past the usage used, newest debit first."""
         refunds: list[Charge] = []
         remaining = unused
@@ -319,13 +375,30 @@ class SessionService:
         if not refunds:
             return
         try:
-            money = await self._accounts.refund(run.event.tenant, run.event.account, refunds)
+            money = await self._accounts.refund(
+                run.event.tenant, run.event.account, refunds, also=then
+            )
         except AccountError as exc:
             raise rals_error(exc) from None
         run.money -= money
         run.charged -= sum(charge.total_usage for charge in refunds)
 
-    async def _end(self, session: Session, *, store_costs: bool) -> None:
+    def _end_writes(self, session: Session, money: dict[str, Decimal]) -> list[Write]:
+        """One commit: the session is forgotten exactly when the costs its CDRs need are stored.
+        ``money`` overrides what a run took (by run id) with its amount once this commits."""
+        writes = [
+            self._session_costs.write(
+                session.cgrid, run.run_id, money.get(run.run_id, run.money), run.used, run.details
+            )
+            for run in session.runs
+            if run.request_type == PREPAID
+        ]
+        if self._backup is not None and writes:
+            writes.append(self._backup.removal(session.cgrid))
+        return writes
+
+    async def _end(self, session: Session, *, store_costs: bool, stored: bool = False) -> None:
+        """Forgets the session; its end writes too unless ``stored`` (already committed)."""
         session.ended = True
         self.sessions.pop(session.cgrid, None)
         if session.ttl_handle is not None:
@@ -335,16 +408,12 @@ class SessionService:
             task.cancel()
         if not store_costs:
             await self._refund_all(session)
-        # One commit: the session is forgotten exactly when the costs its CDRs need are stored.
-        writes = [
-            self._session_costs.write(session.cgrid, run.run_id, run.money, run.used, run.details)
-            for run in session.runs
-            if store_costs and run.request_type == PREPAID
-        ]
-        if self._backup is not None and self._has_prepaid(session):
-            writes.append(self._backup.removal(session.cgrid))
-        if writes:
-            await self._session_costs.apply(writes)  # the same DataDB holds both kinds
+            if self._backup is not None and self._has_prepaid(session):
+                await self._session_costs.apply([self._backup.removal(session.cgrid)])
+        elif not stored:
+            writes = self._end_writes(session, {})
+            if writes:
+                await self._session_costs.apply(writes)  # the same DataDB holds both kinds
 
     async def _refund_all(self, session: Session) -> None:
         """A session that fails to open keeps nothing of what it took."""
@@ -425,8 +494,8 @@ class SessionService:
                 return
             for run in session.runs:
                 run.used = max(run.used, run.charged)
-            await self._settle(session)
-            await self._end(session, store_costs=True)
+            stored = await self._settle(session)
+            await self._end(session, store_costs=True, stored=stored)
         log.info("session %s ended: %s", session.cgrid, reason)
         for run in session.runs:
             fields = dict(run.event.fields)

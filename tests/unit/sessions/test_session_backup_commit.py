@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from core.accounts.models import MONETARY, Account
+from core.cdrs.service import KIND_SESSION_COSTS
 from core.charging import cgrid
 from core.config import load_config
 from core.engine import Engine
@@ -106,3 +107,31 @@ async def test_a_failed_debit_commit_changes_neither_balance_nor_backup(
     reply = await call(engine, "APIerSv2.GetAccount", {"Tenant": TENANT, "Account": "alice"})
     live = sum(Decimal(str(b["Value"])) for b in reply["BalanceMap"]["*monetary"])
     assert live == Decimal("9")  # the cached account did not move either
+
+
+async def test_terminate_commits_refund_costs_and_backup_removal_at_once(engine: Engine) -> None:
+    datadb = engine.datadb
+    assert isinstance(datadb, SqliteDataDB)
+    await call(engine, "SessionSv1.InitiateSession", {"InitSession": True, "Event": event("10s")})
+    commits = datadb.commits
+    await call(engine, "SessionSv1.TerminateSession",
+               {"TerminateSession": True, "Event": event("2450ms")})  # fmt: skip
+    assert datadb.commits == commits + 1  # the refund, the session's cost, the backup's removal
+    assert await backup_of(engine) is None
+    cost = await datadb.get(KIND_SESSION_COSTS, f"{cgrid(ORIGIN, 'agent-1')}:*default")
+    assert cost is not None and Decimal(cost["Cost"]) == Decimal("0.25")  # 25 x 100 ms
+    assert await stored_money(engine) == Decimal("9.75")
+
+
+async def test_terminate_charging_past_the_reservation_commits_once(engine: Engine) -> None:
+    datadb = engine.datadb
+    assert isinstance(datadb, SqliteDataDB)
+    await call(engine, "SessionSv1.InitiateSession", {"InitSession": True, "Event": event("1s")})
+    commits = datadb.commits
+    await call(engine, "SessionSv1.TerminateSession",
+               {"TerminateSession": True, "Event": event("3s")})  # fmt: skip
+    assert datadb.commits == commits + 1
+    assert await backup_of(engine) is None
+    cost = await datadb.get(KIND_SESSION_COSTS, f"{cgrid(ORIGIN, 'agent-1')}:*default")
+    assert cost is not None and Decimal(cost["Cost"]) == Decimal("0.3")
+    assert await stored_money(engine) == Decimal("9.7")
