@@ -277,8 +277,7 @@ def report(run: Run) -> None:
 
 
 def main(seconds: int, outstanding: int, max_qps: int, count: int) -> None:
-    if shutil.which("dnsperf") is None:
-        subprocess.run([str(REPO_ROOT / "scripts" / "setup-peers"), "dnsperf"], check=True)
+    subprocess.run([str(REPO_ROOT / "scripts" / "setup-peers"), "dnsperf"], check=True)
     workdir = Path(tempfile.mkdtemp(prefix="chargeflow-dns-bench-"))
     names_file = workdir / "names.txt"
     names_file.write_text("".join(f"{enum_name(n)} NAPTR\n" for n in numbers(count)))
