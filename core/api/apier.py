@@ -77,28 +77,46 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
     default_category = general.default_category
 
     def get_cost(params: Any, ctx: CallContext) -> Any:
-        # Hot path: orjson hands us plain dicts of strings; anything else takes the checked
-        # reading in get_cost_args, which gives the same values or the CGRateS error.
-        if type(params) is dict:
-            subject = params.get("Subject")
-            destination = params.get("Destination")
-            tenant = params.get("Tenant") or default_tenant
-            category = params.get("Category") or default_category
-            if not (
-                type(subject) is str
-                and type(destination) is str
-                and type(tenant) is str
-                and type(category) is str
-                and subject
-                and destination
-            ):
-                subject, destination, tenant, category = get_cost_args(params)
-        else:
-            params = as_object(params)
-            subject, destination, tenant, category = get_cost_args(params)
+        if type(params) is dict and ctx.transport != TRANSPORT_INTERNAL:
+            # The common call, answered without checking the arguments first: the rater's
+            # common path only hits for values a checked call resolved before. Anything else
+            # (a new subject or usage, a bad argument) takes the checked path below.
+            try:
+                answer_time = parse_time(params.get("AnswerTime") or NOW, default_zone)
+                usage = parse_duration(params.get("Usage") or 0)
+            except InvalidValue:
+                pass  # the checked path reports it, after the mandatory fields
+            else:
+                wire = engine.rating.rater.common_event_cost_wire(
+                    params.get("Tenant") or default_tenant,
+                    params.get("Category") or default_category,
+                    params.get("Subject"),
+                    params.get("Destination"),
+                    answer_time,
+                    usage,
+                )
+                if wire is not None:
+                    return wire
+        return checked_get_cost(params, ctx)
+
+    def checked_get_cost(params: Any, ctx: CallContext) -> Any:
+        args = params if type(params) is dict else as_object(params)
+        subject = args.get("Subject")
+        destination = args.get("Destination")
+        tenant = args.get("Tenant") or default_tenant
+        category = args.get("Category") or default_category
+        if not (
+            type(subject) is str
+            and type(destination) is str
+            and type(tenant) is str
+            and type(category) is str
+            and subject
+            and destination
+        ):
+            subject, destination, tenant, category = get_cost_args(args)
         try:
-            answer_time = parse_time(params.get("AnswerTime") or NOW, default_zone)
-            usage = parse_duration(params.get("Usage") or 0)
+            answer_time = parse_time(args.get("AnswerTime") or NOW, default_zone)
+            usage = parse_duration(args.get("Usage") or 0)
         except InvalidValue as exc:
             raise server_error(exc) from None
         rater = engine.rating.rater

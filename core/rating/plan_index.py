@@ -33,6 +33,7 @@ DEFAULT_RATE_INCREMENT: Final = SECOND
 
 _PRICE_CACHE_LIMIT: Final = 4096  # distinct part durations remembered per rate slot
 _SCHEDULE_CACHE_LIMIT: Final = 1024  # local days remembered per destination rating
+_NEVER: Final = 1 << 127  # an epoch-ns instant after any call
 _ID_LENGTH: Final = 7  # CGRateS's UUIDSha1Prefix length
 _ROUNDING_MODES: Final = {
     ROUNDING_UP: ROUND_CEILING,
@@ -397,7 +398,7 @@ class MatchedRating(NamedTuple):
 class ProfileIndex:
     """One rating profile with its activations sorted by time."""
 
-    __slots__ = ("activations", "category", "key", "tenant", "times")
+    __slots__ = ("activations", "category", "key", "latest", "latest_time", "tenant", "times")
 
     def __init__(
         self, key: str, tenant: str, category: str, activations: Iterable[Activation]
@@ -407,3 +408,6 @@ class ProfileIndex:
         self.category = category
         self.activations = tuple(sorted(activations, key=lambda activation: activation.time))
         self.times = [activation.time for activation in self.activations]
+        # The activation in force from its time on, for every call starting then or later.
+        self.latest = self.activations[-1] if self.activations else None
+        self.latest_time = self.times[-1] if self.times else _NEVER

@@ -67,7 +67,8 @@ from .plan_index import (
     RateInterval,
     RatingMatch,
 )
-from .timings import BUILTIN_TIMINGS, LocalClock, clock_for, compile_timing, epoch_ns
+from .timings import BUILTIN_TIMINGS, DAY, LocalClock, clock_for, compile_timing, epoch_ns
+from .timings import CLOCKS as _CLOCKS
 
 TOR_VOICE: Final = "*voice"
 TOR_DATA: Final = "*data"
@@ -89,7 +90,7 @@ _MATCH_CACHE_LIMIT: Final = 65536  # destinations remembered per activation, mat
 _RATED_CACHE_LIMIT: Final = 8192  # (interval, usage) results; GC walks them, keep few
 _NO_BOUNDARY: Final = 1 << 127  # beyond any epoch-ns instant
 _PROFILE_CACHE_LIMIT: Final = 65536  # subjects whose profile is remembered
-_UNKNOWN: Final[object] = object()  # not in a cache yet (None is a cached "no rate")
+_UNKNOWN: Final[Any] = object()  # not in a cache yet (None is a cached "no rate")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND: Final = timedelta(microseconds=1)
 # CallCost(...) runs the NamedTuple's generated __new__ (17 keyword-capable arguments); building
@@ -415,49 +416,72 @@ class Rater:
         usage: int,
     ) -> Any:
         """APIerSv1.GetCost's answer for the JSON writer: the same as
-        ``cost_of(..., tor="").to_event_cost_wire()``.
-
-        The common call goes without a CallCost: the subject's latest activation started
-        before it, its plan is static and rates the destination with one all-day interval, no
-        midnight falls inside the call, and a call of this usage on this interval was rated
-        before (the rated timespans do not depend on anything else). Its EventCost is then
-        joined from encoded parts: the time, the rated call's and the match's. Anything else
-        takes ``cost_of``.
-        """
-        zone = start_time.tzinfo
-        if 0 < usage <= self._any_limit and zone is not None:
-            clock = self._utc_clock if zone is UTC else clock_for(zone)
-            start = (start_time - _EPOCH) // _ONE_MICROSECOND * MICROSECOND
-            found = self._whole_call(
-                tenant or DEFAULT_TENANT,
-                category or DEFAULT_CATEGORY,
-                subject,
-                destination,
-                start,
-                clock,
-            )
-            if found is not None:
-                interval = found.rating.single
-                if interval is not None and start + usage <= clock.day_end(start):
-                    rated = self._rated.get((interval, usage, False))
-                    if rated is not None and rated.spans:
-                        wire = rated.wire
-                        if wire is None:
-                            wire = split_wire(rated.spans, rated.rated_usage, rated.unrounded_cost)
-                            rated.wire = wire
-                        return orjson.Fragment(
-                            b"".join(
-                                (
-                                    WIRE_HEAD,
-                                    dump_time(start_time),
-                                    wire[0],
-                                    found.filters_wire,
-                                    wire[1],
-                                )
-                            )
-                        )
+        ``cost_of(..., tor="").to_event_cost_wire()``, through ``common_event_cost_wire`` when
+        the call is a common one."""
+        wire = self.common_event_cost_wire(
+            tenant, category, subject, destination, start_time, usage
+        )
+        if wire is not None:
+            return wire
         call_cost = self.cost_of(tenant, category, subject, destination, start_time, usage, "")
         return call_cost.to_event_cost_wire()
+
+    def common_event_cost_wire(
+        self,
+        tenant: Any,
+        category: Any,
+        subject: Any,
+        destination: Any,
+        start_time: datetime,
+        usage: int,
+    ) -> Any:
+        """``event_cost_wire`` for the common call, or None: then call ``event_cost_wire``.
+
+        The common call: its subject's profile was resolved before and its latest activation
+        started before the call (so it rates all of it); that activation's plan is static and
+        rates the destination with one all-day interval; no local midnight
+        falls inside the call (in a zone without DST changes); and a call of this usage was
+        rated on that interval before (the timespans depend on nothing else). Its EventCost is
+        then joined from encoded parts: the answer time, the rated call's and the match's.
+
+        Every value is looked up in caches that only the general path fills, with values it
+        checked: an argument of the wrong type (a number, a list) cannot hit and gives None,
+        so callers need not check the arguments first.
+        """
+        zone = start_time.tzinfo
+        clock = _CLOCKS.get(zone)  # type: ignore[arg-type]
+        if clock is None or not 0 < usage <= self._any_limit:
+            return None
+        offset = clock.fixed_offset
+        try:
+            profile = self._profiles_by_subject.get((tenant, category, subject))
+            if profile is None or offset is None:
+                return None
+            start = (start_time - _EPOCH) // _ONE_MICROSECOND * MICROSECOND
+            latest = profile.latest
+            if start < profile.latest_time or latest is None or not latest.plan.static:
+                return None
+            found = latest.matches.get(destination, _UNKNOWN)
+        except TypeError:  # unhashable: not a value any cache holds
+            return None
+        if found is _UNKNOWN:  # a number new to this plan: find its prefix
+            if type(destination) is not str or not destination:
+                return None
+            found = self._activation_match(profile.key, latest, destination, start, clock)
+        if found is None:
+            return None
+        interval = found.rating.single
+        if interval is None or start + usage > ((start + offset) // DAY + 1) * DAY - offset:
+            return None
+        rated = self._rated.get((interval, usage, False))
+        if rated is None or not rated.spans:
+            return None
+        wire = rated.wire
+        if wire is None:
+            wire = rated.wire = split_wire(rated.spans, rated.rated_usage, rated.unrounded_cost)
+        return orjson.Fragment(
+            b"".join((WIRE_HEAD, dump_time(start_time), wire[0], found.filters_wire, wire[1]))
+        )
 
     def max_usage(self, query: CostQuery, budget: Decimal) -> int:
         """How much of ``query.usage`` (ns) ``budget`` money pays for, as a monetary balance.
@@ -525,7 +549,7 @@ class Rater:
         if activation.plan.static:
             found = activation.matches.get(destination, _UNKNOWN)
             if found is not _UNKNOWN:
-                return found  # type: ignore[return-value]
+                return found  # type: ignore[no-any-return]
         return self._activation_match(profile.key, activation, destination, start, clock)
 
     def _find_profile(self, tenant: str, category: str, subject: str) -> ProfileIndex | None:

@@ -102,10 +102,11 @@ def _local_day(ordinal: int, start: int, end: int) -> LocalDay:
 class LocalClock:
     """Local calendar of one time zone, over epoch nanoseconds."""
 
-    __slots__ = ("_days", "zone")
+    __slots__ = ("_days", "fixed_offset", "zone")
 
-    def __init__(self, zone: tzinfo) -> None:
+    def __init__(self, zone: tzinfo, fixed_offset: int | None = None) -> None:
         self.zone = zone
+        self.fixed_offset = fixed_offset  # ns east of UTC, for zones without DST changes
         self._days: dict[int, LocalDay] = {}
 
     def day_of(self, instant: int) -> LocalDay:
@@ -136,7 +137,7 @@ class FixedClock(LocalClock):
     __slots__ = ("_offset",)
 
     def __init__(self, zone: tzinfo, offset: int) -> None:
-        super().__init__(zone)
+        super().__init__(zone, offset)
         self._offset = offset
 
     def day_of(self, instant: int) -> LocalDay:
@@ -188,13 +189,14 @@ class ZoneClock(LocalClock):
         return min(max(epoch_ns(moment) + rest, day.start), day.end)
 
 
-_CLOCKS: dict[tzinfo, LocalClock] = {}
+CLOCKS: Final[dict[tzinfo, LocalClock]] = {}
+"""The clocks made so far by ``clock_for``, by zone (read-only for others)."""
 
 
 def clock_for(zone: tzinfo | None) -> LocalClock:
     """The (cached) clock of a zone; None is UTC."""
     zone = zone or UTC
-    clock = _CLOCKS.get(zone)
+    clock = CLOCKS.get(zone)
     if clock is None:
         offset = zone.utcoffset(None) if isinstance(zone, timezone) else None
         if offset is None and getattr(zone, "key", None) in ("UTC", "Etc/UTC"):
@@ -203,7 +205,7 @@ def clock_for(zone: tzinfo | None) -> LocalClock:
             clock = FixedClock(zone, (offset.days * 86_400 + offset.seconds) * SECOND)
         else:
             clock = ZoneClock(zone)
-        _CLOCKS[zone] = clock
+        CLOCKS[zone] = clock
     return clock
 
 

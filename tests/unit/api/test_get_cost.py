@@ -105,6 +105,7 @@ def test_missing_answer_time_is_now(registry: MethodRegistry) -> None:
     ],
 )
 def test_errors(registry: MethodRegistry, change: dict[str, Any], error: str) -> None:
+    answer(registry, CALL)  # the rater's caches know this call: bad values must still fail
     for ctx in (WIRE, INTERNAL):
         reply = answer(registry, {**CALL, **change}, ctx)
         assert isinstance(reply, str) and reply.startswith(error), reply
