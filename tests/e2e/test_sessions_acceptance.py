@@ -34,8 +34,12 @@ EXPECTED_RESULTS: list[Any] = [
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[EngineProcess]:
     process = EngineProcess(tmp_path).start()
-    reply = process.call("APIerSv1.LoadTariffPlanFromFolder", {"FolderPath": str(TUTORIAL)})
-    assert reply["result"] == "OK", reply
+    try:
+        reply = process.call("APIerSv1.LoadTariffPlanFromFolder", {"FolderPath": str(TUTORIAL)})
+        assert reply["result"] == "OK", reply
+    except BaseException:
+        process.stop()
+        raise
     yield process
     assert process.stop() == 0, process.log_text()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -19,6 +20,20 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 IO_TIMEOUT_S = 10.0
 TUTORIAL = Path(__file__).resolve().parents[3] / "shared" / "tariffplans" / "cgrates_tutorial"
+
+
+# Engines still running when the test process exits (a fixture that failed before its teardown,
+# an interrupted run) are killed then, never left behind holding ports and files.
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for process in list(_RUNNING):
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    _RUNNING.clear()
 
 
 def free_port() -> int:
@@ -59,6 +74,7 @@ class EngineProcess:
             cwd=Path(__file__).resolve().parents[2],
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+        _RUNNING.add(self.process)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -82,6 +98,7 @@ class EngineProcess:
                 self.process.kill()
                 self.process.wait()
         code = self.process.returncode
+        _RUNNING.discard(self.process)
         self.process = None
         return code
 
