@@ -147,7 +147,7 @@ def walked(message: DiameterMessage, path: tuple[str, ...]) -> list[Any]:
 
 
 def same(left: list[Any], right: list[Any]) -> bool:
-    return len(left) == len(right) and all(a is b or a == b for a, b in zip(left, right))
+    return len(left) == len(right) and all(a is b or a == b for a, b in zip(left, right, strict=True))
 
 
 def test_the_index_reads_what_the_walk_reads_on_the_vectors() -> None:
