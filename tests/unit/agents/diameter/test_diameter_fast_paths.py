@@ -44,9 +44,7 @@ scalars = st.one_of(
     st.integers(min_value=0, max_value=2**31 - 1),
     st.none(),
 )
-units = st.fixed_dictionaries(
-    {}, optional={"CC-Time": st.lists(scalars, min_size=1, max_size=2)}
-)
+units = st.fixed_dictionaries({}, optional={"CC-Time": st.lists(scalars, min_size=1, max_size=2)})
 mscc = st.fixed_dictionaries(
     {},
     optional={
@@ -147,7 +145,9 @@ def walked(message: DiameterMessage, path: tuple[str, ...]) -> list[Any]:
 
 
 def same(left: list[Any], right: list[Any]) -> bool:
-    return len(left) == len(right) and all(a is b or a == b for a, b in zip(left, right, strict=True))
+    if len(left) != len(right):
+        return False
+    return all(a is b or a == b for a, b in zip(left, right, strict=True))
 
 
 def test_the_index_reads_what_the_walk_reads_on_the_vectors() -> None:
