@@ -1,27 +1,37 @@
-"""Diameter agent benchmark: CCR-U/s and latency through ``chargeflow agent diameter`` against a
-real engine, each in its own process, all on 127.0.0.1.
+"""Diameter agent benchmark: CCR-U/s, latency and the agent's CPU per CCR through
+``chargeflow agent diameter``, each peer in its own process, all on 127.0.0.1.
 
-1. An engine process (tutorial plan, memory storage, a temporary directory) and an agent process
-   (``python -m core.cli agent diameter``, the default templates) are started; both are stopped
-   by PID (SIGTERM, then SIGKILL) at the end, whatever happens.
-2. ``--accounts`` accounts (``bench0000``..) get 10^6 money and no triggers; the ``call``
-   category is rated with RP_1001 for any subject (1002 at 0.4 + 0.2/min, then 0.1/min per s).
-3. This process opens ``--connections`` Diameter connections (CER first) and ``--sessions``
-   voice sessions (CCR-I, 60 s requested), then runs a closed loop of CCR-U (60 s used, 60 s
-   requested) with ``--window`` requests in flight per connection, for ``--duration`` seconds or
-   ``--count`` requests, whichever first (after ``--warmup`` seconds not measured).
-4. The same loop is run against the engine alone (``SessionSv1.UpdateSession`` over JSON-RPC,
-   the event the templates build) at the same concurrency, to estimate the agent's overhead:
-   Diameter latency minus engine latency, per percentile (an estimate: distributions do not
-   subtract exactly).
-5. Every session is ended with a CCR-T; the non-2001 answers are counted and printed.
+Two modes, run one after the other by default (``--mode both``):
 
-The figures include the load generator, which shares the machine (``nproc`` printed).
+* **engine** (the main figure): a real engine (tutorial plan, memory storage, a temporary
+  directory) behind the agent. ``--accounts`` accounts (``bench0000``..) get 10^6 money and no
+  triggers; the ``call`` category is rated with RP_1001 for any subject.
+* **replay** (clearly labelled "AGENT ALONE"): the engine replaced by ``rpc_replay.py`` in its
+  own process, which forwards the first call of each method to the real engine, records the
+  reply and answers every later call with it at once. Nothing is charged; what is measured is
+  the agent's own capacity and overhead, without the engine's limit.
+
+In each mode this process opens ``--connections`` Diameter connections (CER first) and
+``--sessions`` voice sessions (CCR-I, 60 s requested), then runs a closed loop of CCR-U (60 s
+used, 60 s requested) with ``--window`` requests in flight per connection, for ``--duration``
+seconds or ``--count`` requests, whichever first, after ``--warmup`` seconds not measured. The
+agent's CPU per CCR-U is its CPU seconds over the measured part only (``/proc``), divided by the
+CCR-Us answered then. The same UpdateSession load is then sent straight to the engine (or to the
+responder) over JSON-RPC, to estimate the agent's overhead: Diameter latency minus direct
+latency, per percentile (an estimate: distributions do not subtract exactly). Every session is
+ended with a CCR-T; the answers' Result-Codes are counted and printed. The load generator
+encodes each session's CCR-U once and patches its CC-Request-Number; its own CPU is printed
+too ("loadgen"). Every child process is stopped by PID (SIGTERM, then SIGKILL).
+
+``--profile DIR`` runs the agents under cProfile (``DIR/agent-engine.prof``,
+``DIR/agent-replay.prof``). The figures include the load generator, which shares the machine
+(``nproc`` printed).
 
 Usage::
 
     .venv/bin/python scripts/bench/diameter.py [-d SECONDS] [-n COUNT] [-c CONNECTIONS]
         [-w WINDOW] [-s SESSIONS] [--accounts N] [--warmup SECONDS]
+        [--mode engine|replay|both] [--profile DIR]
 """
 
 from __future__ import annotations
