@@ -245,7 +245,7 @@ class _GroupWriter:
         self._what = what
         self._committer = committer
         self._conn = _connect(path, synchronous, what, WRITER_STATEMENT_CACHE)
-        self._wake = threading.Condition()
+        self._wake = threading.Condition(threading.Lock())  # no re-entry: the cheaper lock
         self._queue: list[_Queued] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False

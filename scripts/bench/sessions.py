@@ -920,9 +920,16 @@ async def _profile(
             return samples, time.perf_counter() - started, time.process_time() - cpu_started
 
         await run("warm", min(calls, 1_000), served)
+        commits_before = store_commits(engine)
         samples, elapsed, cpu = await run("timed", calls, served)
+        commits = [b - a for a, b in zip(commits_before, store_commits(engine), strict=True)]
         width = len(STEPS)
         done = max(1, samples.completed)
+        if commits:
+            print(
+                f"    group commits per call: DataDB {commits[0] / done:.3f}, "
+                f"StorDB {commits[1] / done:.3f}"
+            )
         print(
             f"in-process, {storage} storage, {spread} ({len(plan.accounts)} account(s)), "
             f"{concurrency} call(s) at a time: {samples.completed:,} calls in "
@@ -964,6 +971,13 @@ async def _profile(
         )
     finally:
         await engine.stop()
+
+
+def store_commits(engine: Engine) -> list[int]:
+    """Transactions committed so far by the DataDB and StorDB writer threads (SQLite; [] for
+    a store that does not count them)."""
+    counts = [getattr(store, "commits", None) for store in (engine.datadb, engine.stordb)]
+    return [count for count in counts if isinstance(count, int)]
 
 
 def run_profile(
