@@ -32,6 +32,7 @@ import argparse
 import array
 import dataclasses
 import functools
+import itertools
 import os
 import platform
 import random
@@ -88,6 +89,8 @@ PREFIX_DESTINATIONS: Final = 100
 PREFIX_RATES: Final = 10
 WARM_NUMBERS: Final = 1_000
 SAMPLED_PREFIXES: Final = 1_000
+FRESH_NUMBERS: Final = 200_000  # distinct called numbers for the "numbers all new" row
+WARM_CALLS: Final = 5_000
 TARGET_RATIO: Final = 0.5
 SEED: Final = 20_240_601
 NS_PER_US: Final = 1_000
@@ -309,6 +312,19 @@ async def _inproc(
     def handler(index: int) -> object:
         return dispatch(GET_COST, variants[index % size], context)
 
+    # The same requests, but every called number is new to the rater (digits appended under
+    # the same prefix): its destination match is found, not remembered. Warm-up included, no
+    # number is sent twice.
+    fresh_count = min(max_calls, FRESH_NUMBERS) + WARM_CALLS
+    fresh = []
+    for index in range(fresh_count):
+        params = variants[index % size]
+        fresh.append({**params, "Destination": f"{params['Destination']}9{index}"})
+    position = itertools.count()
+
+    def new_numbers(index: int) -> object:
+        return dispatch(GET_COST, fresh[next(position) % fresh_count], context)
+
     def served(index: int) -> object:
         request = decode_message(bodies[index % size])
         assert isinstance(request, Request)
@@ -323,10 +339,11 @@ async def _inproc(
     for label, call in (
         ("rater.get_cost(CostQuery)", rate),
         (f"registry.dispatch({GET_COST})", handler),
+        ("same, every called number new", new_numbers),
         ("decode + dispatch GetCost + encode reply", served),
         ("decode + dispatch Bench.Echo + encode reply", echoed),
     ):
-        timed_loop(call, min(max_calls, 5_000), max_seconds)  # warm caches
+        timed_loop(call, min(max_calls, WARM_CALLS), max_seconds)  # warm caches
         rows.append((label, timed_loop(call, max_calls, max_seconds)))
     return rows
 
