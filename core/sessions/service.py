@@ -126,7 +126,11 @@ class SessionService:
         return [self._run_event(run) for run in await self._runs_of(event)]
 
     def requested_usage(self, event: CGREvent) -> int:
-        usage = self._run_event(event).usage
+        return self._requested(self._run_event(event))
+
+    def _requested(self, run_event: RunEvent) -> int:
+        """The usage a request asks for (its Usage, else max_call_duration)."""
+        usage = run_event.usage
         return self.config.max_call_duration if usage is None else usage
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
@@ -152,8 +156,15 @@ class SessionService:
         return allowed
 
     # ----------------------------------------------------------------------------- initiate
-    async def initiate(self, event: CGREvent, connection: RpcConnection | None) -> int:
-        """Opens the session and makes its first debit; returns MaxUsage."""
+    async def initiate(
+        self,
+        event: CGREvent,
+        connection: RpcConnection | None,
+        run_event: RunEvent | None = None,
+    ) -> int:
+        """Opens the session and makes its first debit; returns MaxUsage. ``run_event``:
+        ``event`` already read (saves reading it again)."""
+        requested = self._requested(run_event or self._run_event(event))
         runs = await self._runs(event)
         if not runs:
             raise SessionError(ERR_NOT_FOUND)
@@ -178,11 +189,11 @@ class SessionService:
                     if any(run.request_type == PREPAID for run in session.runs):
                         session.debit_task = asyncio.ensure_future(self._debit_loop(session))
                 else:
-                    max_usage = await self._debit_all(session, self.requested_usage(event))
+                    max_usage = await self._debit_all(session, requested)
             except SessionError:
                 await self._end(session, store_costs=False)
                 raise
-            if max_usage == 0 and self.requested_usage(event) > 0 and self._has_prepaid(session):
+            if max_usage == 0 and requested > 0 and self._has_prepaid(session):
                 await self._end(session, store_costs=False)
                 raise rals_error(Exception(ERR_INSUFFICIENT_CREDIT))
             self._arm_ttl(session)
@@ -246,13 +257,13 @@ class SessionService:
         run_event = self._run_event(event)
         session = self.sessions.get(cgrid(run_event.origin_id, run_event.origin_host))
         if session is None:
-            return await self.initiate(event, connection)
+            return await self.initiate(event, connection, run_event)
         async with session.lock:
             if session.ended:
                 raise SessionError(ERR_SESSION_NOT_FOUND)
             self._rebind(session, connection)
             self._confirm_usage(session, event)
-            max_usage = await self._debit_all(session, self.requested_usage(event))
+            max_usage = await self._debit_all(session, self._requested(run_event))
             self._arm_ttl(session)
             return max_usage
 
