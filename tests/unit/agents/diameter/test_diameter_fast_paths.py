@@ -109,14 +109,15 @@ def test_a_text_and_a_number_of_equal_value_are_cached_apart() -> None:
 
 def test_what_only_the_general_path_encodes_is_left_to_it() -> None:
     req = request()
-    for nodes in (
+    cases: list[dict[str, list[Any]]] = [
         {"Result-Code": ["2001"], "Unknown-AVP-Name": ["1"]},  # general path: encode error
         {"Result-Code": ["2001"], "CC-Request-Type": [[1, 2]]},  # a list leaf: repeated AVPs
         {"Result-Code": ["2001"], "Multiple-Services-Credit-Control": ["not a group"]},
         {"Result-Code": ["2001"], "CC-Time": [{"a group": ["where a number is due"]}]},
         {"Result-Code": [True]},
         {"Result-Code": ["2001"], "268": ["4012"]},  # a head AVP by another name
-    ):
+    ]
+    for nodes in cases:
         assert codec.encode_answer_tree(req, nodes, origin_host=HOST, origin_realm=REALM) is None
 
 
