@@ -903,25 +903,32 @@ async def _profile(
         assert await engine_call_cost(served) == cost
         before_money = await setup_accounts(served, plan.accounts)
 
-        async def run(tag: str, count: int, call: Caller) -> tuple[Samples, float, float]:
+        async def run(tag: str, count: int, call: Caller) -> tuple[Samples, float, float, float]:
             """(samples, wall seconds, CPU seconds of this process: every thread, so the
-            storage's writer thread counts too)."""
+            storage's writer threads count too, CPU seconds of the event loop's thread alone:
+            the one thread every request needs, so the one that bounds throughput)."""
             samples = Samples()
             tagged = CallPlan(tag, plan.accounts)
             counter = itertools.count()
             started = time.perf_counter()
             cpu_started = time.process_time()
+            loop_started = time.thread_time()
 
             async def worker() -> None:
                 while (index := next(counter)) < count:
                     await samples.run_call(call, tagged.params(index), clock())
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
-            return samples, time.perf_counter() - started, time.process_time() - cpu_started
+            return (
+                samples,
+                time.perf_counter() - started,
+                time.process_time() - cpu_started,
+                time.thread_time() - loop_started,
+            )
 
         await run("warm", min(calls, 1_000), served)
         commits_before = store_commits(engine)
-        samples, elapsed, cpu = await run("timed", calls, served)
+        samples, elapsed, cpu, loop_cpu = await run("timed", calls, served)
         commits = [b - a for a, b in zip(commits_before, store_commits(engine), strict=True)]
         width = len(STEPS)
         done = max(1, samples.completed)
@@ -934,8 +941,9 @@ async def _profile(
             f"in-process, {storage} storage, {spread} ({len(plan.accounts)} account(s)), "
             f"{concurrency} call(s) at a time: {samples.completed:,} calls in "
             f"{elapsed:.2f} s = {samples.completed / elapsed:,.0f} calls/s, "
-            f"{elapsed / done * 1e6:,.0f} µs wall and {cpu / done * 1e6:,.0f} µs CPU (all "
-            f"threads) per call (decode + handler + encode, no socket); failed {samples.failed}"
+            f"{elapsed / done * 1e6:,.0f} µs wall, {cpu / done * 1e6:,.0f} µs CPU (all "
+            f"threads), {loop_cpu / done * 1e6:,.0f} µs CPU of the event-loop thread per call "
+            f"(decode + handler + encode, no socket); failed {samples.failed}"
         )
         for step, (label, _) in enumerate(STEPS):
             values = samples.steps[step::width]
@@ -943,7 +951,7 @@ async def _profile(
             print(f"    {label:<18} {mean:>8.1f} µs")
         profiler = cProfile.Profile()
         profiler.enable()
-        profiled, profiled_elapsed, _cpu = await run("prof", calls, served)
+        profiled, profiled_elapsed, _cpu, _loop_cpu = await run("prof", calls, served)
         profiler.disable()
         print(
             f"cProfile of {profiled.completed:,} more calls ({profiled_elapsed:.2f} s with the "
