@@ -396,7 +396,6 @@ class DiameterMessage:
         "_avps",
         "_by_key",
         "_data",
-        "_flat",
         "app_id",
         "code",
         "e2e",
@@ -428,9 +427,6 @@ class DiameterMessage:
         self.length = len(_data)
         self._avps: list[Avp] | None = avps if avps is not None else ([] if not _data else None)
         self._by_key: dict[tuple[int, int], list[Avp]] | None = None
-        # Every AVP by its path of (code, vendor) keys, in message order (``get``'s index):
-        # None until the first read, _NO_INDEX when a group could not be walked.
-        self._flat: dict[PathKeys, list[Avp]] | None = None
 
     # -- flags
     @property
@@ -463,7 +459,6 @@ class DiameterMessage:
         self.avps.append(item)
         self._data = b""  # built bytes no longer match
         self._by_key = None
-        self._flat = None
 
     def find(self, code: int, vendor: int = 0) -> list[Avp]:
         """All top-level AVPs with this code and vendor, in order."""
@@ -492,12 +487,6 @@ class DiameterMessage:
         first = keys[0]
         if first is None:
             return []
-        if _through_groups(keys):  # one probe of the path index
-            flat = self._flat
-            if flat is None:
-                flat = self._flat = _index(self.avps)
-            if flat is not _NO_INDEX:
-                return [_leaf(item) for item in flat.get(keys, ())]
         found = self.find(*first)
         if len(keys) == 1:
             return [_leaf(item) for item in found]
@@ -553,55 +542,6 @@ def _path_keys(path: tuple[str, ...]) -> PathKeys:
         if len(_PATH_KEYS) < _PATH_KEYS_MAX:
             _PATH_KEYS[path] = keys
     return keys
-
-
-_NO_INDEX: Final[dict[PathKeys, list[Avp]]] = {}
-_THROUGH_GROUPS: dict[PathKeys, bool] = {}
-
-
-def _through_groups(keys: PathKeys) -> bool:
-    """Whether every key but the last names a grouped AVP of the dictionary: then the path
-    index holds exactly what the walk of ``_get`` finds (an unknown AVP on the way may still
-    parse as a group: that path is walked)."""
-    known = _THROUGH_GROUPS.get(keys)
-    if known is None:
-        known = (
-            all(
-                key is not None
-                and (found := DICTIONARY_BY_KEY.get(key)) is not None
-                and found.type == AvpType.GROUPED
-                for key in keys[:-1]
-            )
-            and keys[-1] is not None
-        )
-        if len(_THROUGH_GROUPS) < _PATH_KEYS_MAX:
-            _THROUGH_GROUPS[keys] = known
-    return known
-
-
-def _index(avps: list[Avp]) -> dict[PathKeys, list[Avp]]:
-    """Every AVP under its key path, depth first (so each list is in message order); groups
-    of the dictionary are descended. _NO_INDEX when one cannot be walked: reads then take the
-    walk, which raises for the paths that go through it only."""
-    flat: dict[PathKeys, list[Avp]] = {}
-    try:
-        _add_to_index(flat, avps, ())
-    except (DiameterDecodeError, TypeError):  # TypeError: a built group holding no AVP list
-        return _NO_INDEX
-    return flat
-
-
-def _add_to_index(flat: dict[PathKeys, list[Avp]], avps: list[Avp], prefix: PathKeys) -> None:
-    for item in avps:
-        key = (*prefix, (item.code, item.vendor))
-        found = flat.get(key)
-        if found is None:
-            flat[key] = [item]
-        else:
-            found.append(item)
-        definition = item._def or item.definition
-        if definition.type == AvpType.GROUPED:
-            _add_to_index(flat, item.children, key)
 
 
 def _leaf(item: Avp) -> Any:

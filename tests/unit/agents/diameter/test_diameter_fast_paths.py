@@ -1,5 +1,6 @@
 """The codec's fast paths give exactly what the general paths give: the CCA encoded straight
-from a reply tree (``encode_answer_tree``) and path reads through the path index."""
+from a reply tree (``encode_answer_tree``), and path reads (through the AVP definitions looked up
+once in the walk) as the plain walk over the AVPs."""
 
 from __future__ import annotations
 
@@ -121,7 +122,7 @@ def test_what_only_the_general_path_encodes_is_left_to_it() -> None:
         assert codec.encode_answer_tree(req, nodes, origin_host=HOST, origin_realm=REALM) is None
 
 
-# ----------------------------------------------------------------------------- path index
+# ----------------------------------------------------------------------------- path reads
 PATHS = [
     ("Session-Id",),
     ("CC-Request-Type",),
@@ -151,7 +152,7 @@ def same(left: list[Any], right: list[Any]) -> bool:
     return all(a is b or a == b for a, b in zip(left, right, strict=True))
 
 
-def test_the_index_reads_what_the_walk_reads_on_the_vectors() -> None:
+def test_reads_equal_the_walk_on_the_vectors() -> None:
     for vector in sorted(VECTORS.glob("*ccr*.hex")):
         data = bytes.fromhex(vector.read_text().split("#")[0].replace("\n", "").strip())
         message = codec.decode(data)
@@ -165,7 +166,7 @@ def test_the_index_reads_what_the_walk_reads_on_the_vectors() -> None:
         max_size=6,
     )
 )
-def test_the_index_keeps_message_order_over_repeated_groups(
+def test_reads_keep_message_order_over_repeated_groups(
     groups: list[tuple[int, int]],
 ) -> None:
     avps = [avp("Session-Id", "s")]
