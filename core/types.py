@@ -279,7 +279,20 @@ _FRAGMENT_CACHE_LIMIT: Final = 65536
 _fragments: dict[Decimal, orjson.Fragment] = {}
 
 
+class JsonParts(tuple[bytes, ...]):
+    """A value already encoded as JSON, in parts to be written one after the other.
+
+    Handlers may return one for a reply that is mostly pre-encoded: ``encode_response`` joins
+    the parts straight into the reply line (no intermediate copy), and ``dumps`` embeds them
+    anywhere else.
+    """
+
+    __slots__ = ()
+
+
 def _json_default(value: Any) -> Any:
+    if type(value) is JsonParts:
+        return orjson.Fragment(b"".join(value))
     if isinstance(value, Decimal):
         fragment = _fragments.get(value)
         if fragment is None:

@@ -29,8 +29,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, Final, NamedTuple, cast
 
-import orjson
-
 from core.tariffplan.models import (
     DEFAULT_CATEGORY,
     DEFAULT_TENANT,
@@ -40,7 +38,7 @@ from core.tariffplan.models import (
     Timing,
     rating_profile_key,
 )
-from core.types import HOUR, MICROSECOND, ZERO, InvalidValue
+from core.types import HOUR, MICROSECOND, SECOND, ZERO, InvalidValue, JsonParts
 
 from .callcost import (
     WIRE_HEAD,
@@ -92,6 +90,9 @@ _NO_BOUNDARY: Final = 1 << 127  # beyond any epoch-ns instant
 _PROFILE_CACHE_LIMIT: Final = 65536  # subjects whose profile is remembered
 _UNKNOWN: Final[Any] = object()  # not in a cache yet (None is a cached "no rate")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL: Final = _EPOCH.toordinal()
+_SECONDS_PER_HOUR: Final = 3_600
+_SECONDS_PER_MINUTE: Final = 60
 _ONE_MICROSECOND: Final = timedelta(microseconds=1)
 # CallCost(...) runs the NamedTuple's generated __new__ (17 keyword-capable arguments); building
 # the tuple directly is several times cheaper on the GetCost path.
@@ -449,7 +450,8 @@ class Rater:
         so callers need not check the arguments first.
         """
         zone = start_time.tzinfo
-        clock = _CLOCKS.get(zone)  # type: ignore[arg-type]
+        # UTC by identity first: hashing a tzinfo costs more than the rest of this lookup.
+        clock = self._utc_clock if zone is UTC else _CLOCKS.get(zone)  # type: ignore[arg-type]
         if clock is None or not 0 < usage <= self._any_limit:
             return None
         offset = clock.fixed_offset
@@ -457,7 +459,14 @@ class Rater:
             profile = self._profiles_by_subject.get((tenant, category, subject))
             if profile is None or offset is None:
                 return None
-            start = (start_time - _EPOCH) // _ONE_MICROSECOND * MICROSECOND
+            # Epoch ns from the wall clock and the zone's fixed offset: datetime arithmetic on
+            # aware values would call the zone's utcoffset() twice.
+            wall = (
+                start_time.hour * _SECONDS_PER_HOUR
+                + start_time.minute * _SECONDS_PER_MINUTE
+                + start_time.second
+            ) * SECOND + start_time.microsecond * MICROSECOND
+            start = (start_time.toordinal() - _EPOCH_ORDINAL) * DAY + wall - offset
             latest = profile.latest
             if start < profile.latest_time or latest is None or not latest.plan.static:
                 return None
@@ -471,7 +480,7 @@ class Rater:
         if found is None:
             return None
         interval = found.rating.single
-        if interval is None or start + usage > ((start + offset) // DAY + 1) * DAY - offset:
+        if interval is None or wall + usage > DAY:  # the call crosses local midnight
             return None
         rated = self._rated.get((interval, usage, False))
         if rated is None or not rated.spans:
@@ -479,9 +488,7 @@ class Rater:
         wire = rated.wire
         if wire is None:
             wire = rated.wire = split_wire(rated.spans, rated.rated_usage, rated.unrounded_cost)
-        return orjson.Fragment(
-            b"".join((WIRE_HEAD, dump_time(start_time), wire[0], found.filters_wire, wire[1]))
-        )
+        return JsonParts((WIRE_HEAD, dump_time(start_time), wire[0], found.filters_wire, wire[1]))
 
     def max_usage(self, query: CostQuery, budget: Decimal) -> int:
         """How much of ``query.usage`` (ns) ``budget`` money pays for, as a monetary balance.

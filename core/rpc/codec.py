@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from core.types import JSONDecodeError, dumps, loads
+from core.types import JSONDecodeError, JsonParts, dumps, loads
 
 MAX_MESSAGE_SIZE: Final = 16 * 1024 * 1024
 """Largest single JSON message accepted from a peer, in bytes."""
@@ -50,6 +50,10 @@ _STRING_REST: Final = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*(")?', re.DOTALL)
 _QUOTE: Final = ord('"')
 _OPEN: Final = ord("{")
 _NEWLINE: Final = b"\n"
+# encode_response's line around the id and a JsonParts result, as dumps writes the dict.
+_RESULT_HEAD: Final = b'{"id":'
+_RESULT_MIDDLE: Final = b',"result":'
+_RESULT_TAIL: Final = b',"error":null}\n'
 _NO_ERROR_POSITION: Final = -1
 
 ERROR_GARBAGE: Final = "jsonrpc: unexpected data outside a JSON object"
@@ -165,10 +169,12 @@ def encode_response(id: Any, result: Any, error: str | None) -> bytes:
     """``{"id":..,"result":..,"error":..}`` plus ``"\\n"``, as Go's jsonrpc server.
 
     With an error the result is always ``null``. Raises ``TypeError`` if ``result`` cannot be
-    encoded.
+    encoded. A ``JsonParts`` result is written as it is, its parts joined into the line.
     """
     if error is not None:
         return dumps({"id": id, "result": None, "error": error}) + _NEWLINE
+    if type(result) is JsonParts:
+        return b"".join((_RESULT_HEAD, dumps(id), _RESULT_MIDDLE, *result, _RESULT_TAIL))
     return dumps({"id": id, "result": result, "error": None}) + _NEWLINE
 
 

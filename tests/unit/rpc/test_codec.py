@@ -24,6 +24,7 @@ from core.rpc.codec import (
     encode_request,
     encode_response,
 )
+from core.types import JsonParts, dumps
 
 REQUEST = b'{"method":"Bench.Echo","params":[{"a":1}],"id":1}'
 
@@ -237,6 +238,15 @@ def test_encode_response_like_go_server() -> None:
         b'{"id":"x","result":null,"error":"NOT_FOUND"}\n'
     )
     assert encode_response(None, None, None) == b'{"id":null,"result":null,"error":null}\n'
+
+
+def test_encode_pre_encoded_parts_as_the_value_they_hold() -> None:
+    value = {"Cost": Decimal("0.7002"), "Charges": [{"Usage": 60}], "RunID": ""}
+    parts = JsonParts((b'{"Cost":0.7002,', b'"Charges":[{"Usage":60}]', b',"RunID":""}'))
+    for request_id in (1, "x", None):
+        assert encode_response(request_id, parts, None) == encode_response(request_id, value, None)
+    assert encode_response(1, parts, "NOT_FOUND") == b'{"id":1,"result":null,"error":"NOT_FOUND"}\n'
+    assert dumps({"nested": [parts]}) == dumps({"nested": [value]})  # anywhere else too
 
 
 def test_encode_decimal_is_exact() -> None:
