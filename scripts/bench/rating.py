@@ -1,29 +1,42 @@
 """Rating benchmark: GetCost in-process, over JSON-RPC TCP (against the echo), and vs prefix count.
 
-Three parts, each printed as it finishes:
+GetCost requests are ``--variants`` (1,024) argument objects drawn from the tutorial plan's
+traffic (``request_variants``): three callers, the bare numbers and longer numbers under the
+plan's prefixes, call lengths from an exponential distribution (mean 120 s) written as
+``"130s"``, ``"2m10s"`` or integer ns, answer times spread over a year in UTC and two fixed
+offsets, and sms. The tutorial's known costs are checked before any figure.
+
+Parts, each printed as it finishes:
 
 * ``inproc``: ``Rater.get_cost`` on pre-built queries, then the whole ``APIerSv1.GetCost``
-  handler through ``MethodRegistry.dispatch`` with wire params (time/duration parsing and the
-  EventCost), then the same plus the JSON work a server does per request (decode the request
-  bytes, encode the reply). Per-call latency percentiles; each loop stops at ``--calls`` calls
-  or ``--duration`` seconds.
+  handler through ``MethodRegistry.dispatch`` with wire params, the same with every called
+  number new to the rater, then the handler plus the JSON work a server does per request
+  (decode the request bytes, encode the reply), and that for ``Bench.Echo``. Per-call latency
+  percentiles and CPU per call; each loop stops at ``--calls`` calls or ``--duration`` seconds.
 * ``tcp``: an engine (memory storage, the CGRateS tutorial plan, only a TCP listener on
-  127.0.0.1, ephemeral port) in its own process, driven with ``APIerSv1.GetCost`` by
-  ``_loadgen`` (``--connections`` x ``--inflight`` pipelined), then, back to back on the same
-  stack, the bare ``Bench.Echo`` server with the same load and the same request params. Repeated
-  ``--rounds`` times; the target is GetCost >= 50 % of the echo's throughput.
+  127.0.0.1, ephemeral port, the garbage collector settled as ``chargeflow engine`` does) in its
+  own process, driven with ``APIerSv1.GetCost`` by ``_loadgen`` (``--connections`` x
+  ``--inflight`` pipelined), then, back to back on the same stack, the bare ``Bench.Echo``
+  server with the same load and the same request params. Repeated ``--rounds`` times; the
+  target is GetCost >= 50 % of the echo's throughput. Also prints each server's CPU time per
+  request, which other load on the machine distorts less than throughput.
 * ``prefixes``: a plan built in code with 1k / 100k / 1M random 6-10 digit prefixes over 100
   destinations, one plan, one profile; reports the Rater build time and ``get_cost`` latency
   for (a) new numbers under any of the prefixes (the rater's per-destination match cache and,
   beyond ~8k prefixes x usages, its rated-call cache miss), (b) new numbers under a fixed
   1,000 of them (same cache behaviour at every size: only the index size changes) and (c)
   1,000 numbers repeated (all caches hit).
+* ``instructions`` (only with ``--only instructions``; needs valgrind, takes minutes): the
+  instructions a server executes per request (decode a pipelined batch, handler, encode) for
+  GetCost and the echo, counted by valgrind: deterministic, whatever else runs on the machine
+  (set ``PYTHONHASHSEED=0`` for identical runs).
 
 Everything runs on loopback under uvloop; every child process is stopped by PID and the run
 stops by itself. Usage::
 
-    python scripts/bench/rating.py [--only inproc|tcp|prefixes] [-d SECONDS] [-c CONNS]
-        [-p INFLIGHT] [--rounds N] [--calls N] [--max-prefixes N] [-k LOAD_PROCS] [--plan DIR]
+    python scripts/bench/rating.py [--only inproc|tcp|prefixes|instructions] [-d SECONDS]
+        [-c CONNS] [-p INFLIGHT] [--rounds N] [--calls N] [--max-prefixes N] [-k LOAD_PROCS]
+        [--variants N] [--plan DIR]
 """
 
 from __future__ import annotations
@@ -36,9 +49,13 @@ import itertools
 import os
 import platform
 import random
+import re
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -48,11 +65,13 @@ from _loadgen import DEFAULT_CONNECTIONS, DEFAULT_INFLIGHT, DEFAULT_WARMUP, run_
 from echo import cpu_per_request, echo_registry, run_server_bench
 
 from core.api import register_all
+from core.cli import settle_garbage_collector
 from core.config import Config, EngineConfig, load_config
 from core.engine import Engine
 from core.rating.rater import CostQuery, Rater
 from core.rpc import (
     CallContext,
+    MessageDecoder,
     MethodRegistry,
     Request,
     decode_message,
@@ -80,6 +99,10 @@ TUTORIAL_PLAN: Final = (
 GET_COST: Final = "APIerSv1.GetCost"
 ECHO: Final = "Bench.Echo"
 PARTS: Final = ("inproc", "tcp", "prefixes")
+INSTRUCTIONS: Final = "instructions"  # not in the default run: needs valgrind, takes minutes
+INSTRUCTION_REQUESTS: Final = 512  # requests per pass of --serve-loop
+INSTRUCTION_PASSES: Final = 4
+VALGRIND_TIMEOUT: Final = 900.0
 DEFAULT_DURATION: Final = 5.0
 DEFAULT_CALLS: Final = 200_000
 DEFAULT_ROUNDS: Final = 2
@@ -533,6 +556,77 @@ def run_prefixes(max_prefixes: int, max_calls: int, max_seconds: float) -> None:
         print(measure_prefixes(size, max_calls, max_seconds), flush=True)
 
 
+# ------------------------------------------------------------------------------ instructions
+async def _serve_loop(plan_folder: Path, method: str, passes: int) -> None:
+    """What a server does per request, without sockets: decode a pipelined batch, run the
+    handler (as ``RpcConnection`` does for a sync handler) and encode the replies. Two warm-up
+    passes, then ``passes`` more; run under valgrind twice to count the passes' instructions."""
+    variants = request_variants(INSTRUCTION_REQUESTS)
+    registry = await engine_registry(plan_folder, variants) if method == GET_COST else None
+    registry = registry or echo_registry()
+    batch = b"".join(encode_request(method, params, index) for index, params in enumerate(variants))
+    decoder = MessageDecoder()
+    handler = registry.lookup(method)
+    assert handler is not None
+    context = CallContext("tcp", "bench")
+    settle_garbage_collector()
+
+    def serve() -> None:
+        replies = []
+        for item in decoder.feed(batch):
+            assert isinstance(item, Request)
+            replies.append(encode_response(item.id, handler.handler(item.params, context), None))
+        b"".join(replies)
+
+    for _ in range(2 + passes):
+        serve()
+
+
+def count_instructions(method: str, passes: int, plan_folder: Path) -> int:
+    """Instructions valgrind counts for ``--serve-loop method passes`` (start-up included)."""
+    command = [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+        sys.executable,
+        __file__,
+        "--plan",
+        str(plan_folder),
+        "--serve-loop",
+        method,
+        str(passes),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=VALGRIND_TIMEOUT)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"valgrind gave no count: {done.stderr[-500:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def run_instructions(plan_folder: Path) -> None:
+    """Server instructions per request, GetCost and echo: deterministic, so unlike CPU time
+    it does not depend on what else runs on the machine."""
+    if shutil.which("valgrind") is None:
+        print("instructions: valgrind is not installed")
+        return
+    print(
+        f"Instructions per request (valgrind; decode + handler + encode, "
+        f"{INSTRUCTION_REQUESTS} varied requests x {INSTRUCTION_PASSES} passes):"
+    )
+    figures = {}
+    for method in (GET_COST, ECHO):
+        with ThreadPoolExecutor(max_workers=2) as pool:  # two runs at a time on a shared box
+            runs = [
+                pool.submit(count_instructions, method, passes, plan_folder)
+                for passes in (0, INSTRUCTION_PASSES)
+            ]
+            base, loaded = (run.result() for run in runs)
+        figures[method] = (loaded - base) / (INSTRUCTION_PASSES * INSTRUCTION_REQUESTS)
+        print(f"  {method:<17} {figures[method]:>9,.0f} instructions/request", flush=True)
+    print(f"  echo/GetCost = {figures[ECHO] / figures[GET_COST]:.1%}")
+
+
 # -------------------------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -545,7 +639,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("-c", "--connections", type=int, default=DEFAULT_CONNECTIONS)
     parser.add_argument("-p", "--inflight", type=int, default=DEFAULT_INFLIGHT)
-    parser.add_argument("--only", choices=PARTS, help="run one part only")
+    parser.add_argument(
+        "--only", choices=(*PARTS, INSTRUCTIONS), help="run one part only (instructions: only so)"
+    )
     parser.add_argument("--max-prefixes", type=int, default=DEFAULT_MAX_PREFIXES)
     parser.add_argument(
         "--calls", type=int, default=DEFAULT_CALLS, help="bound of each in-process loop, in calls"
@@ -563,7 +659,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--plan", type=Path, default=TUTORIAL_PLAN, help="tariff plan folder for GetCost"
     )
+    parser.add_argument(
+        "--serve-loop", nargs=2, metavar=("METHOD", "PASSES"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
+    if args.serve_loop:  # the valgrind child of the instructions part
+        method, passes = args.serve_loop
+        run_coroutine(_serve_loop(args.plan, method, int(passes)))
+        return
     parts = (args.only,) if args.only else PARTS
     print(
         f"chargeflow rating bench: Python {platform.python_version()}, "
@@ -583,6 +686,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.rounds,
             args.load_processes,
         )
+    if INSTRUCTIONS in parts:
+        run_instructions(args.plan)
     if "prefixes" in parts:
         run_prefixes(args.max_prefixes, args.calls, args.duration)
 
