@@ -1,0 +1,84 @@
+"""Property: one group commit of many document jobs (``_commit_documents``) leaves the table and
+answers each job exactly as running the jobs one by one would."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.storage.sqlite import (
+    _DATADB_SCHEMA,
+    ROWS_PER_STATEMENT,
+    _commit_documents,
+    _transaction,
+)
+
+Op = tuple[str, str, bytes | None]
+
+KINDS = st.sampled_from(["accounts", "sessions"])
+KEYS = st.sampled_from([f"k{n}" for n in range(6)])  # few keys: many collisions in a batch
+VALUES = st.one_of(st.none(), st.binary(min_size=1, max_size=8))
+OPS = st.tuples(KINDS, KEYS, VALUES)
+JOBS = st.lists(st.lists(OPS, min_size=1, max_size=3).map(tuple), min_size=1, max_size=40)
+PRESENT = st.dictionaries(st.tuples(KINDS, KEYS), st.binary(min_size=1, max_size=8))
+
+
+def _table(conn: sqlite3.Connection) -> dict[tuple[str, str], bytes]:
+    return {(kind, key): value for kind, key, value in conn.execute("SELECT * FROM documents")}
+
+
+def _sequential(
+    before: dict[tuple[str, str], bytes], jobs: list[tuple[Op, ...]]
+) -> tuple[dict[tuple[str, str], bytes], list[int]]:
+    """The reference: each operation alone, in order (what one statement per write did)."""
+    table = dict(before)
+    counts = []
+    for ops in jobs:
+        count = 0
+        for kind, key, value in ops:
+            if value is None:
+                count = int(table.pop((kind, key), None) is not None)
+            else:
+                table[(kind, key)] = value
+                count = 1
+        counts.append(count)
+    return table, counts
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=PRESENT, jobs=JOBS)
+def test_a_batch_equals_its_jobs_run_one_by_one(
+    before: dict[tuple[str, str], bytes], jobs: list[tuple[Op, ...]]
+) -> None:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        for statement in _DATADB_SCHEMA:
+            conn.execute(statement)
+        rows = [(*key, value) for key, value in before.items()]
+        conn.executemany("INSERT INTO documents VALUES (?, ?, ?)", rows)
+        with _transaction(conn):
+            counts = _commit_documents(conn, jobs)
+        expected_table, expected_counts = _sequential(before, jobs)
+        assert counts == expected_counts
+        assert _table(conn) == expected_table
+    finally:
+        conn.close()
+
+
+def test_a_batch_larger_than_one_statement() -> None:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        for statement in _DATADB_SCHEMA:
+            conn.execute(statement)
+        keys = [f"k{n}" for n in range(ROWS_PER_STATEMENT * 2 + 1)]
+        jobs: list[tuple[Op, ...]] = [(("kind", key, key.encode()),) for key in keys]
+        with _transaction(conn):
+            assert _commit_documents(conn, jobs) == [1] * len(keys)
+        removals: list[tuple[Op, ...]] = [(("kind", key, None),) for key in [*keys, "missing"]]
+        with _transaction(conn):
+            assert _commit_documents(conn, removals) == [1] * len(keys) + [0]
+        assert _table(conn) == {}
+    finally:
+        conn.close()
