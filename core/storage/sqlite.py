@@ -4,10 +4,11 @@ WAL journal (readers never wait for the writer, and a commit appends to the log 
 rewriting pages), ``synchronous=FULL`` on both files: balances live in DataDB and CDRs in
 StorDB, and a commit reported to a caller must survive power loss.
 
-Reads run on the event loop thread (single-row work is a few microseconds of local I/O) on the
-store's read connection; reads that may touch many rows run in a worker thread so the loop keeps
-serving. An ``asyncio.Lock`` queues them and a thread lock guards that connection, so the store
-must be used from one event loop.
+Reads, and the rare writes that are not group-committed (tariff-plan staging, CDR removal), use
+the store's first connection: on the event loop thread when single-row (a few microseconds of
+local I/O), in a worker thread when they may touch many rows, so the loop keeps serving. An
+``asyncio.Lock`` queues them and a thread lock guards that connection, so the store must be used
+from one event loop. Each waits first for the writes queued before it (see ``barrier``).
 
 The hot writes (DataDB documents, CDRs) go to one writer thread per file with its own
 connection (:class:`_GroupWriter`): everything queued while it commits joins its next
