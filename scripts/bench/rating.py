@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from _loadgen import DEFAULT_CONNECTIONS, DEFAULT_INFLIGHT, DEFAULT_WARMUP, run_coroutine
-from echo import cpu_per_request, echo_registry, run_server_bench
+from echo import SYSTEM_SECONDS, cpu_per_request, echo_registry, run_server_bench
 
 from core.api import register_all
 from core.cli import settle_garbage_collector
@@ -418,7 +418,8 @@ def run_tcp(
             cpu[method] = cpu_per_request(status)
             print(
                 f"  round {round_number} {method:<17} {result.summary()}; "
-                f"server CPU {cpu[method]:.2f} µs/req"
+                f"server CPU {cpu[method]:.2f} µs/req "
+                f"({cpu_per_request(status, SYSTEM_SECONDS):.2f} in the kernel)"
             )
             if result.errors or status.get("errors"):
                 print(f"    ERRORS: {result.errors} in the load, server counters {status}")
