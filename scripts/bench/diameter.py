@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -58,7 +59,19 @@ HERE: Final = Path(__file__).resolve().parent
 REPO: Final = HERE.parent.parent
 # This file is named like python-diameter's package: its folder must not shadow it.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
-sys.path.insert(0, str(REPO))
+STACK_ROOT_FLAG: Final = "--stack-root"
+
+
+def _code_root() -> Path:
+    """The checkout whose agent code is imported: this one, or ``--stack-root``'s (``--mode
+    stack`` compares two checkouts side by side)."""
+    if STACK_ROOT_FLAG in sys.argv[:-1]:
+        return Path(sys.argv[sys.argv.index(STACK_ROOT_FLAG) + 1]).resolve()
+    return REPO
+
+
+CODE_ROOT: Final = _code_root()
+sys.path.insert(0, str(CODE_ROOT))
 
 from agents.diameter import codec  # noqa: E402
 from agents.diameter.codec import Avp, DiameterMessage, avp  # noqa: E402
@@ -401,17 +414,10 @@ def report(name: str, stats: Stats, elapsed: float, cpu: dict[str, float]) -> di
 class Responder:
     """``rpc_replay.py`` in its own process: replays the engine's recorded replies."""
 
-    def __init__(self, engine_port: int, save: Path, log: Path) -> None:
+    def __init__(self, options: list[str], log: Path) -> None:
         self.log = log
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "rpc_replay.py"),
-                "--record",
-                f"127.0.0.1:{engine_port}",
-                "--save",
-                str(save),
-            ],
+            [sys.executable, str(HERE / "rpc_replay.py"), *options],
             stdin=subprocess.PIPE,  # closed by stop(): its EOF stops the responder too
             stdout=subprocess.PIPE,
             stderr=log.open("ab"),
@@ -629,6 +635,107 @@ def overhead(through_agent: dict[str, float], direct: dict[str, float]) -> None:
     )
 
 
+# The replies rpc_replay.py recorded from the engine for the voice templates (replay mode
+# prints them); the stack mode answers with these, so it needs no engine.
+RECORDED_REPLIES: Final = {
+    "SessionSv1.InitiateSession": {
+        "Attributes": None,
+        "ResourceAllocation": None,
+        "MaxUsage": GRANT_SECONDS * NS,
+        "ThresholdIDs": None,
+        "StatQueueIDs": None,
+    },
+    "SessionSv1.UpdateSession": {"Attributes": None, "MaxUsage": GRANT_SECONDS * NS},
+    "SessionSv1.TerminateSession": "OK",
+    "SessionSv1.ProcessCDR": "OK",
+}
+
+
+async def stack(args: argparse.Namespace, workdir: Path) -> None:
+    """``--mode stack``: the agent in THIS process (the real ``run_agent``: DiameterNode,
+    EnginePool, templates, answer cache), ``rpc_replay.py`` answering for the engine in another,
+    and the load generator here too (CCR-Us pre-encoded, Result-Code read from the headers: a
+    few µs per request). Per round (one CCR-U per session) it reads this process's CPU time:
+    the minimum and median over the rounds are the agent's CPU per CCR-U plus that small
+    client share. Meant for A/B: run two checkouts at the same time (``--stack-root``), so both
+    see the same neighbours on a shared machine."""
+    from agents.runtime import run_agent
+    from core.config import load_config
+
+    replies = workdir / "replies.json"
+    replies.write_text(json.dumps(RECORDED_REPLIES))
+    responder = Responder(["--replies", str(replies)], workdir / "rpc_replay.log")
+    stop = asyncio.Event()
+    task: asyncio.Task[int] | None = None
+    try:
+        agent_port = free_port()
+        config = agent_yaml(workdir / "agent-stack.yaml", responder.port, agent_port, args)
+        task = asyncio.create_task(run_agent("diameter", load_config(config), stop=stop))
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                _, probe = await asyncio.open_connection("127.0.0.1", agent_port)
+            except OSError:
+                if task.done() or time.monotonic() > deadline:
+                    raise RuntimeError("the in-process agent did not start") from None
+                await asyncio.sleep(0.05)
+                continue
+            probe.close()
+            break
+        connections = [await open_diameter(agent_port, n) for n in range(args.connections)]
+        sessions = [
+            Session(f"{CLIENT_HOST};stack;{n}", f"bench{n % args.accounts:04d}")
+            for n in range(args.sessions)
+        ]
+        initial = await asyncio.gather(
+            *(
+                connections[n % len(connections)].send(ccr(s.session_id, s.account, 1, 0))
+                for n, s in enumerate(sessions)
+            )
+        )
+        print(f"code from {CODE_ROOT}, nproc {os.cpu_count()}; CCR-I: {Counter(initial)}")
+        slots = args.connections * args.window
+        owned = [sessions[n::slots] for n in range(slots)]
+        updates = {s.session_id: CcrUpdates(s.session_id, s.account) for s in sessions}
+        results: Counter[int] = Counter()
+
+        async def worker(slot: int) -> None:
+            connection = connections[slot % len(connections)]
+            for session in owned[slot]:
+                session.number += 1
+                data = updates[session.session_id].with_number(session.number)
+                results[await connection.send(data)] += 1
+
+        async def one_round() -> None:
+            await asyncio.gather(*(worker(slot) for slot in range(slots) if owned[slot]))
+
+        warmup_end = time.monotonic() + args.warmup
+        while time.monotonic() < warmup_end:
+            await one_round()
+        results.clear()
+        per_ccr: list[float] = []
+        end = time.monotonic() + args.duration
+        while time.monotonic() < end and len(per_ccr) * len(sessions) < args.count:
+            started = time.process_time()
+            await one_round()
+            per_ccr.append((time.process_time() - started) / len(sessions) * 1e6)
+        per_ccr.sort()
+        print(
+            f"STACK: {len(per_ccr)} rounds of {len(sessions)} CCR-U, {args.connections} x "
+            f"{args.window} in flight: process CPU per CCR-U (agent + minimal client) min "
+            f"{per_ccr[0]:.0f} µs, q1 {per_ccr[len(per_ccr) // 4]:.0f} µs, median "
+            f"{per_ccr[len(per_ccr) // 2]:.0f} µs; results {dict(results)}"
+        )
+        for connection in connections:
+            if connection.transport is not None:
+                connection.transport.close()
+    finally:
+        stop.set()
+        if task is not None:
+            await asyncio.wait({task}, timeout=STOP_TIMEOUT)
+        responder.stop()
+
+
 async def bench(args: argparse.Namespace, workdir: Path) -> None:
     engine_port = free_port()
     engine_config = workdir / "engine.yaml"
@@ -665,7 +772,10 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
                 "recorded once from the real engine, then replayed; nothing is charged)"
             )
             replies = workdir / "replies.json"
-            responder = Responder(engine_port, replies, workdir / "rpc_replay.log")
+            responder = Responder(
+                ["--record", f"127.0.0.1:{engine_port}", "--save", str(replies)],
+                workdir / "rpc_replay.log",
+            )
             children.append(responder)
             agent, agent_port = start_agent("agent-replay", responder.port, args, workdir, children)
             through_agent, _ = await diameter_run(
@@ -699,10 +809,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--engine-connections", type=int, default=2)
     parser.add_argument(
         "--mode",
-        choices=("engine", "replay", "both"),
+        choices=("engine", "replay", "both", "stack"),
         default="both",
         help="engine: through the real engine (the main figure); replay: the agent alone, "
-        "against rpc_replay.py; both (default): one after the other",
+        "against rpc_replay.py; both (default): one after the other; stack: the agent in this "
+        "process, CPU per CCR-U per round (for side-by-side A/B with --stack-root)",
+    )
+    parser.add_argument(
+        STACK_ROOT_FLAG,
+        type=Path,
+        help="stack mode: import the agent code from this checkout (default: this one)",
     )
     parser.add_argument(
         "--profile", type=Path, help="run the agents under cProfile, writing DIR/agent-*.prof"
@@ -713,7 +829,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     with tempfile.TemporaryDirectory(prefix="bench-diameter-") as tmp:
-        asyncio.run(bench(args, Path(tmp)))
+        asyncio.run((stack if args.mode == "stack" else bench)(args, Path(tmp)))
 
 
 if __name__ == "__main__":
