@@ -55,13 +55,19 @@ def _debit_doc(debit: DebitResult) -> dict[str, Any]:
 
 
 def _run_doc(run: Run, pending: DebitResult | None) -> dict[str, Any]:
-    charged, money, debits = run.charged, run.money, [_debit_doc(d) for d in run.debits]
+    # A session's backup is written at every debit: the parts that do not change are built once.
+    cached = run.backup_debits
+    for debit in run.debits[len(cached) :]:
+        cached.append(_debit_doc(debit))
+    if run.backup_fields is None:
+        run.backup_fields = dict(run.event.fields)
+    charged, money, debits = run.charged, run.money, list(cached)
     if pending is not None:  # as the run will be once this debit is recorded
         charged += pending.usage
         money += pending.cost
         debits.append(_debit_doc(pending))
     return {
-        "Fields": dict(run.event.fields),
+        "Fields": run.backup_fields,
         "Charged": charged,
         "Used": run.used,
         "Money": money_str(money),
@@ -72,10 +78,14 @@ def _run_doc(run: Run, pending: DebitResult | None) -> dict[str, Any]:
 def session_doc(session: Session, pending: tuple[Run, DebitResult] | None = None) -> dict[str, Any]:
     """The backup document; ``pending`` adds a debit not yet recorded in its run (the document
     commits with that debit's balances)."""
+    if session.backup_head is None:
+        session.backup_head = {
+            "Event": session.event.to_wire(),
+            "Started": format_time(session.started),
+            "DebitInterval": session.debit_interval,
+        }
     return {
-        "Event": session.event.to_wire(),
-        "Started": format_time(session.started),
-        "DebitInterval": session.debit_interval,
+        **session.backup_head,
         "Runs": [
             _run_doc(run, pending[1] if pending is not None and pending[0] is run else None)
             for run in session.runs

@@ -26,6 +26,10 @@ class Run:
     money: Decimal = ZERO
     debits: list[DebitResult] = field(default_factory=list)
     details: Any = None  # the EventCost of what was charged, once settled
+    # The backup's encoded-once parts: the fields, and the docs of debits[:len(backup_debits)]
+    # (debits are only ever appended, and never change once recorded).
+    backup_fields: dict[str, Any] | None = None
+    backup_debits: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -48,6 +52,7 @@ class Session:
     debit_task: asyncio.Task[None] | None = None
     ttl_handle: asyncio.TimerHandle | None = None
     ended: bool = False
+    backup_head: dict[str, Any] | None = None  # the backup's parts that never change
 
     @property
     def origin_id(self) -> str:

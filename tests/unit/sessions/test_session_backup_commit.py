@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from core.accounts.models import MONETARY, Account
@@ -18,8 +20,9 @@ from core.charging import cgrid
 from core.config import load_config
 from core.engine import Engine
 from core.rpc import CallContext, RpcError
-from core.sessions.backup import KIND_SESSIONS
+from core.sessions.backup import KIND_SESSIONS, session_doc, session_from_doc
 from core.storage import SqliteDataDB, StorageError
+from core.types import dumps
 
 FAST_PLAN = Path(__file__).parent / "fast_plan"  # 0.01 per 100 ms, in 100 ms increments
 TENANT = "cgrates.org"
@@ -135,3 +138,22 @@ async def test_terminate_charging_past_the_reservation_commits_once(engine: Engi
     cost = await datadb.get(KIND_SESSION_COSTS, f"{cgrid(ORIGIN, 'agent-1')}:*default")
     assert cost is not None and Decimal(cost["Cost"]) == Decimal("0.3")
     assert await stored_money(engine) == Decimal("9.7")
+
+
+async def test_the_backup_after_several_debits_round_trips(engine: Engine) -> None:
+    """The parts of the backup built once (event, fields, recorded debits) stay exact: the
+    stored document, read back into a session, writes the same document again."""
+    await call(engine, "SessionSv1.InitiateSession", {"InitSession": True, "Event": event("10s")})
+    for _ in range(2):
+        await call(engine, "SessionSv1.UpdateSession",
+                   {"UpdateSession": True, "Event": event("10s", LastUsed="10s")})  # fmt: skip
+    stored = await backup_of(engine)
+    assert stored is not None
+    (run,) = stored["Runs"]
+    assert [debit["Usage"] for debit in run["Debits"]] == [10 * SECOND_NS] * 3
+    assert (run["Charged"], run["Used"], run["Money"]) == (30 * SECOND_NS, 20 * SECOND_NS, "3")
+    sessions = engine.sessions
+    restored = session_from_doc(
+        cgrid(ORIGIN, "agent-1"), stored, sessions._run_event, UTC, datetime.now(UTC)
+    )
+    assert orjson.loads(dumps(session_doc(restored))) == stored
