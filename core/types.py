@@ -248,6 +248,22 @@ def parse_time(value: Any, timezone: Any = UTC, now: datetime | None = None) -> 
 
 
 _from_iso: Final = datetime.fromisoformat
+_CANONICAL_UTC_LENGTH: Final = len("2014-08-04T13:00:00Z")
+
+
+def is_canonical_utc(value: Any) -> bool:
+    """For a value ``parse_time`` accepted: it is written exactly as ``dumps`` writes the time
+    it stands for, ``YYYY-MM-DDTHH:MM:SSZ`` (no fraction, no offset, no other ISO 8601 form:
+    with these separators in these places fromisoformat read digits everywhere else)."""
+    return (
+        type(value) is str
+        and len(value) == _CANONICAL_UTC_LENGTH
+        and value[19] == "Z"
+        and value[4] == value[7] == "-"
+        and value[10] == "T"
+        and value[13] == value[16] == ":"
+        and value.isascii()
+    )
 
 
 def _parse_layouts(text: str) -> datetime | None:

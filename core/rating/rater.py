@@ -435,8 +435,12 @@ class Rater:
         destination: Any,
         start_time: datetime,
         usage: int,
+        start_json: bytes | None = None,
     ) -> Any:
         """``event_cost_wire`` for the common call, or None: then call ``event_cost_wire``.
+
+        ``start_json`` is ``start_time`` as JSON (``b'"2014-08-04T13:00:00Z"'``) when the caller
+        has it already, e.g. from a request that carried the time in that very form.
 
         The common call: its subject's profile was resolved before and its latest activation
         started before the call (so it rates all of it); that activation's plan is static and
@@ -488,7 +492,9 @@ class Rater:
         wire = rated.wire
         if wire is None:
             wire = rated.wire = split_wire(rated.spans, rated.rated_usage, rated.unrounded_cost)
-        return JsonParts((WIRE_HEAD, dump_time(start_time), wire[0], found.filters_wire, wire[1]))
+        if start_json is None:
+            start_json = dump_time(start_time)
+        return JsonParts((WIRE_HEAD, start_json, wire[0], found.filters_wire, wire[1]))
 
     def max_usage(self, query: CostQuery, budget: Decimal) -> int:
         """How much of ``query.usage`` (ns) ``budget`` money pays for, as a monetary balance.

@@ -1,0 +1,91 @@
+"""The fast paths of core.types that GetCost relies on: they must agree with the general ones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.types import (
+    HOUR,
+    MINUTE,
+    SECOND,
+    InvalidValue,
+    dumps,
+    is_canonical_utc,
+    parse_duration,
+    parse_time,
+)
+
+ZONE = timezone(timedelta(hours=3))
+
+
+@given(st.integers(0, 10**9), st.sampled_from((("s", SECOND), ("m", MINUTE), ("h", HOUR))))
+def test_one_unit_durations(count: int, unit: tuple[str, int]) -> None:
+    assert parse_duration(f"{count}{unit[0]}") == count * unit[1]
+
+
+@given(st.integers(0, 99), st.integers(0, 59), st.integers(0, 59))
+def test_go_clock_durations(hours: int, minutes: int, seconds: int) -> None:
+    expected = hours * HOUR + minutes * MINUTE + seconds * SECOND
+    assert parse_duration(f"{hours}h{minutes}m{seconds}s") == expected
+    assert parse_duration(f"{minutes}m{seconds}s") == minutes * MINUTE + seconds * SECOND
+    assert parse_duration(f"{hours}h{seconds}s") == hours * HOUR + seconds * SECOND
+
+
+@pytest.mark.parametrize("text", ["٣s", "١٢", "s", "m5s", "5s5", "٣m٣s"])
+def test_non_ascii_or_malformed_durations_are_refused(text: str) -> None:
+    with pytest.raises(InvalidValue):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "nanoseconds"), [("1", 1), ("300ms", 300_000_000), ("1.5s", 1_500_000_000)]
+)
+def test_other_durations_still_parse(text: str, nanoseconds: int) -> None:
+    assert parse_duration(text) == nanoseconds
+
+
+@settings(max_examples=300)
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)))
+def test_canonical_utc_times_are_written_back_as_sent(moment: datetime) -> None:
+    text = moment.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%S") + "Z"
+    text = text.rjust(20, "0")  # strftime writes years below 1000 without padding on Linux
+    assert is_canonical_utc(text)
+    assert dumps(parse_time(text, ZONE)) == b'"' + text.encode() + b'"'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-03-02T17:45:00+00:00",
+        "2024-03-02T17:45:00.5Z",
+        "2024-W09-6T17:45:00Z",
+        "2024-03-02T17:45:00",
+        "2024-03-02 17:45:00Z",
+        "1409147000",
+        "*now",
+    ],
+)
+def test_other_time_forms_are_not_canonical(text: str) -> None:
+    assert not is_canonical_utc(text)
+
+
+@settings(max_examples=300)
+@given(
+    st.datetimes(
+        min_value=datetime(1970, 1, 2),
+        max_value=datetime(2100, 1, 1),
+        timezones=st.sampled_from((UTC, ZONE)),
+    ),
+    st.sampled_from(("Z", "+00:00", "+03:00", "")),
+)
+def test_rfc3339_fast_path_matches_fromisoformat(moment: datetime, suffix: str) -> None:
+    text = moment.replace(tzinfo=None).isoformat() + suffix
+    parsed = parse_time(text, ZONE)
+    reference = datetime.fromisoformat(text)
+    assert parsed == (reference if reference.tzinfo else reference.replace(tzinfo=ZONE))
+    if is_canonical_utc(text):
+        assert dumps(parsed) == b'"' + text.encode() + b'"'
