@@ -682,6 +682,11 @@ async def stack(args: argparse.Namespace, workdir: Path) -> None:
                 continue
             probe.close()
             break
+        import agents.runtime
+
+        settle = getattr(agents.runtime, "settle_garbage_collector", None)
+        if settle is not None:  # as `chargeflow agent` does after start-up (a checkout may lack it)
+            settle()
         connections = [await open_diameter(agent_port, n) for n in range(args.connections)]
         sessions = [
             Session(f"{CLIENT_HOST};stack;{n}", f"bench{n % args.accounts:04d}")

@@ -285,3 +285,18 @@ def test_bad_agent_blocks_are_named(tmp_path: Path, block: str, message: str) ->
     with pytest.raises(ConfigError, match=message) as error:
         load_config(write(tmp_path / "c.yaml", f"agents:\n  echo: {block}\n"))
     assert "agents.echo" in str(error.value)
+
+
+def test_an_agent_process_settles_the_garbage_collector() -> None:
+    import gc
+
+    from agents.runtime import GC_GEN0_THRESHOLD, settle_garbage_collector
+
+    threshold = gc.get_threshold()
+    try:
+        settle_garbage_collector()
+        assert gc.get_threshold()[0] == GC_GEN0_THRESHOLD
+        assert gc.get_freeze_count() > 0  # what was loaded is out of the collections' way
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
