@@ -104,7 +104,7 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
                     usage,
                     # Sent as the EventCost's StartTime when it is written as the JSON writer
                     # would write it (encoding a datetime costs more than the whole check).
-                    b'"%b"' % answer.encode() if is_canonical_utc(answer) else None,
+                    answer if is_canonical_utc(answer) else None,
                 )
                 if wire is not None:
                     return wire
