@@ -248,25 +248,6 @@ def parse_time(value: Any, timezone: Any = UTC, now: datetime | None = None) -> 
 
 
 _from_iso: Final = datetime.fromisoformat
-_CANONICAL_UTC_LENGTH: Final = len("2014-08-04T13:00:00Z")
-
-
-def is_canonical_utc(value: Any) -> bool:
-    """For a value ``parse_time`` accepted: it is written exactly as ``dumps`` writes the time
-    it stands for, ``YYYY-MM-DDTHH:MM:SSZ`` (no fraction, no offset, no other ISO 8601 form).
-
-    Enough to look at a few places: fromisoformat read the rest, and of its 20-character
-    forms ending in Z only that one has a "T" at 10 (not a space), a "-" at 7 (not a week
-    date) and a ":" at 16."""
-    return (
-        type(value) is str
-        and len(value) == _CANONICAL_UTC_LENGTH
-        and value[19] == "Z"
-        and value[10] == "T"
-        and value[7] == "-"
-        and value[16] == ":"
-        and value.isascii()
-    )
 
 
 def _parse_layouts(text: str) -> datetime | None:

@@ -39,14 +39,7 @@ from core.tariffplan.models import (
     TariffPlan,
     rating_profile_key,
 )
-from core.types import (
-    InvalidValue,
-    format_time,
-    is_canonical_utc,
-    parse_duration,
-    parse_time,
-    zone,
-)
+from core.types import InvalidValue, format_time, parse_duration, parse_time, zone
 
 if TYPE_CHECKING:
     from core.engine import Engine
@@ -88,9 +81,8 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
             # The common call, answered without checking the arguments first: the rater's
             # common path only hits for values a checked call resolved before. Anything else
             # (a new subject or usage, a bad argument) takes the checked path below.
-            answer = params.get("AnswerTime") or NOW
             try:
-                answer_time = parse_time(answer, default_zone)
+                answer_time = parse_time(params.get("AnswerTime") or NOW, default_zone)
                 usage = parse_duration(params.get("Usage") or 0)
             except InvalidValue:
                 pass  # the checked path reports it, after the mandatory fields
@@ -102,9 +94,6 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
                     params.get("Destination"),
                     answer_time,
                     usage,
-                    # Sent as the EventCost's StartTime when it is written as the JSON writer
-                    # would write it (encoding a datetime costs more than the whole check).
-                    answer if is_canonical_utc(answer) else None,
                 )
                 if wire is not None:
                     return wire

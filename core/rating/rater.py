@@ -91,7 +91,6 @@ _PROFILE_CACHE_LIMIT: Final = 65536  # subjects whose profile is remembered
 _UNKNOWN: Final[Any] = object()  # not in a cache yet (None is a cached "no rate")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL: Final = _EPOCH.toordinal()
-_WIRE_HEAD_QUOTE: Final = WIRE_HEAD + b'"'
 _SECONDS_PER_HOUR: Final = 3_600
 _SECONDS_PER_MINUTE: Final = 60
 _ONE_MICROSECOND: Final = timedelta(microseconds=1)
@@ -170,8 +169,7 @@ class _Rated:
         self.max_cost_reached = max_cost_reached
         self.max_cost_usage = max_cost_usage
         self.truncated = truncated
-        # (before RatingFilters, after it, the first with the time's closing quote ahead)
-        self.wire: tuple[bytes, bytes, bytes] | None = None
+        self.wire: tuple[bytes, bytes] | None = None
 
     def with_match(self, match: RatingMatch) -> _Rated:
         """The same result for a call whose rating was reached through another match."""
@@ -437,13 +435,8 @@ class Rater:
         destination: Any,
         start_time: datetime,
         usage: int,
-        start_text: str | None = None,
     ) -> Any:
         """``event_cost_wire`` for the common call, or None: then call ``event_cost_wire``.
-
-        ``start_text``: ``start_time`` as the JSON writer writes it, without the quotes
-        (``2014-08-04T13:00:00Z``), when the caller has it already, e.g. from a request that
-        carried the time in that very form.
 
         The common call: its subject's profile was resolved before and its latest activation
         started before the call (so it rates all of it); that activation's plan is static and
@@ -494,16 +487,8 @@ class Rater:
             return None
         wire = rated.wire
         if wire is None:
-            before, after = split_wire(rated.spans, rated.rated_usage, rated.unrounded_cost)
-            wire = rated.wire = (before, after, b'"' + before)
-        if start_text is None:
-            return JsonParts(
-                (WIRE_HEAD, dump_time(start_time), wire[0], found.filters_wire, wire[1])
-            )
-        # the quotes around the time come with the parts before and after it
-        return JsonParts(
-            (_WIRE_HEAD_QUOTE, start_text.encode(), wire[2], found.filters_wire, wire[1])
-        )
+            wire = rated.wire = split_wire(rated.spans, rated.rated_usage, rated.unrounded_cost)
+        return JsonParts((WIRE_HEAD, dump_time(start_time), wire[0], found.filters_wire, wire[1]))
 
     def max_usage(self, query: CostQuery, budget: Decimal) -> int:
         """How much of ``query.usage`` (ns) ``budget`` money pays for, as a monetary balance.
