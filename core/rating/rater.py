@@ -447,8 +447,11 @@ class Rater:
 
         Every value is looked up in caches that only the general path fills, with values it
         checked: an argument of the wrong type (a number, a list) cannot hit and gives None,
-        so callers need not check the arguments first.
+        so callers need not check the arguments first. An empty subject or destination (which
+        GetCost refuses, other callers may rate) gives None too.
         """
+        if not subject or not destination:  # other callers may have cached "" for either
+            return None
         zone = start_time.tzinfo
         # UTC by identity first: hashing a tzinfo costs more than the rest of this lookup.
         clock = self._utc_clock if zone is UTC else _CLOCKS.get(zone)  # type: ignore[arg-type]

@@ -111,6 +111,29 @@ def test_errors(registry: MethodRegistry, change: dict[str, Any], error: str) ->
         assert isinstance(reply, str) and reply.startswith(error), reply
 
 
+async def test_empty_subject_or_destination_cached_by_other_callers_still_fail() -> None:
+    config = load_config()
+    config = replace(config, storage=replace(config.storage, type="memory"))
+    engine = Engine(config)
+    await engine.open_storage()
+    await engine.loader.load_folder(TUTORIAL)
+    register_all(engine.registry, engine)
+    try:
+        moment = datetime(2014, 8, 4, 13, tzinfo=UTC)
+        rater = engine.rating.rater
+        # other callers (sessions, CDRs) may rate with an empty subject or destination
+        rater.cost_of("cgrates.org", "sms", "", "1002", moment, 1)  # the *any profile
+        rater.cost_of("cgrates.org", "sms", "1001", "", moment, 1)  # the *any destination
+        sms = {**CALL, "Category": "sms", "Usage": "1"}
+        assert isinstance(answer(engine.registry, sms), dict)
+        no_subject = {**sms, "Subject": ""}
+        assert answer(engine.registry, no_subject) == "MANDATORY_IE_MISSING: [Subject]"
+        no_destination = {**sms, "Destination": ""}
+        assert answer(engine.registry, no_destination) == "MANDATORY_IE_MISSING: [Destination]"
+    finally:
+        await engine.stop()
+
+
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
