@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, Final, NamedTuple, cast
 
@@ -93,6 +93,22 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL: Final = _EPOCH.toordinal()
 _SECONDS_PER_HOUR: Final = 3_600
 _SECONDS_PER_MINUTE: Final = 60
+_TWO_DIGITS: Final = tuple(b"%02d" % number for number in range(60))
+_COLON: Final = b":"
+_DAY_JSON_LIMIT: Final = 4096  # local days whose JSON date is remembered
+_DAY_JSON: dict[int, bytes] = {}  # date ordinal -> b'"2014-08-04T'
+
+
+def _day_json(ordinal: int) -> bytes:
+    """The opening quote and date of a time as core.types.dumps writes it, remembered."""
+    calendar = date.fromordinal(ordinal)
+    text = b'"%04d-%02d-%02dT' % (calendar.year, calendar.month, calendar.day)
+    if len(_DAY_JSON) >= _DAY_JSON_LIMIT:
+        _DAY_JSON.clear()
+    _DAY_JSON[ordinal] = text
+    return text
+
+
 _ONE_MICROSECOND: Final = timedelta(microseconds=1)
 # CallCost(...) runs the NamedTuple's generated __new__ (17 keyword-capable arguments); building
 # the tuple directly is several times cheaper on the GetCost path.
@@ -464,12 +480,15 @@ class Rater:
                 return None
             # Epoch ns from the wall clock and the zone's fixed offset: datetime arithmetic on
             # aware values would call the zone's utcoffset() twice.
+            hour = start_time.hour
+            minute = start_time.minute
+            second = start_time.second
+            microsecond = start_time.microsecond
+            ordinal = start_time.toordinal()
             wall = (
-                start_time.hour * _SECONDS_PER_HOUR
-                + start_time.minute * _SECONDS_PER_MINUTE
-                + start_time.second
-            ) * SECOND + start_time.microsecond * MICROSECOND
-            start = (start_time.toordinal() - _EPOCH_ORDINAL) * DAY + wall - offset
+                hour * _SECONDS_PER_HOUR + minute * _SECONDS_PER_MINUTE + second
+            ) * SECOND + microsecond * MICROSECOND
+            start = (ordinal - _EPOCH_ORDINAL) * DAY + wall - offset
             latest = profile.latest
             if start < profile.latest_time or latest is None or not latest.plan.static:
                 return None
@@ -491,7 +510,30 @@ class Rater:
         wire = rated.wire
         if wire is None:
             wire = rated.wire = split_wire(rated.spans, rated.rated_usage, rated.unrounded_cost)
-        return JsonParts((WIRE_HEAD, dump_time(start_time), wire[0], found.filters_wire, wire[1]))
+        suffix = clock.json_suffix
+        if microsecond or suffix is None:
+            time_json = dump_time(start_time)
+            return JsonParts((WIRE_HEAD, time_json, wire[0], found.filters_wire, wire[1]))
+        # StartTime as dumps writes it, from parts: encoding an aware datetime costs more than
+        # the rest of this path.
+        day = _DAY_JSON.get(ordinal)
+        if day is None:
+            day = _day_json(ordinal)
+        return JsonParts(
+            (
+                WIRE_HEAD,
+                day,
+                _TWO_DIGITS[hour],
+                _COLON,
+                _TWO_DIGITS[minute],
+                _COLON,
+                _TWO_DIGITS[second],
+                suffix,
+                wire[0],
+                found.filters_wire,
+                wire[1],
+            )
+        )
 
     def max_usage(self, query: CostQuery, budget: Decimal) -> int:
         """How much of ``query.usage`` (ns) ``budget`` money pays for, as a monetary balance.

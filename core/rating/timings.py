@@ -99,14 +99,26 @@ def _local_day(ordinal: int, start: int, end: int) -> LocalDay:
     )
 
 
+def _json_suffix(offset: int | None) -> bytes | None:
+    if offset is None or offset % MINUTE:
+        return None
+    if offset == 0:
+        return b'Z"'  # orjson with OPT_UTC_Z, as Go marshals UTC
+    hours, minutes = divmod(abs(offset) // MINUTE, 60)
+    return b'%c%02d:%02d"' % (b"-" if offset < 0 else b"+", hours, minutes)
+
+
 class LocalClock:
     """Local calendar of one time zone, over epoch nanoseconds."""
 
-    __slots__ = ("_days", "fixed_offset", "zone")
+    __slots__ = ("_days", "fixed_offset", "json_suffix", "zone")
 
     def __init__(self, zone: tzinfo, fixed_offset: int | None = None) -> None:
         self.zone = zone
         self.fixed_offset = fixed_offset  # ns east of UTC, for zones without DST changes
+        # How core.types.dumps ends a time in this zone, closing quote included (b'Z"',
+        # b'+02:00"'); None where it is not one fixed text (DST zones, sub-minute offsets).
+        self.json_suffix = _json_suffix(fixed_offset)
         self._days: dict[int, LocalDay] = {}
 
     def day_of(self, instant: int) -> LocalDay:

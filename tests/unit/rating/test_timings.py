@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.rating.timings import (
     ANY_TIMING,
@@ -19,7 +21,7 @@ from core.rating.timings import (
     timing_covers,
 )
 from core.tariffplan.models import Timing
-from core.types import HOUR, SECOND, InvalidValue
+from core.types import HOUR, SECOND, InvalidValue, dumps
 
 from .plans import OFFPEAK_EVENING, OFFPEAK_WEEKEND, PEAK
 
@@ -123,3 +125,15 @@ def test_parse_time_of_day() -> None:
     for bad in ("8", "08:00", "aa:bb:cc", "25:00:00"):
         with pytest.raises(InvalidValue):
             parse_time_of_day(bad)
+
+
+@given(st.integers(-(24 * 60 - 1), 24 * 60 - 1), st.integers(0, 59))
+def test_clock_json_suffix_is_how_dumps_ends_a_time(minutes: int, seconds: int) -> None:
+    zone = timezone(timedelta(minutes=minutes, seconds=seconds if minutes >= 0 else -seconds))
+    moment = datetime(2024, 3, 2, 17, 45, tzinfo=zone)
+    suffix = clock_for(zone).json_suffix
+    if seconds:
+        assert suffix is None  # sub-minute offsets: left to dumps itself
+    else:
+        assert suffix is not None and dumps(moment).endswith(suffix)
+    assert clock_for(ZoneInfo("Europe/Berlin")).json_suffix is None  # DST: no fixed text
