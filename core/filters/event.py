@@ -155,10 +155,17 @@ class EventView:
         return event
 
 
+_CONTAINERS: Final = (dict, list)
+
+
 def copy_value(value: Any) -> Any:
     """A copy deep enough that writing into nested maps/lists never reaches the original."""
     if isinstance(value, dict):
-        return {key: copy_value(item) for key, item in value.items()}
+        # Events are mostly flat maps of scalars: a C-level copy then, no per-item recursion.
+        for item in value.values():
+            if isinstance(item, _CONTAINERS):
+                return {key: copy_value(item) for key, item in value.items()}
+        return dict(value)
     if isinstance(value, list):
         return [copy_value(item) for item in value]
     return value
