@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from functools import lru_cache
 from typing import Any, Final
 
 from core.accounts.debit import DebitEvent
@@ -52,12 +53,14 @@ ACCOUNT_CHARGED: Final = frozenset({PREPAID, PSEUDOPREPAID, POSTPAID})
 
 DEFAULT_RUN_ID: Final = "*default"
 VOICE: Final = "*voice"
+CGRID_CACHE_SIZE: Final = 4096  # ids of the calls in progress (a few each per request)
 
 
 class ChargingError(CGRError):
     """A session or CDR request failed; the text is the CGRateS error string."""
 
 
+@lru_cache(maxsize=CGRID_CACHE_SIZE)  # a call asks for its id about seven times
 def cgrid(origin_id: str, origin_host: str) -> str:
     """CGRateS's session/CDR id: sha1(OriginID + OriginHost), hex."""
     return hashlib.sha1((origin_id + origin_host).encode()).hexdigest()

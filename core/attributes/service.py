@@ -388,9 +388,10 @@ class AttributeService:
             altered.update(dict.fromkeys(paths))
             if profile.model.blocker:
                 break
-        for name, value in altered_event.event.items():
-            if value == META_ATTRIBUTES:  # a field the caller wanted filled is still a request
-                raise AttributeSError(f"{ERR_MANDATORY_IE_MISSING}: [{name}]")
+        if META_ATTRIBUTES in altered_event.event.values():  # a C-level scan, most often a miss
+            for name, value in altered_event.event.items():
+                if value == META_ATTRIBUTES:  # a field the caller wanted filled is still a request
+                    raise AttributeSError(f"{ERR_MANDATORY_IE_MISSING}: [{name}]")
         if not_found:
             raise AttributeSError(ERR_NOT_FOUND)
         return ProcessReply(matched, list(altered), altered_event)

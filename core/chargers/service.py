@@ -134,7 +134,8 @@ class ChargerService:
             run_event.opts[OPTS_SUBSYS] = META_CHARGERS
             run = ChargerRun(profile.id, None, [META_REQ_RUN_ID], run_event)
             runs.append(run)
-            if list(profile.attribute_ids) == [META_NONE]:
+            ids = profile.attribute_ids
+            if len(ids) == 1 and ids[0] == META_NONE:
                 continue  # AttributeS disabled for this run
             self._run_attributes(run, profile.attribute_ids, process_runs)
         return runs
