@@ -58,14 +58,17 @@ def _run_doc(run: Run, pending: DebitResult | None) -> dict[str, Any]:
     # A session's backup is written at every debit: the parts that do not change are built once.
     cached = run.backup_debits
     for debit in run.debits[len(cached) :]:
-        cached.append(_debit_doc(debit))
+        early = run.backup_pending
+        cached.append(early[1] if early is not None and early[0] is debit else _debit_doc(debit))
     if run.backup_fields is None:
         run.backup_fields = dict(run.event.fields)
     charged, money, debits = run.charged, run.money, list(cached)
     if pending is not None:  # as the run will be once this debit is recorded
         charged += pending.usage
         money += pending.cost
-        debits.append(_debit_doc(pending))
+        doc = _debit_doc(pending)
+        run.backup_pending = (pending, doc)
+        debits.append(doc)
     return {
         "Fields": run.backup_fields,
         "Charged": charged,

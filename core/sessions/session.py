@@ -30,6 +30,9 @@ class Run:
     # (debits are only ever appended, and never change once recorded).
     backup_fields: dict[str, Any] | None = None
     backup_debits: list[dict[str, Any]] = field(default_factory=list)
+    # The doc of the debit last written as pending (before it was recorded): reused when that
+    # same debit is recorded, so each debit is encoded once.
+    backup_pending: tuple[DebitResult, dict[str, Any]] | None = None
 
     @property
     def run_id(self) -> str:

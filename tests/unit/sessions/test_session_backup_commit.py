@@ -157,3 +157,37 @@ async def test_the_backup_after_several_debits_round_trips(engine: Engine) -> No
         cgrid(ORIGIN, "agent-1"), stored, sessions._run_event, UTC, datetime.now(UTC)
     )
     assert orjson.loads(dumps(session_doc(restored))) == stored
+
+
+
+async def test_debit_docs_reused_from_their_pending_write_match_a_fresh_encoding(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each debit is encoded once, as the pending debit of its commit, and that doc is reused
+    once the debit is recorded (never the doc of a debit whose commit failed): the live
+    session's document equals one built from scratch."""
+    await call(engine, "SessionSv1.InitiateSession", {"InitSession": True, "Event": event("10s")})
+
+    async def failing_apply(mutations: Any) -> None:
+        raise StorageError("disk gone")
+
+    monkeypatch.setattr(engine.datadb, "apply", failing_apply)
+    with pytest.raises((RpcError, StorageError)):  # a pending debit that is never recorded
+        await call(engine, "SessionSv1.UpdateSession",
+                   {"UpdateSession": True, "Event": event("50s", LastUsed="10s")})  # fmt: skip
+    monkeypatch.undo()
+    for usage in ("20s", "30s"):
+        await call(engine, "SessionSv1.UpdateSession",
+                   {"UpdateSession": True, "Event": event(usage, LastUsed="10s")})  # fmt: skip
+    session = engine.sessions.sessions[cgrid(ORIGIN, "agent-1")]
+    (run,) = session.runs
+    reused = orjson.loads(dumps(session_doc(session)))
+    assert [debit["Usage"] for debit in reused["Runs"][0]["Debits"]] == [
+        10 * SECOND_NS, 30 * SECOND_NS, 20 * SECOND_NS  # each update reserves up to used + Usage
+    ]  # fmt: skip
+    run.backup_debits.clear()
+    run.backup_pending = None
+    run.backup_fields = None
+    session.backup_head = None
+    assert reused == orjson.loads(dumps(session_doc(session)))
+    assert reused == await backup_of(engine)
