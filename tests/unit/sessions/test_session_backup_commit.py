@@ -159,7 +159,6 @@ async def test_the_backup_after_several_debits_round_trips(engine: Engine) -> No
     assert orjson.loads(dumps(session_doc(restored))) == stored
 
 
-
 async def test_debit_docs_reused_from_their_pending_write_match_a_fresh_encoding(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
