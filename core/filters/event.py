@@ -171,6 +171,12 @@ def copy_value(value: Any) -> Any:
     return value
 
 
+def _copied(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain dict copy of any mapping (a dict's copy is made once, not twice)."""
+    copied: dict[str, Any] = copy_value(mapping if isinstance(mapping, dict) else dict(mapping))
+    return copied
+
+
 @dataclass(slots=True)
 class CGREvent:
     """``utils.CGREvent``: Tenant, ID, Time (optional), Event fields and APIOpts."""
@@ -213,8 +219,8 @@ class CGREvent:
             tenant,
             event_id,
             moment,
-            copy_value(dict(event)) if event else {},
-            copy_value(dict(opts)) if opts else {},
+            _copied(event) if event else {},
+            _copied(opts) if opts else {},
         )
 
     def to_wire(self) -> dict[str, Any]:
