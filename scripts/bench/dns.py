@@ -309,7 +309,9 @@ def main(seconds: int, outstanding: int, max_qps: int, count: int) -> None:
 
 if __name__ == "__main__":
     arguments = sys.argv[1:]
-    if arguments and arguments[0] == "--static":
+    if arguments and arguments[0] in ("-h", "--help"):
+        print(__doc__)
+    elif arguments and arguments[0] == "--static":
         serve_static(int(arguments[1]), Path(arguments[2]))
     else:
         main(
