@@ -4,20 +4,25 @@ storage (folders with their own conftest, e.g. storage/, override what they rede
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from core.accounts import AccountService
+from core.api import register_all
+from core.config import load_config
+from core.engine import Engine
 from core.rating import Rater
+from core.rpc import InProcessClient
 from core.storage import DataDB, open_storage
 from core.tariffplan import read_folder
 from core.tariffplan.models import TariffPlan
 
-TUTORIAL = (
-    next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists()).parent
-    / "shared/tariffplans/cgrates_tutorial"
-)  # CGRateS's tutorial plan, in shared/ beside the checkout
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
+TUTORIAL = REPO.parent / "shared/tariffplans/cgrates_tutorial"  # CGRateS's, beside the checkout
+DEMO = REPO / "config/tariffplans/demo"  # what scripts/run loads
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +46,35 @@ async def datadb() -> AsyncIterator[DataDB]:
 @pytest.fixture
 def accounts(datadb: DataDB, rater: Rater, tutorial_plan: TariffPlan) -> AccountService:
     return AccountService(datadb, lambda: rater, lambda: tutorial_plan.timings)
+
+
+@asynccontextmanager
+async def engine_client(folder: Path) -> AsyncIterator[InProcessClient]:
+    """A whole engine (default config, memory storage) with ``folder`` loaded, reached through
+    the in-process client: every registered API method, no sockets."""
+    config = load_config()
+    config = replace(
+        config,
+        storage=replace(config.storage, type="memory"),
+        tariffplans=replace(config.tariffplans, load_on_start=()),
+    )
+    engine = Engine(config)
+    await engine.open_storage()
+    await engine.loader.load_folder(folder)
+    register_all(engine.registry, engine)
+    try:
+        yield InProcessClient(engine.registry)
+    finally:
+        await engine.stop()
+
+
+@pytest.fixture
+async def tutorial_client() -> AsyncIterator[InProcessClient]:
+    async with engine_client(TUTORIAL) as client:
+        yield client
+
+
+@pytest.fixture
+async def demo_client() -> AsyncIterator[InProcessClient]:
+    async with engine_client(DEMO) as client:
+        yield client

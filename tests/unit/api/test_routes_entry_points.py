@@ -5,43 +5,21 @@ ProcessMessage, ProcessEvent. Tutorial plan, ROUTE_ACNT_1002: route1 0.3, route2
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.api import register_all
-from core.config import load_config
-from core.engine import Engine
 from core.rpc import InProcessClient, RpcError
 
-TUTORIAL = (
-    next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists()).parent
-    / "shared/tariffplans/cgrates_tutorial"
-)
 _ids = itertools.count()
 MAX_ITEMS_EXCEEDED = "SERVER_ERROR: maximum number of items exceeded"
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[InProcessClient]:
-    config = load_config()
-    config = replace(
-        config,
-        storage=replace(config.storage, type="memory"),
-        tariffplans=replace(config.tariffplans, load_on_start=()),
-    )
-    engine = Engine(config)
-    await engine.open_storage()
-    await engine.loader.load_folder(TUTORIAL)
-    register_all(engine.registry, engine)
-    try:
-        yield InProcessClient(engine.registry)
-    finally:
-        await engine.stop()
+def client(tutorial_client: InProcessClient) -> InProcessClient:
+    return tutorial_client
 
 
 def cgr_event(**fields: Any) -> dict[str, Any]:

@@ -5,46 +5,23 @@ route2 on RP_1002)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.api import register_all
 from core.api.routes import route_query_of
 from core.api.sessions import flag_params, routes_args
-from core.config import load_config
-from core.engine import Engine
 from core.rpc import InProcessClient, RpcError
 
-TUTORIAL = (
-    next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists()).parent
-    / "shared/tariffplans/cgrates_tutorial"
-)
 _ids = itertools.count()
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[InProcessClient]:
-    config = load_config()
-    config = replace(
-        config,
-        storage=replace(config.storage, type="memory"),
-        tariffplans=replace(config.tariffplans, load_on_start=()),
-    )
-    engine = Engine(config)
-    await engine.open_storage()
-    await engine.loader.load_folder(TUTORIAL)
-    register_all(engine.registry, engine)
-    try:
-        yield InProcessClient(engine.registry)
-    finally:
-        await engine.stop()
+def client(tutorial_client: InProcessClient) -> InProcessClient:
+    return tutorial_client
 
 
 def call_event(flags: list[str], **fields: Any) -> dict[str, Any]:

@@ -5,41 +5,21 @@ registry and the tutorial plan (RP_1002: 0.4 + 0.2 the first minute; RP_1002_LOW
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.api import register_all
-from core.config import load_config
-from core.engine import Engine
 from core.rpc import InProcessClient, RpcError
 from core.types import SECOND
 
-TUTORIAL = (
-    next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists()).parent
-    / "shared/tariffplans/cgrates_tutorial"
-)
 BUNDLE = "carrier_bundle"  # a carrier account holding free minutes
 _ids = itertools.count()
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[InProcessClient]:
-    config = load_config()
-    config = replace(
-        config,
-        storage=replace(config.storage, type="memory"),
-        tariffplans=replace(config.tariffplans, load_on_start=()),
-    )
-    engine = Engine(config)
-    await engine.open_storage()
-    await engine.loader.load_folder(TUTORIAL)
-    register_all(engine.registry, engine)
-    client = InProcessClient(engine.registry)
+async def client(tutorial_client: InProcessClient) -> InProcessClient:
+    client = tutorial_client
     # Two free minutes (priced per second at zero) on the carrier's account.
     await client.call("APIerSv1.SetAccount", {"Tenant": "cgrates.org", "Account": BUNDLE})
     balance = {"ID": "minutes", "Weight": 10, "RatingSubject": "*zero1s"}
@@ -55,10 +35,7 @@ async def client() -> AsyncIterator[InProcessClient]:
         {"Tenant": "cgrates.org", "Account": "money_only", "BalanceType": "*monetary",
          "Value": 100, "Balance": {"ID": "cash"}},
     )  # fmt: skip
-    try:
-        yield client
-    finally:
-        await engine.stop()
+    return client
 
 
 async def set_routes(

@@ -2,41 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.api import register_all
-from core.config import load_config
-from core.engine import Engine
 from core.rpc import InProcessClient, RpcError
-
-TUTORIAL = (
-    next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists()).parent
-    / "shared/tariffplans/cgrates_tutorial"
-)  # CGRateS's tutorial plan, in shared/ beside the checkout
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[InProcessClient]:
-    config = load_config()
-    config = replace(
-        config,
-        storage=replace(config.storage, type="memory"),
-        tariffplans=replace(config.tariffplans, load_on_start=()),
-    )
-    engine = Engine(config)
-    await engine.open_storage()
-    await engine.loader.load_folder(TUTORIAL)
-    register_all(engine.registry, engine)
-    try:
-        yield InProcessClient(engine.registry)
-    finally:
-        await engine.stop()
+def client(tutorial_client: InProcessClient) -> InProcessClient:
+    return tutorial_client
 
 
 def event(account: str, destination: str, **args: Any) -> dict[str, Any]:

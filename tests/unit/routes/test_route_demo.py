@@ -3,41 +3,17 @@ through RouteSv1 and SessionSv1 on the real registry."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.api import register_all
-from core.config import load_config
-from core.engine import Engine
 from core.rpc import InProcessClient, RpcError
-
-DEMO = (
-    next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
-    / "config/tariffplans/demo"
-)
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[InProcessClient]:
-    config = load_config()
-    config = replace(
-        config,
-        storage=replace(config.storage, type="memory"),
-        tariffplans=replace(config.tariffplans, load_on_start=()),
-    )
-    engine = Engine(config)
-    await engine.open_storage()
-    await engine.loader.load_folder(DEMO)
-    register_all(engine.registry, engine)
-    try:
-        yield InProcessClient(engine.registry)
-    finally:
-        await engine.stop()
+def client(demo_client: InProcessClient) -> InProcessClient:
+    return demo_client
 
 
 def call(destination: str, **fields: Any) -> dict[str, Any]:
