@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.api import register_all
+from core.api.apier import _USAGE_CACHE_LIMIT
 from core.config import load_config
 from core.engine import Engine
 from core.rpc import TRANSPORT_INTERNAL, TRANSPORT_TCP, CallContext, MethodRegistry, RpcError
@@ -166,3 +167,35 @@ def test_wire_and_internal_answers_agree(
     wire = answer(registry, params)
     assert wire == answer(registry, params, INTERNAL)
     assert answer(registry, params) == wire  # again, from what the first call cached
+
+
+def test_usage_strings_parsed_once_stay_exact_past_the_cache_bound(
+    registry: MethodRegistry,
+) -> None:
+    known = {"120s": "0.7002", "2m10s": "0.7169"}
+    for usage, cost in known.items():  # parsed and kept
+        assert Decimal(str(answer(registry, {**CALL, "Usage": usage})["Cost"])) == Decimal(cost)
+    # more distinct strings than the cache holds: it is cleared and refilled on the way
+    for seconds in range(1, _USAGE_CACHE_LIMIT + 50, 97):
+        for usage in (f"{seconds}s", f"{seconds * 1000}ms", f"{seconds * 10**9}"):
+            params = {**CALL, "Usage": usage}
+            assert answer(registry, params) == answer(registry, params, INTERNAL)
+    for index in range(_USAGE_CACHE_LIMIT + 1):  # fills the cache past its bound
+        answer(registry, {**CALL, "Usage": f"{index}ns"})
+    for usage, cost in known.items():
+        for _ in range(2):
+            reply = answer(registry, {**CALL, "Usage": usage})
+            assert Decimal(str(reply["Cost"])) == Decimal(cost)
+    bad = {**CALL, "Usage": "12x"}
+    for _ in range(2):  # a bad string is never kept: it fails every time
+        assert answer(registry, bad) == "SERVER_ERROR: not a duration: '12x'"
+
+
+def test_rfc3339_times_the_fast_path_cannot_read_take_the_checked_path(
+    registry: MethodRegistry,
+) -> None:
+    answer(registry, CALL)
+    bad = {**CALL, "AnswerTime": "2014-08-04T25:00:00Z"}
+    assert answer(registry, bad) == "SERVER_ERROR: not a time: '2014-08-04T25:00:00Z'"
+    naive = {**CALL, "AnswerTime": "2014-08-04T13:00:00"}  # the default zone (UTC) applies
+    assert answer(registry, naive) == answer(registry, CALL)
