@@ -234,6 +234,9 @@ class Rater:
         self._utc_clock = clock_for(UTC)
         self._matches: dict[RatingMatch, MatchedRating] = {}
         self._rated: dict[tuple[RateInterval, int, bool], _Rated] = {}
+        # The same uncut rated calls by interval, then usage: the common path's lookup without
+        # building a key tuple (filled and cleared with _rated).
+        self._rated_by_interval: dict[RateInterval, dict[int, _Rated]] = {}
         # (tenant, category, subject) -> its profile, or the *any one: the rater is rebuilt on
         # every plan load, so this never outlives the plan it was resolved in.
         self._profiles_by_subject: dict[tuple[str, str, str], ProfileIndex] = {}
@@ -410,7 +413,13 @@ class Rater:
                     rated = _finish(_rate_flat(interval, match, usage), cut_at_max_cost)
                     if len(self._rated) >= _RATED_CACHE_LIMIT:
                         self._rated.clear()
+                        self._rated_by_interval.clear()
                     self._rated[key] = rated
+                    if not cut_at_max_cost:
+                        by_usage = self._rated_by_interval.get(interval)
+                        if by_usage is None:
+                            by_usage = self._rated_by_interval[interval] = {}
+                        by_usage[usage] = rated
                 elif rated.spans and rated.spans[0].match is not match:
                     rated = rated.with_match(match)  # the same rating reached another way
         if rated is None:
@@ -504,7 +513,10 @@ class Rater:
         interval = found.rating.single
         if interval is None or wall + usage > DAY:  # the call crosses local midnight
             return None
-        rated = self._rated.get((interval, usage, False))
+        by_usage = self._rated_by_interval.get(interval)
+        if by_usage is None:
+            return None
+        rated = by_usage.get(usage)
         if rated is None or not rated.spans:
             return None
         wire = rated.wire

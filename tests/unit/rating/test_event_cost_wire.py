@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import core.rating.rater as rater_module
 from core.rating import Rater, RatingError
 from core.rating.service import RatingService
 from core.tariffplan.models import Rate
@@ -182,3 +183,25 @@ def test_fast_path_equals_general_path(
     expected = general(shared_rater, fields)
     assert fast(shared_rater, fields) == expected
     assert fast(shared_rater, fields) == expected  # from whatever the first call cached
+
+
+def test_the_memo_bound_clears_the_common_paths_lookup_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bound = 4
+    monkeypatch.setattr(rater_module, "_RATED_CACHE_LIMIT", bound)
+    rater = Rater.from_plan(tutorial_plan())
+
+    def common(usage: int) -> Any:
+        return rater.common_event_cost_wire(
+            "cgrates.org", "call", "1001", "1002", CALL_START, usage
+        )
+
+    first: Fields = ("cgrates.org", "call", "1001", "1002", CALL_START, 61 * S)
+    expected = general(rater, first)
+    assert dumps(common(61 * S)) == expected  # rated by the general path: the memo has it
+    for seconds in range(62, 62 + bound):  # more usages than the bound: the memo is cleared
+        general(rater, ("cgrates.org", "call", "1001", "1002", CALL_START, seconds * S))
+    assert common(61 * S) is None  # gone from both lookups: the general path rates it again
+    assert fast(rater, first) == expected
+    assert dumps(common(61 * S)) == expected
