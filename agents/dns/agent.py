@@ -106,6 +106,8 @@ class DnsAgent(Agent):
             return DnsReply(rcode=codec.BADVERS)
         request = RequestView(message)
         remote = f"{peer[0]}:{peer[1]}"
+        if len(message.questions) == 1:  # the usual query: its answer is the query's
+            return await self._question(request, message.questions[0], remote, transport)
         reply = DnsReply()
         for question in message.questions:
             part = await self._question(request, question, remote, transport)

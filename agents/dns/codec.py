@@ -753,20 +753,7 @@ def _rtype(hdr: Mapping[str, list[Any]], node: Mapping[str, list[Any]], question
 
 def _rdata(rtype: int, node: Mapping[str, list[Any]]) -> bytes:
     if rtype == TYPE_NAPTR:  # the hot one: every ENUM answer
-        get = node.get
-        order, preference, replacement = get("Order"), get("Preference"), get("Replacement")
-        return b"".join(
-            (
-                _NAPTR_HEAD.pack(
-                    _int(order[-1] if order else None, "Order", 0xFFFF, 0),
-                    _int(preference[-1] if preference else None, "Preference", 0xFFFF, 0),
-                ),
-                _character_string(_text(node, "Flags")),
-                _character_string(_text(node, "Service")),
-                _character_string(_text(node, "Regexp")),
-                encode_name(str(replacement[-1]) if replacement else "."),
-            )
-        )
+        return _naptr(node)
     if rtype == TYPE_SRV:
         return _SRV_HEAD.pack(
             _int(_first(node, "Priority"), "Priority", 0xFFFF, 0),
@@ -781,6 +768,59 @@ def _rdata(rtype: int, node: Mapping[str, list[Any]]) -> bytes:
         strings = [str(value) for value in node.get("Txt") or ()]
         return b"".join(_txt_strings(text) for text in strings) or b"\x00"
     raise DnsEncodeError(f"cannot build a {TYPE_NAMES.get(rtype, rtype)} record")
+
+
+def _naptr(node: Mapping[str, list[Any]]) -> bytes:
+    """NAPTR RDATA. The same few records (one per route) are built over and over: their bytes
+    are remembered by the texts they are built from (strings only, so 1, True and "1" never
+    share an entry): a bounded memo of encodings, not of answers."""
+    get = node.get
+    found = get("Order")
+    order = found[-1] if found else None
+    found = get("Preference")
+    preference = found[-1] if found else None
+    found = get("Flags")
+    flags = found[-1] if found else None
+    found = get("Service")
+    service = found[-1] if found else None
+    found = get("Regexp")
+    regexp = found[-1] if found else None
+    found = get("Replacement")
+    replacement = found[-1] if found else None
+    key = (order, preference, flags, service, regexp, replacement)
+    cacheable = (
+        type(order) in _MEMO_TYPES
+        and type(preference) in _MEMO_TYPES
+        and type(flags) in _MEMO_TYPES
+        and type(service) in _MEMO_TYPES
+        and type(regexp) in _MEMO_TYPES
+        and type(replacement) in _MEMO_TYPES
+    )
+    if cacheable:
+        known = _NAPTR_MEMO.get(key)
+        if known is not None:
+            return known
+    rdata = b"".join(
+        (
+            _NAPTR_HEAD.pack(
+                _int(order, "Order", 0xFFFF, 0), _int(preference, "Preference", 0xFFFF, 0)
+            ),
+            _character_string("" if flags is None else str(flags)),
+            _character_string("" if service is None else str(service)),
+            _character_string("" if regexp is None else str(regexp)),
+            encode_name("." if replacement is None else str(replacement)),
+        )
+    )
+    if cacheable:
+        if len(_NAPTR_MEMO) >= NAPTR_MEMO_SIZE:
+            _NAPTR_MEMO.clear()  # a bound, not an LRU: the working set is a few routes' records
+        _NAPTR_MEMO[key] = rdata
+    return rdata
+
+
+_MEMO_TYPES: Final = frozenset({str, type(None)})
+NAPTR_MEMO_SIZE: Final = 1024
+_NAPTR_MEMO: dict[tuple[Any, ...], bytes] = {}
 
 
 def _address(family: int, text: str) -> bytes:

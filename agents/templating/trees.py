@@ -83,17 +83,28 @@ class ReplyTree:
             instances = self.nodes.get(path[0])
             if not instances:
                 return []
+            if len(instances) == 1:  # no comprehension (a call of its own) for one instance
+                item = instances[0]
+                return [_collapse(item) if isinstance(item, dict) else item]
             return [_collapse(item) if isinstance(item, dict) else item for item in instances]
-        current: list[Any] = [self.nodes]
-        for name in path:
+        current = self.nodes.get(path[0])
+        for name in path[1:]:
+            if not current:
+                return []
+            if len(current) == 1:  # a single group instance (most are): no list to gather
+                item = current[0]
+                current = item.get(name) if isinstance(item, dict) else None
+                continue
             found: list[Any] = []
             for item in current:
-                if isinstance(item, dict) and name in item:
-                    found.extend(item[name])
-            if not found:
-                return []
+                if isinstance(item, dict):
+                    instances = item.get(name)
+                    if instances:
+                        found.extend(instances)
             current = found
-        return [_plain(item) for item in current]
+        if not current:
+            return []
+        return [_collapse(item) if isinstance(item, dict) else item for item in current]
 
     def __bool__(self) -> bool:
         return bool(self.nodes)
@@ -219,12 +230,16 @@ _LEAF_TYPES: Final = frozenset({str, int, float, bool, bytes, Decimal, type(None
 def _node_of(data: Mapping[str, Any]) -> Node:
     node: Node = {}
     for key, value in data.items():
-        if type(value) in _LEAF_TYPES:
+        kind = type(value)
+        if kind in _LEAF_TYPES:
             node[str(key)] = [value]
+        elif kind is dict:  # before the Mapping check below, which is slow (an ABC)
+            node[str(key)] = [_node_of(value)]
         elif isinstance(value, list):
             node[str(key)] = [
                 item
-                if type(item) in _LEAF_TYPES or not isinstance(item, Mapping)
+                if type(item) in _LEAF_TYPES
+                or (type(item) is not dict and not isinstance(item, Mapping))
                 else _node_of(item)
                 for item in value
             ]
