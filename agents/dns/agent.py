@@ -16,7 +16,9 @@ DNS has no sessions: the engine never calls a DNS agent back.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import uuid
 from typing import Any, Final
 
 from agents.base import Agent, AgentContext
@@ -75,6 +77,10 @@ class DnsAgent(Agent):
             self.templates: Templates = load_templates(context.templates or DEFAULT_TEMPLATES)
         except TemplateError as exc:
             raise ValueError(str(exc)) from None
+        # Event IDs: unique per query (the engine's reply cache must never answer one query
+        # with another's routes), without a uuid4 (an os.urandom call) per query.
+        self._id_prefix = f"dns-{uuid.uuid4().hex}-"
+        self._serial = itertools.count(1)
         self.server = DnsServer(
             self.handle,
             host=listen.host if listen else DEFAULT_HOST,
@@ -126,7 +132,13 @@ class DnsAgent(Agent):
             TRANSPORT: transport,
         }
         try:
-            outcome = await process(self.templates, request, variables, self.engine)
+            outcome = await process(
+                self.templates,
+                request,
+                variables,
+                self.engine,
+                event_id=f"{self._id_prefix}{next(self._serial)}",
+            )
         except TemplateError as exc:
             log.info("dns %s %s from %s: %s", question.type_name, question.name, remote, exc)
             return DnsReply(rcode=codec.SERVFAIL)
