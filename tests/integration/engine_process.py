@@ -50,7 +50,7 @@ class EngineProcess:
         self.workdir = workdir
         self.tcp_port = free_port()
         self.http_port = free_port()
-        config = {
+        config: dict[str, dict[str, Any]] = {
             "engine": {
                 "rpc_json_listen": f"127.0.0.1:{self.tcp_port}",
                 "http_listen": f"127.0.0.1:{self.http_port}",
