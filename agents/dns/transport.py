@@ -18,8 +18,9 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, cast
+from typing import Final
 
+from agents._udp import DatagramListener
 from agents.dns import codec
 from agents.dns.codec import DnsDecodeError, DnsEncodeError, DnsMessage, DnsReply
 
@@ -45,30 +46,6 @@ FAILED: Final = "handler_failed"
 
 Handler = Callable[[DnsMessage, tuple[str, int], str], Awaitable[DnsReply]]
 Send = Callable[[bytes], None]
-
-
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, server: DnsServer) -> None:
-        self.server = server
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        transport = self.transport
-        if transport is None:
-            return
-        peer = (str(addr[0]), int(addr[1]))
-
-        def send(reply: bytes) -> None:
-            if not transport.is_closing():
-                transport.sendto(reply, peer)
-
-        self.server.received(data, peer, UDP, send)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("dns udp socket error: %s", exc)
 
 
 class DnsServer:
@@ -102,7 +79,8 @@ class DnsServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self), local_addr=(self.host, self.port)
+            lambda: DatagramListener(self.received, UDP, "dns"),
+            local_addr=(self.host, self.port),
         )
         self._udp = transport
         bound = int(transport.get_extra_info("sockname")[1])

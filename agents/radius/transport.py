@@ -26,8 +26,9 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, Final
 
+from agents._udp import DatagramListener
 from agents.radius import codec
 from agents.radius.codec import RadiusDecodeError, RadiusMessage, RawAttribute
 
@@ -196,31 +197,6 @@ class DuplicateCache:
         self._entries.pop(key, None)
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, server: RadiusServer, codes: frozenset[int]) -> None:
-        self.server = server
-        self.codes = codes
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        transport = self.transport
-        if transport is None:
-            return
-        peer = (str(addr[0]), int(addr[1]))
-
-        def send(reply: bytes) -> None:
-            if not transport.is_closing():
-                transport.sendto(reply, peer)
-
-        self.server.received(data, peer, self.codes, send)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("radius socket error: %s", exc)
-
-
 class RadiusServer:
     """The auth and accounting listeners of one agent."""
 
@@ -254,7 +230,8 @@ class RadiusServer:
             if port < 0:  # -1: that listener is off; 0: any free port (tests)
                 continue
             transport, _ = await loop.create_datagram_endpoint(
-                functools.partial(_Protocol, self, codes), local_addr=(self.host, port)
+                functools.partial(DatagramListener, self.received, codes, "radius"),
+                local_addr=(self.host, port),
             )
             self._transports.append(transport)
             if self.tcp:  # RFC 6613 on the same port number
