@@ -36,7 +36,6 @@ from core.filters.event import (
 )
 from core.filters.index import CandidateIndex
 from core.filters.rsr import AND_SEP, Expr, compile_rules, join_rules, split_rules
-from core.filters.rules import is_active
 from core.filters.service import FilterService, check_filter_ids
 from core.filters.values import as_string
 from core.tariffplan.kinds import KIND_ATTRIBUTES, KIND_FILTERS
@@ -321,10 +320,10 @@ class AttributeService:
         for candidate in self._candidates(tenant, context, attribute_ids, view):
             if candidate.id == last_id or not candidate.matches_context(context):
                 continue
-            interval = candidate.model.activation_interval
-            if interval is not None and when is not None and not is_active(interval, when):
-                continue
-            if self._filters.passes(tenant, candidate.model.filter_ids, view):
+            model = candidate.model
+            if self._filters.profile_passes(
+                tenant, model.activation_interval, model.filter_ids, view, when
+            ):
                 return candidate
         return None
 

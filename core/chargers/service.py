@@ -20,7 +20,6 @@ from core.errors import CGRError
 from core.filters.errors import FilterError, plan_error
 from core.filters.event import CGREvent, EventView
 from core.filters.index import CandidateIndex
-from core.filters.rules import is_active
 from core.filters.service import FilterService, check_filter_ids
 from core.tariffplan.kinds import KIND_CHARGERS, KIND_FILTERS
 from core.tariffplan.loader import Commit
@@ -112,11 +111,9 @@ class ChargerService:
         matching: list[ChargerProfile] = []
         try:
             for profile in index.candidates(view):
-                interval = profile.activation_interval
-                when = event.time
-                if interval is not None and when is not None and not is_active(interval, when):
-                    continue
-                if self._filters.passes(event.tenant, profile.filter_ids, view):
+                if self._filters.profile_passes(
+                    event.tenant, profile.activation_interval, profile.filter_ids, view, event.time
+                ):
                     matching.append(profile)
         except FilterError as exc:
             raise ChargerSError(f"{ERR_SERVER_ERROR}: {exc}") from None

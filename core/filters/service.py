@@ -19,7 +19,7 @@ from typing import Final, Protocol
 from core.tariffplan.filters import is_inline
 from core.tariffplan.kinds import KIND_FILTERS
 from core.tariffplan.loader import Commit
-from core.tariffplan.models import FilterProfile, TariffPlan
+from core.tariffplan.models import ActivationInterval, FilterProfile, TariffPlan
 from core.types import UTC_ZONE, zone
 
 from .errors import FilterError, not_found, plan_error
@@ -147,6 +147,20 @@ class FilterService:
         return compiled
 
     # ------------------------------------------------------------------------------ matching
+    def profile_passes(
+        self,
+        tenant: str,
+        activation: ActivationInterval | None,
+        filter_ids: Iterable[str],
+        view: EventView,
+        when: datetime | None,
+    ) -> bool:
+        """Whether a profile (attribute, charger, route ...) applies to the event: active at the
+        event's time ``when`` (no time or no interval: active) and passing ``filter_ids``."""
+        if activation is not None and when is not None and not is_active(activation, when):
+            return False
+        return self.passes(tenant, filter_ids, view)
+
     def passes(self, tenant: str, filter_ids: Iterable[str], view: EventView) -> bool:
         """Whether the event passes all ``filter_ids`` (stored IDs resolve in ``tenant``)."""
         env = self._env

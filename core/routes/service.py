@@ -49,7 +49,6 @@ from core.accounts import AccountError, DebitEvent
 from core.errors import CGRError
 from core.filters.errors import FilterError, plan_error
 from core.filters.event import CGREvent, EventView
-from core.filters.rules import is_active
 from core.filters.service import FilterService, check_filter_ids
 from core.rating.errors import RatingError
 from core.rating.plan_index import Activation, ProfileIndex
@@ -256,11 +255,9 @@ class RouteService:
         matching: list[RouteProfile] = []
         try:
             for profile in self._live.by_tenant.get(event.tenant, ()):
-                interval = profile.activation_interval
-                when = event.time
-                if interval is not None and when is not None and not is_active(interval, when):
-                    continue
-                if self._filters.passes(event.tenant, profile.filter_ids, view):
+                if self._filters.profile_passes(
+                    event.tenant, profile.activation_interval, profile.filter_ids, view, event.time
+                ):
                     matching.append(profile)
         except FilterError as exc:
             raise RouteSError(f"{ERR_SERVER_ERROR}: {exc}") from None
