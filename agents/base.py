@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from core.config import AgentConfig
+from core.config import REPO_ROOT, AgentConfig
 from core.rpc import CallContext, EngineClient, MethodRegistry, RpcError
 
 AGENT_DISCONNECT_SESSION: Final = "AgentV1.DisconnectSession"
@@ -75,6 +75,10 @@ class AgentContext:
         if number <= 0:
             raise ValueError(f"{self.name} {key} must be > 0")
         return number
+
+    def templates_folder(self, package: str) -> Path:
+        """The templates the config names, else the package's defaults (``templates/<package>``)."""
+        return self.templates or REPO_ROOT / "templates" / package
 
 
 class Agent(ABC):

@@ -117,7 +117,6 @@ CC_EVENT: Final = 4
 DEFAULT_LISTEN_HOST: Final = "127.0.0.1"
 DEFAULT_ORIGIN_HOST: Final = "chargeflow.localdomain"
 DEFAULT_ORIGIN_REALM: Final = "localdomain"
-DEFAULT_TEMPLATES: Final = REPO_ROOT / "templates" / "diameter"
 DEFAULT_DATA_DIR: Final = REPO_ROOT / "var" / "diameter"
 DEFAULT_FANOUT: Final = ("32251@3gpp.org",)
 DEFAULT_MAX_IN_FLIGHT: Final = 4096
@@ -242,7 +241,7 @@ class DiameterAgent(Agent):
             watchdog_interval=context.positive("watchdog_interval", DEFAULT_WATCHDOG),
         )
         try:
-            self.templates: Templates = load_templates(context.templates or DEFAULT_TEMPLATES)
+            self.templates: Templates = load_templates(context.templates_folder("diameter"))
         except TemplateError as exc:
             raise ValueError(str(exc)) from None
         self.node = DiameterNode(self.transport_config, self.handle)

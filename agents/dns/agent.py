@@ -33,11 +33,9 @@ from agents.dns.transport import (
     DnsServer,
 )
 from agents.templating import Outcome, TemplateError, Templates, load_templates, process
-from core.config import REPO_ROOT
 
 log = logging.getLogger("chargeflow.agents.dns")
 
-DEFAULT_TEMPLATES: Final = REPO_ROOT / "templates" / "dns"
 QUERY_TYPE: Final = "QueryType"
 QUERY_NAME: Final = "QueryName"
 REMOTE_HOST: Final = "RemoteHost"
@@ -74,7 +72,7 @@ class DnsAgent(Agent):
         if not 0 <= self.ttl <= 0x7FFFFFFF:
             raise ValueError("dns ttl must be within 0..2147483647 seconds")
         try:
-            self.templates: Templates = load_templates(context.templates or DEFAULT_TEMPLATES)
+            self.templates: Templates = load_templates(context.templates_folder("dns"))
         except TemplateError as exc:
             raise ValueError(str(exc)) from None
         # Event IDs: unique per query (the engine's reply cache must never answer one query

@@ -67,12 +67,10 @@ from agents.templating import (
     load_templates,
     process,
 )
-from core.config import REPO_ROOT
 from core.rpc import RpcError
 
 log = logging.getLogger("chargeflow.agents.radius")
 
-DEFAULT_TEMPLATES: Final = REPO_ROOT / "templates" / "radius"
 REQ_TYPE: Final = "*radReqType"
 RAD_AUTH: Final = "*radAuth"
 RAD_STATUS: Final = "*radStatus"
@@ -153,7 +151,7 @@ class RadiusAgent(Agent):
         self.dynauth_deadline = context.positive("dynauth_deadline", DEFAULT_DYNAUTH_DEADLINE)
         self.session_idle = context.positive("session_idle", DEFAULT_SESSION_IDLE)
         try:
-            self.templates: Templates = load_templates(context.templates or DEFAULT_TEMPLATES)
+            self.templates: Templates = load_templates(context.templates_folder("radius"))
         except TemplateError as exc:
             raise ValueError(str(exc)) from None
         self.server = RadiusServer(

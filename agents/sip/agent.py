@@ -50,11 +50,9 @@ from agents.sip.transport import (
     reason_for,
 )
 from agents.templating import Outcome, TemplateError, Templates, load_templates, process
-from core.config import REPO_ROOT
 
 log = logging.getLogger("chargeflow.agents.sip")
 
-DEFAULT_TEMPLATES: Final = REPO_ROOT / "templates" / "sip"
 ALLOW: Final = "INVITE, ACK, CANCEL, OPTIONS"
 REPLY_LINE: Final = "Request"  # CGRateS's SIPAgent: *rep.Request = "SIP/2.0 302 Moved ..."
 REPLY_CODE: Final = "*sipReplyCode"
@@ -107,7 +105,7 @@ class SipAgent(Agent):
             trying_delay=context.positive("trying_delay", TRYING_DELAY),
         )
         try:
-            self.templates: Templates = load_templates(context.templates or DEFAULT_TEMPLATES)
+            self.templates: Templates = load_templates(context.templates_folder("sip"))
         except TemplateError as exc:
             raise ValueError(str(exc)) from None
         self.layer = TransactionLayer(
