@@ -122,10 +122,15 @@ class _SqliteStore:
     """One connection, its locks, opening with the schema check, and closing."""
 
     _what: str
-    _writer: _GroupWriter  # the subclass's group-commit writer, made right after this opens
 
     def __init__(
-        self, path: Path | str, *, synchronous: str, schema: Sequence[str], version: int
+        self,
+        path: Path | str,
+        *,
+        synchronous: str,
+        schema: Sequence[str],
+        version: int,
+        committer: Committer,
     ) -> None:
         self.path = Path(path)
         self._what = f"{type(self).__name__}({self.path})"
@@ -153,7 +158,17 @@ class _SqliteStore:
         except BaseException:
             conn.close()
             raise
+        try:  # the group-commit writer thread, with its own connection
+            self._writer = _GroupWriter(self.path, synchronous, self._what, committer)
+        except BaseException:
+            conn.close()
+            raise
         self._conn: sqlite3.Connection | None = conn
+
+    @property
+    def commits(self) -> int:
+        """Transactions the writer thread has committed (for tests and benchmarks)."""
+        return self._writer.commits
 
     def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._thread_lock:
@@ -179,6 +194,7 @@ class _SqliteStore:
                 raise
 
     async def close(self) -> None:
+        await self._writer.close()
         async with self._lock:
             with self._thread_lock:
                 if self._conn is not None:
@@ -485,29 +501,13 @@ class SqliteDataDB(_SqliteStore, DataDB):
             synchronous=SYNCHRONOUS_DATADB,
             schema=_DATADB_SCHEMA,
             version=DATADB_SCHEMA_VERSION,
+            committer=_commit_documents,
         )
-        try:
-            self._writer = _GroupWriter(
-                self.path, SYNCHRONOUS_DATADB, self._what, _commit_documents
-            )
-        except BaseException:
-            assert self._conn is not None
-            self._conn.close()
-            raise
-
-    @property
-    def commits(self) -> int:
-        """Transactions the writer thread has committed (for tests and benchmarks)."""
-        return self._writer.commits
 
     async def _group_write(self, ops: tuple[_DocOp, ...]) -> int:
         """Queues operations that commit together (all or none) in the next group commit;
         returns the last one's rowcount once durable."""
         return int(await self._writer.submit(ops))
-
-    async def close(self) -> None:
-        await self._writer.close()
-        await super().close()
 
     async def get(self, kind: str, key: str) -> Any | None:
         params = (check_name("kind", kind), check_name("key", key, allow_empty=True))
@@ -807,22 +807,8 @@ class SqliteStorDB(_SqliteStore, StorDB):
             synchronous=SYNCHRONOUS_STORDB,
             schema=_STORDB_SCHEMA,
             version=STORDB_SCHEMA_VERSION,
+            committer=_commit_cdrs,
         )
-        try:
-            self._writer = _GroupWriter(self.path, SYNCHRONOUS_STORDB, self._what, _commit_cdrs)
-        except BaseException:
-            assert self._conn is not None
-            self._conn.close()
-            raise
-
-    @property
-    def commits(self) -> int:
-        """Transactions the writer thread has committed (for tests and benchmarks)."""
-        return self._writer.commits
-
-    async def close(self) -> None:
-        await self._writer.close()
-        await super().close()
 
     # -------------------------------------------------------------------------- TP staging
     async def set_tp(self, tpid: str, kind: str, id: str, value: Any) -> None:
