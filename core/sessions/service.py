@@ -279,13 +279,7 @@ class SessionService:
         reservation so far counts as used (CGRateS's default for updates)."""
         last_used = _duration(event.event.get(LAST_USED))
         total = _duration(event.event.get(TOTAL_USAGE))
-        for run in session.runs:
-            if total is not None:
-                run.used = total
-            elif last_used is not None:
-                run.used += last_used
-            else:
-                run.used = max(run.used, run.charged) if run.request_type == PREPAID else run.used
+        _record_usage(session, total, last_used, reservation_for_all=False)
 
     # ---------------------------------------------------------------------------- terminate
     async def terminate(self, event: CGREvent, connection: RpcConnection | None) -> None:
@@ -302,15 +296,8 @@ class SessionService:
             if session.ended:
                 raise SessionError(ERR_SESSION_NOT_FOUND)
             self._rebind(session, connection)
-            total = run_event.usage
             last_used = _duration(event.event.get(LAST_USED))
-            for run in session.runs:
-                if total is not None:
-                    run.used = total
-                elif last_used is not None:
-                    run.used += last_used
-                else:
-                    run.used = max(run.used, run.charged)
+            _record_usage(session, run_event.usage, last_used, reservation_for_all=True)
             stored = await self._settle(session)
             await self._end(session, store_costs=True, stored=stored)
 
@@ -592,6 +579,21 @@ class SessionService:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _record_usage(
+    session: Session, total: int | None, last_used: int | None, *, reservation_for_all: bool
+) -> None:
+    """The usage each run confirms: ``total`` replaces it, ``last_used`` adds to it; with
+    neither, what was reserved counts as used — for every run when the call ends, for *prepaid
+    runs only on an update."""
+    for run in session.runs:
+        if total is not None:
+            run.used = total
+        elif last_used is not None:
+            run.used += last_used
+        elif reservation_for_all or run.request_type == PREPAID:
+            run.used = max(run.used, run.charged)
 
 
 def _duration(value: Any) -> int | None:
