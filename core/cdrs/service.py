@@ -160,12 +160,23 @@ class CdrService:
         runs = await self._runs_of(event) if chargers else [event]
         stored: list[Cdr] = []
         duplicates = 0
+        # Runs that move no money are stored together (one commit to wait for, not one per
+        # run); a run charged to an account is stored, charged and updated on its own, in order.
+        priced: list[Cdr] = []
         for run in runs:
-            cdr = await self._process_run(self.run_event(run))
-            if cdr is None:
-                duplicates += 1
-            else:
+            run_event = self.run_event(run)
+            cdr = run_event.to_cdr(run_event.usage or 0)
+            if run_event.request_type == NONE or await self._price_without_charging(
+                run_event, cdr
+            ):
+                priced.append(cdr)
+                continue
+            duplicates += await self._store_priced(priced, stored)
+            if await self._store_and_charge(run_event, cdr):
                 stored.append(cdr)
+            else:
+                duplicates += 1
+        duplicates += await self._store_priced(priced, stored)
         if duplicates and not stored:
             raise CdrError(ERR_EXISTS)
         return stored
@@ -178,28 +189,36 @@ class CdrService:
             raise CdrError(ERR_EXISTS) from None
         return cdr
 
-    async def _process_run(self, run: RunEvent) -> Cdr | None:
-        usage = run.usage or 0
-        cdr = run.to_cdr(usage)
-        if run.request_type == NONE or await self._price_without_charging(run, cdr):
-            # No money moves for this run: one write, its unique key refuses a duplicate.
-            try:
-                cdr.order_id = await self._stordb.store_cdr(cdr)
-            except DuplicateError:
+    async def _store_priced(self, priced: list[Cdr], stored: list[Cdr]) -> int:
+        """Stores the CDRs no money moves for (one write each: its unique key refuses a
+        duplicate), appends them to ``stored`` and empties ``priced``; returns the duplicates."""
+        if not priced:
+            return 0
+        order_ids = await self._stordb.store_cdrs(priced)
+        duplicates = 0
+        for cdr, order_id in zip(priced, order_ids, strict=True):
+            if order_id is None:
                 log.info("duplicate CDR refused: %s %s", cdr.cgrid, cdr.run_id)
-                return None
+                duplicates += 1
+                continue
+            cdr.order_id = order_id
+            stored.append(cdr)
             if cdr.cost_source == COST_SOURCE_SESSIONS:
                 # The CDR holds the cost now; a leftover session-cost doc (after a crash) is
                 # harmless, since the CDR's key refuses a second charge. Off the reply path.
                 self.session_costs.forget_later(cdr.cgrid, cdr.run_id)
-            return cdr
+        priced.clear()
+        return duplicates
+
+    async def _store_and_charge(self, run: RunEvent, cdr: Cdr) -> bool:
+        """A run charged to an account; False when it is a duplicate (nothing charged)."""
         try:
             cdr.order_id = await self._stordb.store_cdr(cdr)  # unrated first: the dedup point
         except DuplicateError:
             log.info("duplicate CDR refused: %s %s", cdr.cgrid, cdr.run_id)
-            return None
+            return False
         await self._charge(run, cdr)
-        return cdr
+        return True
 
     async def _price_without_charging(self, run: RunEvent, cdr: Cdr) -> bool:
         """Fills in the cost of a run no account pays now: a *prepaid run its session already

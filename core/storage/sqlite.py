@@ -766,35 +766,43 @@ _CDR_UPSERT_HEAD: Final = (
 _CGRID: Final = CDR_COLUMNS.index("cgrid")
 _RUN_ID: Final = CDR_COLUMNS.index("run_id")
 
-# One CDR write of a group commit: (encoded row with its two timestamps, allow_update).
-_CdrJob = tuple[tuple[Any, ...], bool]
+# One unit of a CDR group commit: (encoded rows, each with its two timestamps, allow_update).
+# A unit is one store_cdr (one row) or a small store_cdrs (several, all or none with the batch).
+_CdrJob = tuple[tuple[tuple[Any, ...], ...], bool]
 
 
-def _commit_cdrs(conn: sqlite3.Connection, jobs: list[_CdrJob]) -> list[int | None]:
-    """Stores the batch's CDRs in order as few multi-row statements; per job its order id, or
-    None for a duplicate (insert-only jobs). A statement holds consecutive jobs of one mode with
-    distinct (cgrid, run_id), so each row's RETURNING answer is its own."""
+def _commit_cdrs(conn: sqlite3.Connection, jobs: list[_CdrJob]) -> list[list[int | None]]:
+    """Stores the batch's CDRs in order as few multi-row statements; per job, per row its order
+    id, or None for a duplicate (insert-only jobs). A statement holds consecutive rows of one
+    mode with distinct (cgrid, run_id), so each row's RETURNING answer is its own."""
+    flat = [(row, mode) for rows, mode in jobs for row in rows]
     order_ids: list[int | None] = []
     start = 0
-    while start < len(jobs):
-        allow_update = jobs[start][1]
+    while start < len(flat):
+        allow_update = flat[start][1]
         keys: set[tuple[str, str]] = set()
         end = start
-        while end < len(jobs) and end - start < ROWS_PER_STATEMENT:
-            row, mode = jobs[end]
+        while end < len(flat) and end - start < ROWS_PER_STATEMENT:
+            row, mode = flat[end]
             key = (row[_CGRID], row[_RUN_ID])
             if mode is not allow_update or key in keys:
                 break
             keys.add(key)
             end += 1
-        rows = [row for row, _ in jobs[start:end]]
+        statement = [row for row, _ in flat[start:end]]
         returned = conn.execute(
-            _cdr_write_sql(len(rows), allow_update), [value for row in rows for value in row]
+            _cdr_write_sql(len(statement), allow_update),
+            [value for row in statement for value in row],
         ).fetchall()  # drained: no statement left in progress
         stored = {(cgrid, run_id): int(order_id) for cgrid, run_id, order_id in returned}
-        order_ids.extend(stored.get((row[_CGRID], row[_RUN_ID])) for row in rows)
+        order_ids.extend(stored.get((row[_CGRID], row[_RUN_ID])) for row in statement)
         start = end
-    return order_ids
+    answers: list[list[int | None]] = []
+    taken = 0
+    for unit, _mode in jobs:
+        answers.append(order_ids[taken : taken + len(unit)])
+        taken += len(unit)
+    return answers
 
 
 class SqliteStorDB(_SqliteStore, StorDB):
@@ -914,17 +922,22 @@ class SqliteStorDB(_SqliteStore, StorDB):
     # -------------------------------------------------------------------------------- CDRs
     async def store_cdr(self, cdr: Cdr, allow_update: bool = False) -> int:
         now = _now_micros()
-        job: _CdrJob = ((*encode_cdr(cdr), now, now), allow_update)
-        order_id: int | None = await self._writer.submit(job)
+        job: _CdrJob = (((*encode_cdr(cdr), now, now),), allow_update)
+        (order_id,) = await self._writer.submit(job)
         if order_id is None:
             raise DuplicateError(cdr.cgrid, cdr.run_id)
-        return order_id
+        return int(order_id)
 
     async def store_cdrs(self, cdrs: Sequence[Cdr], allow_update: bool = False) -> list[int | None]:
         now = _now_micros()
         rows = [(*encode_cdr(cdr), now, now) for cdr in cdrs]  # encode first: errors store nothing
         if not rows:
             return []
+        if len(rows) <= GROUP_UNIT_MAX:
+            # A few CDRs (the runs of one event): one unit of the next group commit.
+            unit: _CdrJob = (tuple(rows), allow_update)
+            grouped: list[int | None] = await self._writer.submit(unit)
+            return grouped
 
         def work(conn: sqlite3.Connection) -> list[int | None]:
             return _store_rows(conn, rows, allow_update)

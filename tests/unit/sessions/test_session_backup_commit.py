@@ -31,20 +31,26 @@ SECOND_NS = 1_000_000_000
 CONTEXT = CallContext("test", "inproc")
 
 
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+async def start_engine(plan: Path, data_dir: Path) -> Engine:
+    """An engine on SQLite with ``plan`` loaded and alice holding 10 of money."""
     config = load_config()
     config = replace(
         config,
-        storage=replace(config.storage, type="sqlite", data_dir=tmp_path),
+        storage=replace(config.storage, type="sqlite", data_dir=data_dir),
         engine=replace(config.engine, rpc_json_listen=None, http_listen=None),
-        tariffplans=replace(config.tariffplans, load_on_start=(FAST_PLAN,)),
+        tariffplans=replace(config.tariffplans, load_on_start=(plan,)),
     )
     started = Engine(config)
     await started.start()
     await call(started, "APIerSv1.SetBalance", {
         "Tenant": TENANT, "Account": "alice", "BalanceType": "*monetary", "Value": "10",
         "Balance": {"ID": "money"}})  # fmt: skip
+    return started
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    started = await start_engine(FAST_PLAN, tmp_path)
     yield started
     await started.stop()
 
