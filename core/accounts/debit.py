@@ -203,15 +203,20 @@ def useful_balances(
     timings: TimingLookup,
 ) -> list[Balance]:
     """Balances of one type that may pay for the event, in debit order."""
+    balances = account.balance_map.get(balance_type)
+    if not balances:
+        return []  # most accounts hold one or two types: the others cost nothing here
     ranked: list[tuple[int, Decimal, int, Balance]] = []
     need_value = balance_type != MONETARY
-    for position, balance in enumerate(account.balance_map.get(balance_type, [])):
+    for position, balance in enumerate(balances):
         if not balance_usable(balance, event, timings, need_value=need_value):
             continue
         precision = destination_precision(balance, event.destination, destinations)
         if precision == NO_PRECISION:
             continue
         ranked.append((-precision, -balance.weight, position, balance))
+    if len(ranked) == 1:
+        return [ranked[0][3]]
     ranked.sort(key=lambda item: item[:3])
     return [item[3] for item in ranked]
 

@@ -86,7 +86,9 @@ class AccountService:
 
     # ------------------------------------------------------------------------------- reading
     def lock(self, tenant: str, account_id: str) -> asyncio.Lock:
-        key = f"{tenant}:{account_id}"
+        return self._lock_of(f"{tenant}:{account_id}")
+
+    def _lock_of(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
@@ -133,13 +135,13 @@ class AccountService:
         ``create``. ``also`` gives, from the change's result, other DataDB writes that commit
         in the same transaction as the account (all or none)."""
         key = f"{tenant}:{account_id}"
-        async with self.lock(tenant, account_id):
+        async with self._lock_of(key):
             live = await self._load(key)
             if live is None and not create:
                 raise AccountError(ERR_ACCOUNT_NOT_FOUND)
             account = live.clone() if live is not None else Account(tenant, account_id)
             result = await change(account)
-            if check_triggers and not account.removed:
+            if check_triggers and account.triggers and not account.removed:
                 await self.run_triggers(account)
             await self._store(account, () if also is None else also(result))
             return result
