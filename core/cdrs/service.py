@@ -66,6 +66,7 @@ class SessionCosts:
         self._datadb = datadb
         self._live: dict[str, dict[str, Any]] = {}
         self._pending: set[asyncio.Future[None]] = set()
+        self._forgotten: list[str] = []  # keys whose removal the next flush writes
 
     @staticmethod
     def _doc(cost: Decimal, usage: int, details: Any) -> dict[str, Any]:
@@ -100,10 +101,19 @@ class SessionCosts:
         await self._datadb.remove(KIND_SESSION_COSTS, key)
 
     def forget_later(self, cgrid: str, run_id: str) -> None:
-        """``remove`` in the background (tracked, so shutdown can wait for it)."""
-        task = asyncio.ensure_future(self.remove(cgrid, run_id))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        """``remove`` in the background (tracked, so shutdown can wait for it). The removals
+        asked for while the loop is busy are written together, as one write of one task."""
+        key = _session_cost_key(cgrid, run_id)
+        self._live.pop(key, None)
+        self._forgotten.append(key)
+        if len(self._forgotten) == 1:
+            task = asyncio.ensure_future(self._flush_forgotten())
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _flush_forgotten(self) -> None:
+        keys, self._forgotten = self._forgotten, []
+        await self._datadb.apply([Write(KIND_SESSION_COSTS, key, None) for key in keys])
 
     async def drain(self) -> None:
         """Waits for background removals (at shutdown, before storage closes)."""

@@ -1,6 +1,6 @@
 """ProcessCDR on SQLite: the runs that move no money (a *prepaid run its session already
 charged, a *none run) are stored in one commit, in run order, each still refused as a
-duplicate on its own."""
+duplicate on its own; the session costs the CDRs took are removed together afterwards."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from core.cdrs.service import KIND_SESSION_COSTS, SessionCosts
 from core.engine import Engine
 from core.rpc import RpcError
-from core.storage import SqliteStorDB
+from core.storage import SqliteDataDB, SqliteStorDB
 from core.storage.cdr import CdrFilter
 
 from .test_session_backup_commit import FAST_PLAN, call, start_engine
@@ -67,3 +68,25 @@ async def test_a_repeated_cdr_is_refused_whole(engine: Engine) -> None:
     with pytest.raises(RpcError, match="EXISTS"):
         await call(engine, "SessionSv1.ProcessCDR", {"ID": "cdr-b", "Event": event("c2", "1s")})
     assert len(await engine.stordb.get_cdrs(CdrFilter(origin_ids=["c2"]))) == 2
+
+
+async def test_session_costs_forgotten_together_are_removed_in_one_write(tmp_path: Path) -> None:
+    datadb = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    costs = SessionCosts(datadb)
+    try:
+        await costs.apply([costs.write(f"call-{n}", "*default", Decimal("0.1"), 1, None)
+                           for n in range(3)])  # fmt: skip
+        await costs.put("kept", "*default", Decimal("0.2"), 1, None)
+        commits = datadb.commits
+        for n in range(3):  # as three CDRs answered in one turn of the loop
+            costs.forget_later(f"call-{n}", "*default")
+        await costs.drain()
+        assert datadb.commits == commits + 1
+        assert await datadb.keys(KIND_SESSION_COSTS) == ["kept:*default"]
+        assert await costs.get("call-0", "*default") is None
+        assert await costs.get("kept", "*default") == (Decimal("0.2"), 1, None)
+        costs.forget_later("kept", "*default")  # a later one: its own flush
+        await costs.drain()
+        assert await datadb.count(KIND_SESSION_COSTS) == 0
+    finally:
+        await datadb.close()
