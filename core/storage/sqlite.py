@@ -594,11 +594,11 @@ class SqliteDataDB(_SqliteStore, DataDB):
         if (
             isinstance(mutations, list | tuple)
             and 0 < len(mutations) <= GROUP_UNIT_MAX
-            and all(type(m) is Write for m in mutations)
+            and set(map(type, mutations)) == _ONLY_WRITES
         ):
             # A few document writes (a session ending, say): one unit of the group commit,
             # encoded here so a bad value fails its caller before anything is queued.
-            await self._group_write(tuple(_doc_op(m) for m in mutations))
+            await self._group_write(tuple([_doc_op(m) for m in mutations]))
             return
 
         def work(conn: sqlite3.Connection) -> None:
@@ -618,6 +618,7 @@ class SqliteDataDB(_SqliteStore, DataDB):
 
 
 GROUP_UNIT_MAX: Final = 64  # larger applies run alone, as one transaction of the writer thread
+_ONLY_WRITES: Final = {Write}  # the mutation types of an apply that can join a group commit
 
 
 def _doc_op(write: Write) -> _DocOp:
