@@ -176,9 +176,7 @@ class CdrService:
         for run in runs:
             run_event = self.run_event(run)
             cdr = run_event.to_cdr(run_event.usage or 0)
-            if run_event.request_type == NONE or await self._price_without_charging(
-                run_event, cdr
-            ):
+            if run_event.request_type == NONE or await self._price_without_charging(run_event, cdr):
                 priced.append(cdr)
                 continue
             duplicates += await self._store_priced(priced, stored)

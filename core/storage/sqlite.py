@@ -442,31 +442,43 @@ def _upsert_docs_sql(rows: int) -> str:
     )
 
 
-def _delete_docs_sql(keys: int) -> str:
-    # One kind per statement: "kind = ? AND key IN (...)" searches the primary key (a row-value
-    # IN over (kind, key) would scan the table).
-    return (
-        f"DELETE FROM documents WHERE kind = ? AND key IN ({', '.join('?' * keys)}) RETURNING key"
+def _delete_docs_sql(keys_per_kind: Sequence[int]) -> str:
+    # "kind = ? AND key IN (...)" per kind, OR-ed: SQLite searches the primary key for each
+    # (MULTI-INDEX OR); a row-value IN over (kind, key) would scan the table. One statement
+    # for every kind a batch deletes from: the writer thread gives the GIL back at each one.
+    where = " OR ".join(
+        f"(kind = ? AND key IN ({', '.join('?' * keys)}))" for keys in keys_per_kind
     )
+    return f"DELETE FROM documents WHERE {where} RETURNING kind, key"
+
+
+def _delete_statements(
+    deleted: list[tuple[str, str]],
+) -> Iterator[tuple[str, list[str]]]:
+    """The deletes of a batch as statements of at most ROWS_PER_STATEMENT keys: (SQL, params)."""
+    for chunk in _chunks(deleted):
+        by_kind: dict[str, list[str]] = {}
+        for kind, key in chunk:
+            by_kind.setdefault(kind, []).append(key)
+        params = [item for kind, keys in by_kind.items() for item in (kind, *keys)]
+        yield _delete_docs_sql([len(keys) for keys in by_kind.values()]), params
 
 
 def _commit_documents(conn: sqlite3.Connection, jobs: list[tuple[_DocOp, ...]]) -> list[int]:
     """Applies the jobs' operations in order, as a few multi-row statements; per job, the
     rowcount its last operation would have had run alone (upsert 1, delete 1 if it existed)."""
     final: dict[tuple[str, str], bytes | None] = {}
-    deleted: dict[str, dict[str, None]] = {}  # kind -> keys some job deletes (ordered set)
+    deleted: dict[tuple[str, str], None] = {}  # (kind, key) some job deletes (ordered set)
     for ops in jobs:
         for kind, key, value in ops:
             if value is None:
-                deleted.setdefault(kind, {})[key] = None
+                deleted[(kind, key)] = None
             final[(kind, key)] = value
     # Keys deleted anywhere in the batch go first (RETURNING says which existed before it);
     # the final values are written after, so a later set of a deleted key still wins.
     existed: set[tuple[str, str]] = set()
-    for kind, keys in deleted.items():
-        for names in _chunks(list(keys)):
-            rows = conn.execute(_delete_docs_sql(len(names)), (kind, *names)).fetchall()
-            existed.update((kind, key) for (key,) in rows)
+    for sql, params in _delete_statements(list(deleted)):
+        existed.update(conn.execute(sql, params).fetchall())
     puts = [(kind, key, value) for (kind, key), value in final.items() if value is not None]
     for chunk in _chunks(puts):
         conn.execute(_upsert_docs_sql(len(chunk)), [item for row in chunk for item in row])

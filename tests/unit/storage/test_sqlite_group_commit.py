@@ -173,3 +173,30 @@ async def test_concurrent_cdrs_share_commits_and_duplicates_are_refused(tmp_path
         assert stored.extra_info == "re-rated"
     finally:
         await reopened.close()
+
+
+async def test_deletes_of_several_kinds_share_one_statement(tmp_path: Path) -> None:
+    """A session ending (its backup, its costs) and other removals in one batch: every remove
+    answers as alone, and the deletes of all kinds go to SQLite as one statement."""
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    statements: list[str] = []
+    try:
+        await db.apply([Write("sessions", "s1", {"v": 1}), Write("costs", "c1", {"v": 1}),
+                        Write("costs", "c2", {"v": 2})])  # fmt: skip
+        db._writer._conn.set_trace_callback(statements.append)  # the writer thread's own
+        commits = db.commits
+        results = await asyncio.gather(
+            db.apply([Write("sessions", "s1", None), Write("costs", "c1", None)]),
+            db.remove("costs", "c2"),
+            db.remove("sessions", "never"),
+            db.remove("costs", "c1"),  # removed earlier in the batch
+            db.set("costs", "c3", {"v": 3}),
+        )
+        db._writer._conn.set_trace_callback(None)
+        assert results == [None, True, False, False, None]
+        assert db.commits == commits + 1
+        assert sum(sql.startswith("DELETE") for sql in statements) == 1
+        assert await db.get_all("costs") == {"c3": {"v": 3}}
+        assert await db.get_all("sessions") == {}
+    finally:
+        await db.close()
