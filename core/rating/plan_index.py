@@ -25,7 +25,7 @@ from core.tariffplan.models import (
 )
 from core.types import ROUNDING_DOWN, ROUNDING_MIDDLE, ROUNDING_UP, SECOND, ZERO
 
-from .timings import LocalClock, LocalDay, TimingRule
+from .timings import LocalClock, LocalDay, TimingRule, first_day_after
 
 # GetRateParameters: a RateUnit or RateIncrement of 0 means one second.
 DEFAULT_RATE_UNIT: Final = SECOND
@@ -398,7 +398,16 @@ class MatchedRating(NamedTuple):
 class ProfileIndex:
     """One rating profile with its activations sorted by time."""
 
-    __slots__ = ("activations", "category", "key", "latest", "latest_time", "tenant", "times")
+    __slots__ = (
+        "activations",
+        "category",
+        "key",
+        "latest",
+        "latest_day",
+        "latest_time",
+        "tenant",
+        "times",
+    )
 
     def __init__(
         self, key: str, tenant: str, category: str, activations: Iterable[Activation]
@@ -411,3 +420,6 @@ class ProfileIndex:
         # The activation in force from its time on, for every call starting then or later.
         self.latest = self.activations[-1] if self.activations else None
         self.latest_time = self.times[-1] if self.times else _NEVER
+        # A call on this local date or later, in any fixed-offset zone, starts after
+        # latest_time: the common path then needs no epoch arithmetic to know it.
+        self.latest_day = first_day_after(self.latest_time)
