@@ -504,10 +504,10 @@ class Rater:
             profile = self._profiles_by_subject.get((tenant, category, subject))
             if profile is None or offset is None:
                 return None
-            latest = profile.latest
-            if latest is None or not latest.plan.static:
+            matches = profile.latest_static_matches
+            if matches is None:
                 return None
-            found = latest.matches.get(destination, _UNKNOWN)
+            found = matches.get(destination, _UNKNOWN)
         except TypeError:  # unhashable: not a value any cache holds
             return None
         hour = start_time.hour
@@ -525,7 +525,8 @@ class Rater:
             if start < profile.latest_time or wall + usage > DAY:  # or it crosses midnight
                 return None
             if found is _UNKNOWN:  # a number new to this plan: find its prefix
-                if type(destination) is not str:
+                latest = profile.latest
+                if type(destination) is not str or latest is None:
                     return None
                 found = self._activation_match(profile.key, latest, destination, start, clock)
         if found is None:
@@ -675,7 +676,7 @@ class Rater:
                 profile.key, profile.activations[index], destination, start, clock
             )
             if found is not None:
-                return [_Segment(start, end, found[0], found[1])]
+                return [_Segment(start, end, found.match, found.rating)]
         segments = self._segments(profile, destination, start, end, start, 1, clock)
         if segments is None:
             raise RatingError(ERR_UNAUTHORIZED_DESTINATION, f"{profile.key} -> {destination}")
@@ -706,7 +707,9 @@ class Rater:
             found = self._activation_match(profile.key, activation, destination, checked_at, clock)
             piece_start = max(activation.time, start)
             if found is not None:
-                pieces.append(_Piece(piece_start, found[0], found[1], activation.fallback_keys))
+                pieces.append(
+                    _Piece(piece_start, found.match, found.rating, activation.fallback_keys)
+                )
             elif activation.fallback_keys:
                 pieces.append(_Piece(piece_start, None, None, activation.fallback_keys))
             # else: no rate and no fallback: the previous activation's plan goes on
