@@ -85,7 +85,9 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
     # call has its own.
     usages: dict[str, int] = {}
 
-    def get_cost_reply(params: Any, ctx: CallContext, lead: bytes, trail: bytes) -> bytes | None:
+    def get_cost_reply(
+        params: Any, ctx: CallContext, lead: bytes, trail: bytes
+    ) -> tuple[bytes, ...] | None:
         """GetCost's reply writer: the common call's EventCost between ``lead`` and ``trail``,
         answered without checking the arguments first (the rater's common path only hits for
         values a checked call resolved before), or None: then the handler answers (a new
@@ -126,9 +128,9 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
 
     def get_cost(params: Any, ctx: CallContext) -> Any:
         if ctx.transport != TRANSPORT_INTERNAL:  # pre-encoded for the JSON writer
-            line = get_cost_reply(params, ctx, b"", b"")
-            if line is not None:
-                return JsonParts((line,))
+            parts = get_cost_reply(params, ctx, b"", b"")
+            if parts is not None:
+                return JsonParts(parts)
         return checked_get_cost(params, ctx)
 
     def checked_get_cost(params: Any, ctx: CallContext) -> Any:

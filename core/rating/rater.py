@@ -457,11 +457,11 @@ class Rater:
         """APIerSv1.GetCost's answer for the JSON writer: the same as
         ``cost_of(..., tor="").to_event_cost_wire()``, through ``common_event_cost_line`` when
         the call is a common one."""
-        line = self.common_event_cost_line(
+        parts = self.common_event_cost_line(
             tenant, category, subject, destination, start_time, usage, b"", b""
         )
-        if line is not None:
-            return JsonParts((line,))
+        if parts is not None:
+            return JsonParts(parts)
         call_cost = self.cost_of(tenant, category, subject, destination, start_time, usage, "")
         return call_cost.to_event_cost_wire()
 
@@ -475,10 +475,11 @@ class Rater:
         usage: int,
         lead: bytes,
         trail: bytes,
-    ) -> bytes | None:
+    ) -> tuple[bytes, ...] | None:
         """The common call's encoded EventCost between ``lead`` and ``trail`` (e.g. a JSON-RPC
-        reply line around its result), or None: then call ``event_cost_wire``, which gives the
-        same EventCost for every call.
+        reply line around its result), in parts to write one after the other (not joined: a
+        connection writes many replies in one buffer), or None: then call
+        ``event_cost_wire``, which gives the same EventCost for every call.
 
         The common call: its subject's profile was resolved before and its latest activation
         started before the call (so it rates all of it); that activation's plan is static and
@@ -546,34 +547,30 @@ class Rater:
             wire = rated.wire = split_wire(rated.spans, rated.rated_usage, rated.unrounded_cost)
         suffix = clock.json_suffix
         if microsecond or suffix is None:
-            return b"".join(
-                (
-                    lead,
-                    WIRE_HEAD,
-                    dump_time(start_time),
-                    wire[0],
-                    found.filters_wire,
-                    wire[1],
-                    trail,
-                )
+            return (
+                lead,
+                WIRE_HEAD,
+                dump_time(start_time),
+                wire[0],
+                found.filters_wire,
+                wire[1],
+                trail,
             )
         # StartTime as dumps writes it, from parts: encoding an aware datetime costs more than
         # the rest of this path.
         head = _DAY_HEADS.get(ordinal)
         if head is None:
             head = _day_head(ordinal)
-        return b"".join(
-            (
-                lead,
-                head,
-                _HOURS_MINUTES[hour * _MINUTES_PER_HOUR + minute],
-                _TWO_DIGITS[second],
-                suffix,
-                wire[0],
-                found.filters_wire,
-                wire[1],
-                trail,
-            )
+        return (
+            lead,
+            head,
+            _HOURS_MINUTES[hour * _MINUTES_PER_HOUR + minute],
+            _TWO_DIGITS[second],
+            suffix,
+            wire[0],
+            found.filters_wire,
+            wire[1],
+            trail,
         )
 
     def max_usage(self, query: CostQuery, budget: Decimal) -> int:

@@ -225,9 +225,9 @@ class RpcConnection(asyncio.Protocol):
                     writer = entry.writer
                     try:
                         if writer is not None:  # the whole reply, skipping encode_response
-                            line = writer(item.params, ctx, reply_lead(item.id), REPLY_TAIL)
-                            if line is not None:
-                                out.append(line)
+                            parts = writer(item.params, ctx, reply_lead(item.id), REPLY_TAIL)
+                            if parts is not None:
+                                out += parts  # joined with the other replies by _flush
                                 continue
                         result = entry.handler(item.params, ctx)
                     except Exception as exc:

@@ -16,7 +16,8 @@ service ``X`` exists, ``"rpc: can't find method X.Y"`` when ``X`` exists but not
 
 A sync handler may come with a reply writer, ``writer(params, ctx, lead, trail)``, which
 connections call first: it returns the whole reply, its encoded result between ``lead`` and
-``trail`` (the JSON-RPC line around the result), or None to have the handler answer as usual.
+``trail`` (the JSON-RPC line around the result) as a tuple of bytes to write one after the
+other, or None to have the handler answer as usual.
 It must give the same reply the handler's result would, and raise what the handler would.
 """
 
@@ -65,7 +66,7 @@ class CallContext:
 
 
 Handler = Callable[[Any, CallContext], Any]
-ReplyWriter = Callable[[Any, CallContext, bytes, bytes], bytes | None]
+ReplyWriter = Callable[[Any, CallContext, bytes, bytes], tuple[bytes, ...] | None]
 
 
 @dataclass(frozen=True, slots=True)

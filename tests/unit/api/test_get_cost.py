@@ -174,7 +174,8 @@ def written(registry: MethodRegistry, params: Any, request_id: Any) -> bytes | N
     """The reply line GetCost's reply writer gives a connection, or None (it declined)."""
     entry = registry.lookup(GET_COST)
     assert entry is not None and entry.writer is not None
-    return entry.writer(params, WIRE, reply_lead(request_id), REPLY_TAIL)
+    parts = entry.writer(params, WIRE, reply_lead(request_id), REPLY_TAIL)
+    return None if parts is None else b"".join(parts)
 
 
 @settings(

@@ -204,10 +204,10 @@ def test_the_memo_bound_clears_the_common_paths_lookup_too(
     rater = Rater.from_plan(tutorial_plan())
 
     def common(usage: int) -> Any:
-        line = rater.common_event_cost_line(
+        parts = rater.common_event_cost_line(
             "cgrates.org", "call", "1001", "1002", CALL_START, usage, b"", b""
         )
-        return None if line is None else JsonParts((line,))
+        return None if parts is None else JsonParts(parts)
 
     first: Fields = ("cgrates.org", "call", "1001", "1002", CALL_START, 61 * S)
     expected = general(rater, first)

@@ -413,13 +413,15 @@ async def test_a_reply_writer_answers_first_and_the_handler_when_it_declines() -
             raise RpcError("NOT_FOUND")
         return {"n": params["n"]}
 
-    def writer(params: Any, ctx: CallContext, lead: bytes, trail: bytes) -> bytes | None:
+    def writer(
+        params: Any, ctx: CallContext, lead: bytes, trail: bytes
+    ) -> tuple[bytes, ...] | None:
         if params["n"] == 0:
             raise RuntimeError("boom")
         if params["n"] % 2:
             return None  # odd or negative: the handler answers
         answered_by.append("writer")
-        return lead + b'{"n":%d}' % params["n"] + trail
+        return (lead, b'{"n":', b"%d" % params["n"], b"}", trail)
 
     registry.register("Test.Written", handler, writer=writer)
     connection = RpcConnection(registry)
@@ -430,7 +432,7 @@ async def test_a_reply_writer_answers_first_and_the_handler_when_it_declines() -
         b"".join(encode_request("Test.Written", {"n": n}, i) for n, i in requests)
     )
     assert answered_by == ["writer", "handler", "handler"]
-    # The writer's line is byte for byte what encode_response makes of the same result.
+    # The writer's parts join into what encode_response makes of the same result.
     assert transport.written == [
         encode_response(1, {"n": 2}, None)
         + encode_response("a", {"n": 3}, None)
