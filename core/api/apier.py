@@ -94,8 +94,13 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
         subject or usage, a bad argument: the checked path)."""
         if type(params) is not dict:
             return None
+        try:  # subscripts: cheaper than get() where a missing field means the checked path
+            subject = params["Subject"]
+            destination = params["Destination"]
+            raw_usage = params["Usage"]  # none: a zero usage, not a common call
+        except KeyError:
+            return None
         raw_time = params.get("AnswerTime")
-        raw_usage = params.get("Usage")
         try:
             if type(raw_time) is str and raw_time[10:11] == "T":
                 # RFC 3339, what clients send: parse_time's own first step, inline
@@ -118,8 +123,8 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
         return engine.rating.rater.common_event_cost_line(
             params.get("Tenant") or default_tenant,
             params.get("Category") or default_category,
-            params.get("Subject"),
-            params.get("Destination"),
+            subject,
+            destination,
             answer_time,
             usage,
             lead,
