@@ -40,7 +40,7 @@ from core.tariffplan.models import (
     TariffPlan,
     rating_profile_key,
 )
-from core.types import InvalidValue, format_time, parse_duration, parse_time, zone
+from core.types import InvalidValue, JsonParts, format_time, parse_duration, parse_time, zone
 
 if TYPE_CHECKING:
     from core.engine import Engine
@@ -85,43 +85,57 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
     # call has its own.
     usages: dict[str, int] = {}
 
-    def get_cost(params: Any, ctx: CallContext) -> Any:
-        if type(params) is dict and ctx.transport != TRANSPORT_INTERNAL:
-            # The common call, answered without checking the arguments first: the rater's
-            # common path only hits for values a checked call resolved before. Anything else
-            # (a new subject or usage, a bad argument) takes the checked path below.
-            raw_time = params.get("AnswerTime")
-            raw_usage = params.get("Usage")
-            try:
-                if type(raw_time) is str and raw_time[10:11] == "T":
-                    # RFC 3339, what clients send: parse_time's own first step, inline
-                    answer_time = from_iso(raw_time)
-                    if answer_time.tzinfo is None:
-                        answer_time = answer_time.replace(tzinfo=default_zone)
-                else:
-                    answer_time = parse_time(raw_time or NOW, default_zone)
-                if type(raw_usage) is str:
-                    usage = usages.get(raw_usage)
-                    if usage is None:
-                        usage = parse_duration(raw_usage or 0)
-                        if len(usages) >= _USAGE_CACHE_LIMIT:
-                            usages.clear()
-                        usages[raw_usage] = usage
-                else:
-                    usage = parse_duration(raw_usage or 0)
-            except (InvalidValue, ValueError):
-                pass  # the checked path reports it, after the mandatory fields
+    def get_cost_reply(
+        params: Any, ctx: CallContext, lead: bytes, trail: bytes
+    ) -> tuple[bytes, ...] | None:
+        """GetCost's reply writer: the common call's EventCost between ``lead`` and ``trail``,
+        answered without checking the arguments first (the rater's common path only hits for
+        values a checked call resolved before), or None: then the handler answers (a new
+        subject or usage, a bad argument: the checked path)."""
+        if type(params) is not dict:
+            return None
+        try:  # subscripts: cheaper than get() where a missing field means the checked path
+            subject = params["Subject"]
+            destination = params["Destination"]
+            raw_usage = params["Usage"]  # none: a zero usage, not a common call
+        except KeyError:
+            return None
+        raw_time = params.get("AnswerTime")
+        try:
+            if type(raw_time) is str and raw_time[10:11] == "T":
+                # RFC 3339, what clients send: parse_time's own first step, inline
+                answer_time = from_iso(raw_time)
+                if answer_time.tzinfo is None:
+                    answer_time = answer_time.replace(tzinfo=default_zone)
             else:
-                wire = engine.rating.rater.common_event_cost_wire(
-                    params.get("Tenant") or default_tenant,
-                    params.get("Category") or default_category,
-                    params.get("Subject"),
-                    params.get("Destination"),
-                    answer_time,
-                    usage,
-                )
-                if wire is not None:
-                    return wire
+                answer_time = parse_time(raw_time or NOW, default_zone)
+            if type(raw_usage) is str:
+                usage = usages.get(raw_usage)
+                if usage is None:
+                    usage = parse_duration(raw_usage or 0)
+                    if len(usages) >= _USAGE_CACHE_LIMIT:
+                        usages.clear()
+                    usages[raw_usage] = usage
+            else:
+                usage = parse_duration(raw_usage or 0)
+        except (InvalidValue, ValueError):
+            return None  # the checked path reports it, after the mandatory fields
+        return engine.rating.rater.common_event_cost_line(
+            params.get("Tenant") or default_tenant,
+            params.get("Category") or default_category,
+            subject,
+            destination,
+            answer_time,
+            usage,
+            lead,
+            trail,
+        )
+
+    def get_cost(params: Any, ctx: CallContext) -> Any:
+        if ctx.transport != TRANSPORT_INTERNAL:  # pre-encoded for the JSON writer
+            parts = get_cost_reply(params, ctx, b"", b"")
+            if parts is not None:
+                return JsonParts(parts)
         return checked_get_cost(params, ctx)
 
     def checked_get_cost(params: Any, ctx: CallContext) -> Any:
@@ -211,7 +225,7 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
     registry.register("APIerSv2.LoadTariffPlanFromFolder", load_from_folder)
     registry.register("APIerSv1.LoadTariffPlanFromStorDb", load_from_stordb)
     registry.register("APIerSv2.LoadTariffPlanFromStorDb", load_from_stordb)
-    registry.register("APIerSv1.GetCost", get_cost)
+    registry.register("APIerSv1.GetCost", get_cost, writer=get_cost_reply)
 
     # ------------------------------------------------------------------------------ staging
     for stem, kind, id_field in _STAGED:

@@ -25,7 +25,7 @@ from core.tariffplan.models import (
 )
 from core.types import ROUNDING_DOWN, ROUNDING_MIDDLE, ROUNDING_UP, SECOND, ZERO
 
-from .timings import LocalClock, LocalDay, TimingRule
+from .timings import LocalClock, LocalDay, TimingRule, first_day_after
 
 # GetRateParameters: a RateUnit or RateIncrement of 0 means one second.
 DEFAULT_RATE_UNIT: Final = SECOND
@@ -385,20 +385,34 @@ class Activation(NamedTuple):
     matches: dict[str, MatchedRating | None]
 
 
-class MatchedRating(NamedTuple):
+class MatchedRating:
     """A destination's match in a plan, its rating, and the match as an encoded EventCost
     RatingFilters object (``{"<id>":{...}}``, the id of a call's first match): one interned
-    instance per match, shared by every call that gets it."""
+    instance per match, shared by every call that gets it. A slots class, not a NamedTuple:
+    GetCost's common path reads its fields, and slot reads are the cheap ones."""
 
-    match: RatingMatch
-    rating: DestinationRating
-    filters_wire: bytes
+    __slots__ = ("filters_wire", "match", "rating")
+
+    def __init__(self, match: RatingMatch, rating: DestinationRating, filters_wire: bytes) -> None:
+        self.match = match
+        self.rating = rating
+        self.filters_wire = filters_wire
 
 
 class ProfileIndex:
     """One rating profile with its activations sorted by time."""
 
-    __slots__ = ("activations", "category", "key", "latest", "latest_time", "tenant", "times")
+    __slots__ = (
+        "activations",
+        "category",
+        "key",
+        "latest",
+        "latest_day",
+        "latest_static_matches",
+        "latest_time",
+        "tenant",
+        "times",
+    )
 
     def __init__(
         self, key: str, tenant: str, category: str, activations: Iterable[Activation]
@@ -411,3 +425,12 @@ class ProfileIndex:
         # The activation in force from its time on, for every call starting then or later.
         self.latest = self.activations[-1] if self.activations else None
         self.latest_time = self.times[-1] if self.times else _NEVER
+        # A call on this local date or later, in any fixed-offset zone, starts after
+        # latest_time: the common path then needs no epoch arithmetic to know it.
+        self.latest_day = first_day_after(self.latest_time)
+        # The latest activation's destination matches when its plan is static (the rater
+        # fills them), else None: GetCost's common path reads them in one step.
+        latest = self.latest
+        self.latest_static_matches = (
+            latest.matches if latest is not None and latest.plan.static else None
+        )

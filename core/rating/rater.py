@@ -93,20 +93,27 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL: Final = _EPOCH.toordinal()
 _SECONDS_PER_HOUR: Final = 3_600
 _SECONDS_PER_MINUTE: Final = 60
-_TWO_DIGITS: Final = tuple(b"%02d" % number for number in range(60))
-_COLON: Final = b":"
-_DAY_JSON_LIMIT: Final = 4096  # local days whose JSON date is remembered
-_DAY_JSON: dict[int, bytes] = {}  # date ordinal -> b'"2014-08-04T'
+_MINUTES_PER_HOUR: Final = 60
+_HOURS_PER_DAY: Final = 24
+_TWO_DIGITS: Final = tuple(b"%02d" % number for number in range(_SECONDS_PER_MINUTE))
+# b"HH:MM:" by minute of the day: a time's JSON is then joined from fewer parts.
+_HOURS_MINUTES: Final = tuple(
+    b"%02d:%02d:" % divmod(minute, _MINUTES_PER_HOUR)
+    for minute in range(_HOURS_PER_DAY * _MINUTES_PER_HOUR)
+)
+_DAY_HEAD_LIMIT: Final = 4096  # local days whose EventCost head is remembered
+_DAY_HEADS: dict[int, bytes] = {}  # date ordinal -> WIRE_HEAD + b'"2014-08-04T'
 
 
-def _day_json(ordinal: int) -> bytes:
-    """The opening quote and date of a time as core.types.dumps writes it, remembered."""
+def _day_head(ordinal: int) -> bytes:
+    """A GetCost EventCost's bytes up to StartTime's time of day, for a start on that local
+    date (the date as core.types.dumps writes it), remembered."""
     calendar = date.fromordinal(ordinal)
-    text = b'"%04d-%02d-%02dT' % (calendar.year, calendar.month, calendar.day)
-    if len(_DAY_JSON) >= _DAY_JSON_LIMIT:
-        _DAY_JSON.clear()
-    _DAY_JSON[ordinal] = text
-    return text
+    head = WIRE_HEAD + b'"%04d-%02d-%02dT' % (calendar.year, calendar.month, calendar.day)
+    if len(_DAY_HEADS) >= _DAY_HEAD_LIMIT:
+        _DAY_HEADS.clear()
+    _DAY_HEADS[ordinal] = head
+    return head
 
 
 _ONE_MICROSECOND: Final = timedelta(microseconds=1)
@@ -157,6 +164,7 @@ class _Rated:
     __slots__ = (
         "connect_fee",
         "cost",
+        "last_start_second",
         "max_cost_reached",
         "max_cost_usage",
         "rated_usage",
@@ -186,6 +194,10 @@ class _Rated:
         self.max_cost_usage = max_cost_usage
         self.truncated = truncated
         self.wire: tuple[bytes, bytes] | None = None
+        # Set where the common path may find it (by interval and usage): the latest local
+        # second of the day a whole-second call of that usage may start without running past
+        # midnight. Below every second until then.
+        self.last_start_second = -1
 
     def with_match(self, match: RatingMatch) -> _Rated:
         """The same result for a call whose rating was reached through another match."""
@@ -420,6 +432,7 @@ class Rater:
                         if by_usage is None:
                             by_usage = self._rated_by_interval[interval] = {}
                         by_usage[usage] = rated
+                        rated.last_start_second = (DAY - usage) // SECOND
                 elif rated.spans and rated.spans[0].match is not match:
                     rated = rated.with_match(match)  # the same rating reached another way
         if rated is None:
@@ -442,17 +455,17 @@ class Rater:
         usage: int,
     ) -> Any:
         """APIerSv1.GetCost's answer for the JSON writer: the same as
-        ``cost_of(..., tor="").to_event_cost_wire()``, through ``common_event_cost_wire`` when
+        ``cost_of(..., tor="").to_event_cost_wire()``, through ``common_event_cost_line`` when
         the call is a common one."""
-        wire = self.common_event_cost_wire(
-            tenant, category, subject, destination, start_time, usage
+        parts = self.common_event_cost_line(
+            tenant, category, subject, destination, start_time, usage, b"", b""
         )
-        if wire is not None:
-            return wire
+        if parts is not None:
+            return JsonParts(parts)
         call_cost = self.cost_of(tenant, category, subject, destination, start_time, usage, "")
         return call_cost.to_event_cost_wire()
 
-    def common_event_cost_wire(
+    def common_event_cost_line(
         self,
         tenant: Any,
         category: Any,
@@ -460,8 +473,13 @@ class Rater:
         destination: Any,
         start_time: datetime,
         usage: int,
-    ) -> Any:
-        """``event_cost_wire`` for the common call, or None: then call ``event_cost_wire``.
+        lead: bytes,
+        trail: bytes,
+    ) -> tuple[bytes, ...] | None:
+        """The common call's encoded EventCost between ``lead`` and ``trail`` (e.g. a JSON-RPC
+        reply line around its result), in parts to write one after the other (not joined: a
+        connection writes many replies in one buffer), or None: then call
+        ``event_cost_wire``, which gives the same EventCost for every call.
 
         The common call: its subject's profile was resolved before and its latest activation
         started before the call (so it rates all of it); that activation's plan is static and
@@ -487,64 +505,72 @@ class Rater:
             profile = self._profiles_by_subject.get((tenant, category, subject))
             if profile is None or offset is None:
                 return None
-            # Epoch ns from the wall clock and the zone's fixed offset: datetime arithmetic on
-            # aware values would call the zone's utcoffset() twice.
-            hour = start_time.hour
-            minute = start_time.minute
-            second = start_time.second
-            microsecond = start_time.microsecond
-            ordinal = start_time.toordinal()
-            wall = (
-                hour * _SECONDS_PER_HOUR + minute * _SECONDS_PER_MINUTE + second
-            ) * SECOND + microsecond * MICROSECOND
-            start = (ordinal - _EPOCH_ORDINAL) * DAY + wall - offset
-            latest = profile.latest
-            if start < profile.latest_time or latest is None or not latest.plan.static:
+            matches = profile.latest_static_matches
+            if matches is None:
                 return None
-            found = latest.matches.get(destination, _UNKNOWN)
+            found = matches.get(destination, _UNKNOWN)
         except TypeError:  # unhashable: not a value any cache holds
             return None
-        if found is _UNKNOWN:  # a number new to this plan: find its prefix
-            if type(destination) is not str or not destination:
+        hour = start_time.hour
+        minute = start_time.minute
+        second = start_time.second
+        wall_second = hour * _SECONDS_PER_HOUR + minute * _SECONDS_PER_MINUTE + second
+        microsecond = start_time.microsecond
+        ordinal = start_time.toordinal()
+        if ordinal < profile.latest_day or found is _UNKNOWN or microsecond:
+            # Epoch ns from the wall clock and the zone's fixed offset (aware datetime
+            # arithmetic would call the zone's utcoffset() twice). Whole-second calls on a
+            # date after the activation's, to numbers the plan matched before, need none.
+            wall = wall_second * SECOND + microsecond * MICROSECOND
+            start = (ordinal - _EPOCH_ORDINAL) * DAY + wall - offset
+            if start < profile.latest_time or wall + usage > DAY:  # or it crosses midnight
                 return None
-            found = self._activation_match(profile.key, latest, destination, start, clock)
+            if found is _UNKNOWN:  # a number new to this plan: find its prefix
+                latest = profile.latest
+                if type(destination) is not str or latest is None:
+                    return None
+                found = self._activation_match(profile.key, latest, destination, start, clock)
         if found is None:
             return None
         interval = found.rating.single
-        if interval is None or wall + usage > DAY:  # the call crosses local midnight
+        if interval is None:
             return None
         by_usage = self._rated_by_interval.get(interval)
         if by_usage is None:
             return None
         rated = by_usage.get(usage)
-        if rated is None or not rated.spans:
+        # The last check is the whole-second form of "the call crosses local midnight".
+        if rated is None or not rated.spans or wall_second > rated.last_start_second:
             return None
         wire = rated.wire
         if wire is None:
             wire = rated.wire = split_wire(rated.spans, rated.rated_usage, rated.unrounded_cost)
         suffix = clock.json_suffix
         if microsecond or suffix is None:
-            time_json = dump_time(start_time)
-            return JsonParts((WIRE_HEAD, time_json, wire[0], found.filters_wire, wire[1]))
-        # StartTime as dumps writes it, from parts: encoding an aware datetime costs more than
-        # the rest of this path.
-        day = _DAY_JSON.get(ordinal)
-        if day is None:
-            day = _day_json(ordinal)
-        return JsonParts(
-            (
+            return (
+                lead,
                 WIRE_HEAD,
-                day,
-                _TWO_DIGITS[hour],
-                _COLON,
-                _TWO_DIGITS[minute],
-                _COLON,
-                _TWO_DIGITS[second],
-                suffix,
+                dump_time(start_time),
                 wire[0],
                 found.filters_wire,
                 wire[1],
+                trail,
             )
+        # StartTime as dumps writes it, from parts: encoding an aware datetime costs more than
+        # the rest of this path.
+        head = _DAY_HEADS.get(ordinal)
+        if head is None:
+            head = _day_head(ordinal)
+        return (
+            lead,
+            head,
+            _HOURS_MINUTES[hour * _MINUTES_PER_HOUR + minute],
+            _TWO_DIGITS[second],
+            suffix,
+            wire[0],
+            found.filters_wire,
+            wire[1],
+            trail,
         )
 
     def max_usage(self, query: CostQuery, budget: Decimal) -> int:
@@ -647,7 +673,7 @@ class Rater:
                 profile.key, profile.activations[index], destination, start, clock
             )
             if found is not None:
-                return [_Segment(start, end, found[0], found[1])]
+                return [_Segment(start, end, found.match, found.rating)]
         segments = self._segments(profile, destination, start, end, start, 1, clock)
         if segments is None:
             raise RatingError(ERR_UNAUTHORIZED_DESTINATION, f"{profile.key} -> {destination}")
@@ -678,7 +704,9 @@ class Rater:
             found = self._activation_match(profile.key, activation, destination, checked_at, clock)
             piece_start = max(activation.time, start)
             if found is not None:
-                pieces.append(_Piece(piece_start, found[0], found[1], activation.fallback_keys))
+                pieces.append(
+                    _Piece(piece_start, found.match, found.rating, activation.fallback_keys)
+                )
             elif activation.fallback_keys:
                 pieces.append(_Piece(piece_start, None, None, activation.fallback_keys))
             # else: no rate and no fallback: the previous activation's plan goes on

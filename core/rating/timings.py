@@ -44,6 +44,12 @@ def epoch_ns(moment: datetime) -> int:
     return (moment - _EPOCH) // _ONE_MICROSECOND * MICROSECOND  # exact: integer timedelta division
 
 
+def first_day_after(instant: int) -> int:
+    """The first date (ordinal) whose every wall-clock time, in any zone less than a day off
+    UTC, falls after ``instant`` (epoch ns): even its midnight a day behind UTC does."""
+    return _EPOCH_ORDINAL + 1 - (-instant // DAY)
+
+
 def from_epoch_ns(nanoseconds: int, zone: tzinfo | None = UTC) -> datetime:
     """The aware datetime of an epoch instant in ``zone`` (datetime keeps microseconds)."""
     moment = _EPOCH + timedelta(microseconds=nanoseconds // MICROSECOND)

@@ -54,6 +54,8 @@ _NEWLINE: Final = b"\n"
 _RESULT_HEAD: Final = b'{"id":'
 _RESULT_MIDDLE: Final = b',"result":'
 _RESULT_TAIL: Final = b',"error":null}\n'
+REPLY_TAIL: Final = _RESULT_TAIL
+"""The end of ``encode_response``'s line after a result's value (see ``reply_lead``)."""
 _NO_ERROR_POSITION: Final = -1
 
 ERROR_GARBAGE: Final = "jsonrpc: unexpected data outside a JSON object"
@@ -176,6 +178,12 @@ def encode_response(id: Any, result: Any, error: str | None) -> bytes:
     if type(result) is JsonParts:
         return b"".join((_RESULT_HEAD, dumps(id), _RESULT_MIDDLE, *result, _RESULT_TAIL))
     return dumps({"id": id, "result": result, "error": None}) + _NEWLINE
+
+
+def reply_lead(id: Any) -> bytes:
+    """The start of ``encode_response``'s line for a result, up to the result's value; the
+    line ends with ``REPLY_TAIL``. Raises ``TypeError`` if ``id`` cannot be encoded."""
+    return _RESULT_HEAD + dumps(id) + _RESULT_MIDDLE
 
 
 # ------------------------------------------------------------------------------------- framing

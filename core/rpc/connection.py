@@ -6,7 +6,8 @@ serves incoming requests through a ``MethodRegistry`` and also makes its own cal
 (``await conn.call(...)``), telling the peer's replies from its requests by their shape.
 
 Hot-path choices: replies of sync handlers are produced inside ``data_received`` without a task
-and everything one read produced goes out in one ``transport.write``; replies of async handlers
+(by the method's reply writer when it has one and it answers) and everything one read produced
+goes out in one ``transport.write``; replies of async handlers
 and our own requests are queued and flushed once per event-loop iteration. When the transport's
 write buffer is full, reading pauses, so a peer cannot pile up unbounded replies.
 """
@@ -20,12 +21,14 @@ from typing import Any, Final, cast
 
 from core.rpc.codec import (
     MAX_MESSAGE_SIZE,
+    REPLY_TAIL,
     MessageDecoder,
     Request,
     Response,
     RpcProtocolError,
     encode_request,
     encode_response,
+    reply_lead,
 )
 from core.rpc.registry import (
     SERVER_ERROR,
@@ -219,7 +222,13 @@ class RpcConnection(asyncio.Protocol):
                 elif entry.is_async:
                     self._start_task(entry, item.params, item.id)
                 else:
+                    writer = entry.writer
                     try:
+                        if writer is not None:  # the whole reply, skipping encode_response
+                            parts = writer(item.params, ctx, reply_lead(item.id), REPLY_TAIL)
+                            if parts is not None:
+                                out += parts  # joined with the other replies by _flush
+                                continue
                         result = entry.handler(item.params, ctx)
                     except Exception as exc:
                         errors += 1

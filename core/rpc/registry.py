@@ -13,6 +13,12 @@ argument object of the call, ``ctx`` a ``CallContext``. It returns a JSON-shaped
 Unknown names get Go's ``net/rpc`` texts: ``"rpc: can't find service X.Y"`` when no method of
 service ``X`` exists, ``"rpc: can't find method X.Y"`` when ``X`` exists but not ``Y``, and
 ``"rpc: service/method request ill-formed: XY"`` when there is no dot.
+
+A sync handler may come with a reply writer, ``writer(params, ctx, lead, trail)``, which
+connections call first: it returns the whole reply, its encoded result between ``lead`` and
+``trail`` (the JSON-RPC line around the result) as a tuple of bytes to write one after the
+other, or None to have the handler answer as usual.
+It must give the same reply the handler's result would, and raise what the handler would.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ class CallContext:
 
 
 Handler = Callable[[Any, CallContext], Any]
+ReplyWriter = Callable[[Any, CallContext, bytes, bytes], tuple[bytes, ...] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,7 @@ class MethodEntry:
     name: str
     handler: Handler
     is_async: bool
+    writer: ReplyWriter | None = None
 
 
 def _describe(exc: BaseException) -> str:
@@ -123,21 +131,30 @@ class MethodRegistry:
 
     # ------------------------------------------------------------------------ registration
     def register(
-        self, name: str, handler: Handler, *, is_async: bool | None = None, replace: bool = False
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        is_async: bool | None = None,
+        replace: bool = False,
+        writer: ReplyWriter | None = None,
     ) -> None:
         """Registers ``handler`` as ``Service.Method`` (and under every alias of ``Service``).
 
         ``is_async`` overrides the detection (for callable objects whose ``__call__`` is
         async). Registering a taken name raises ``ValueError`` unless ``replace`` is true.
+        ``writer`` (sync handlers only) writes whole replies for connections (module docstring).
         """
         service, method = _split(name)
         if is_async is None:
             is_async = inspect.iscoroutinefunction(handler)
+        if is_async and writer is not None:
+            raise ValueError(f"{name}: a reply writer goes with a sync handler only")
         for spelling in self._spellings(service):
             full = f"{spelling}.{method}"
             if full in self._methods and not replace:
                 raise ValueError(f"RPC method already registered: {full}")
-            self._methods[full] = MethodEntry(full, handler, is_async)
+            self._methods[full] = MethodEntry(full, handler, is_async, writer)
             self._services.add(spelling)
 
     def method(self, name: str) -> Callable[[Handler], Handler]:
@@ -161,7 +178,7 @@ class MethodRegistry:
             entry = self._methods.get(target)
             if entry is None:
                 raise KeyError(f"cannot alias unknown RPC method {target}")
-            self._methods[alias] = MethodEntry(alias, entry.handler, entry.is_async)
+            self._methods[alias] = MethodEntry(alias, entry.handler, entry.is_async, entry.writer)
             self._services.add(alias.rsplit(".", 1)[0])
             return
         group = self._spellings(target) | self._spellings(alias)
@@ -173,7 +190,9 @@ class MethodRegistry:
                 for spelling in group:
                     self._methods.setdefault(
                         f"{spelling}.{method}",
-                        MethodEntry(f"{spelling}.{method}", entry.handler, entry.is_async),
+                        MethodEntry(
+                            f"{spelling}.{method}", entry.handler, entry.is_async, entry.writer
+                        ),
                     )
                     self._services.add(spelling)
 

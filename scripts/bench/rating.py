@@ -27,9 +27,10 @@ Parts, each printed as it finishes:
   1,000 of them (same cache behaviour at every size: only the index size changes) and (c)
   1,000 numbers repeated (all caches hit).
 * ``instructions`` (only with ``--only instructions``; needs valgrind, takes minutes): the
-  instructions a server executes per request (decode a pipelined batch, handler, encode) for
-  GetCost and the echo, counted by valgrind: deterministic, whatever else runs on the machine
-  (set ``PYTHONHASHSEED=0`` for identical runs).
+  instructions a server executes per request (an ``RpcConnection`` reads a pipelined batch:
+  decode, handler or reply writer, encode; no sockets) for GetCost and the echo, counted by
+  valgrind: deterministic, whatever else runs on the machine (set ``PYTHONHASHSEED=0`` for
+  identical runs).
 
 Everything runs on loopback under uvloop; every child process is stopped by PID and the run
 stops by itself. Usage::
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import array
+import asyncio
 import dataclasses
 import functools
 import itertools
@@ -71,9 +73,9 @@ from core.engine import Engine
 from core.rating.rater import CostQuery, Rater
 from core.rpc import (
     CallContext,
-    MessageDecoder,
     MethodRegistry,
     Request,
+    RpcConnection,
     decode_message,
     encode_request,
     encode_response,
@@ -558,29 +560,36 @@ def run_prefixes(max_prefixes: int, max_calls: int, max_seconds: float) -> None:
 
 
 # ------------------------------------------------------------------------------ instructions
+class _NullTransport(asyncio.Transport):
+    """A transport that takes the replies and drops them: the server's work without sockets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += len(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+
 async def _serve_loop(plan_folder: Path, method: str, passes: int) -> None:
-    """What a server does per request, without sockets: decode a pipelined batch, run the
-    handler (as ``RpcConnection`` does for a sync handler) and encode the replies. Two warm-up
-    passes, then ``passes`` more; run under valgrind twice to count the passes' instructions."""
+    """What a server does per request, without sockets: an ``RpcConnection`` reads a pipelined
+    batch (decode, handler or reply writer, encode) and writes the replies to a transport that
+    drops them. Two warm-up passes, then ``passes`` more; run under valgrind twice to count the
+    passes' instructions."""
     variants = request_variants(INSTRUCTION_REQUESTS)
     registry = await engine_registry(plan_folder, variants) if method == GET_COST else None
     registry = registry or echo_registry()
     batch = b"".join(encode_request(method, params, index) for index, params in enumerate(variants))
-    decoder = MessageDecoder()
-    handler = registry.lookup(method)
-    assert handler is not None
-    context = CallContext("tcp", "bench")
+    connection = RpcConnection(registry)
+    transport = _NullTransport()
+    connection.connection_made(transport)
     settle_garbage_collector()
-
-    def serve() -> None:
-        replies = []
-        for item in decoder.feed(batch):
-            assert isinstance(item, Request)
-            replies.append(encode_response(item.id, handler.handler(item.params, context), None))
-        b"".join(replies)
-
     for _ in range(2 + passes):
-        serve()
+        connection.data_received(batch)
+    assert transport.written, "no replies"
 
 
 def count_instructions(method: str, passes: int, plan_folder: Path) -> int:
@@ -612,7 +621,7 @@ def run_instructions(plan_folder: Path) -> None:
         print("instructions: valgrind is not installed")
         return
     print(
-        f"Instructions per request (valgrind; decode + handler + encode, "
+        f"Instructions per request (valgrind; RpcConnection: decode, handler, encode; "
         f"{INSTRUCTION_REQUESTS} varied requests x {INSTRUCTION_PASSES} passes):"
     )
     figures = {}

@@ -21,6 +21,7 @@ from core.api.apier import _USAGE_CACHE_LIMIT
 from core.config import load_config
 from core.engine import Engine
 from core.rpc import TRANSPORT_INTERNAL, TRANSPORT_TCP, CallContext, MethodRegistry, RpcError
+from core.rpc.codec import REPLY_TAIL, encode_response, reply_lead
 from core.types import dumps, loads
 
 TUTORIAL = (
@@ -167,6 +168,61 @@ def test_wire_and_internal_answers_agree(
     wire = answer(registry, params)
     assert wire == answer(registry, params, INTERNAL)
     assert answer(registry, params) == wire  # again, from what the first call cached
+
+
+def written(registry: MethodRegistry, params: Any, request_id: Any) -> bytes | None:
+    """The reply line GetCost's reply writer gives a connection, or None (it declined)."""
+    entry = registry.lookup(GET_COST)
+    assert entry is not None and entry.writer is not None
+    parts = entry.writer(params, WIRE, reply_lead(request_id), REPLY_TAIL)
+    return None if parts is None else b"".join(parts)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    subject=st.sampled_from(("1001", "1002", "1003")),
+    destination=st.sampled_from(("1001", "1002", "1003", "10025550", "1003999")),
+    seconds=st.integers(0, 7_200),
+    moment=st.datetimes(min_value=datetime(2013, 1, 1), max_value=datetime(2026, 1, 1)),
+    suffix=st.sampled_from(("Z", "+02:00", "-05:00", "")),
+    request_id=st.one_of(st.integers(0, 2**63), st.text(max_size=8), st.none()),
+)
+def test_the_reply_writer_gives_the_handlers_reply_byte_for_byte(
+    registry: MethodRegistry,
+    subject: str,
+    destination: str,
+    seconds: int,
+    moment: datetime,
+    suffix: str,
+    request_id: Any,
+) -> None:
+    params = {
+        **CALL,
+        "Subject": subject,
+        "Destination": destination,
+        "AnswerTime": moment.isoformat() + suffix,
+        "Usage": f"{seconds}s",
+    }
+    try:
+        expected = encode_response(request_id, registry.dispatch(GET_COST, params, INTERNAL), None)
+    except RpcError as exc:
+        expected = encode_response(request_id, None, exc.message)
+    for _ in range(2):  # the general path rated it above: the writer may answer
+        line = written(registry, params, request_id)
+        assert line is None or line == expected
+
+
+def test_the_reply_writer_answers_the_common_call(registry: MethodRegistry) -> None:
+    answer(registry, CALL)  # rated once: the rater knows the subject, number and usage
+    later = {**CALL, "AnswerTime": "2024-05-06T07:08:09+02:00"}
+    line = written(registry, later, 12)
+    assert line == encode_response(12, registry.dispatch(GET_COST, later, INTERNAL), None)
+    assert written(registry, {**CALL, "Subject": 1001}, 13) is None  # not a checked value
+    assert written(registry, [CALL], 14) is None
 
 
 def test_usage_strings_parsed_once_stay_exact_past_the_cache_bound(

@@ -19,10 +19,21 @@ from hypothesis import strategies as st
 import core.rating.rater as rater_module
 from core.rating import Rater, RatingError
 from core.rating.service import RatingService
-from core.tariffplan.models import Rate
-from core.types import InvalidValue, dumps, loads
+from core.tariffplan.models import DestinationRate, Rate, RatingPlan, TariffPlan
+from core.types import InvalidValue, JsonParts, dumps, loads
 
-from .plans import MINUTE, S, single_rate_plan, slot, tutorial_plan
+from .plans import (
+    ACTIVATION,
+    MINUTE,
+    S,
+    add_profiles,
+    binding,
+    entry,
+    profile,
+    single_rate_plan,
+    slot,
+    tutorial_plan,
+)
 
 D = Decimal
 CALL_START = datetime(2014, 8, 4, 13, 0, tzinfo=UTC)
@@ -193,9 +204,10 @@ def test_the_memo_bound_clears_the_common_paths_lookup_too(
     rater = Rater.from_plan(tutorial_plan())
 
     def common(usage: int) -> Any:
-        return rater.common_event_cost_wire(
-            "cgrates.org", "call", "1001", "1002", CALL_START, usage
+        parts = rater.common_event_cost_line(
+            "cgrates.org", "call", "1001", "1002", CALL_START, usage, b"", b""
         )
+        return None if parts is None else JsonParts(parts)
 
     first: Fields = ("cgrates.org", "call", "1001", "1002", CALL_START, 61 * S)
     expected = general(rater, first)
@@ -205,3 +217,71 @@ def test_the_memo_bound_clears_the_common_paths_lookup_too(
     assert common(61 * S) is None  # gone from both lookups: the general path rates it again
     assert fast(rater, first) == expected
     assert dumps(common(61 * S)) == expected
+
+
+LATE_ACTIVATION = datetime(2024, 3, 10, 5, 17, tzinfo=UTC)
+
+
+def two_activation_plan() -> TariffPlan:
+    """``peer`` rated 1/min from ACTIVATION on, 2/min from LATE_ACTIVATION on."""
+    plan = single_rate_plan(Rate("RT", (slot("0", "1", MINUTE, S, 0),)))
+    plan.rates["RT2"] = Rate("RT2", (slot("0", "2", MINUTE, S, 0),))
+    plan.destination_rates["DR2"] = DestinationRate("DR2", (entry("DST", "RT2"),))
+    plan.rating_plans["RP2"] = RatingPlan("RP2", (binding("DR2"),))
+    return add_profiles(
+        plan,
+        profile("cgrates.org", "call", "peer", (ACTIVATION, "RP"), (LATE_ACTIVATION, "RP2")),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seconds_from_activation=st.integers(-3 * 86_400, 3 * 86_400),
+    zone_minutes=st.integers(-(24 * 60 - 1), 24 * 60 - 1),
+    usage_seconds=st.integers(1, 3 * 3_600),
+    microsecond=st.sampled_from((0, 0, 1, 999_999)),
+    number=st.sampled_from(("49", "4930", "49301")),
+)
+def test_calls_around_the_latest_activation_and_local_midnight(
+    seconds_from_activation: int,
+    zone_minutes: int,
+    usage_seconds: int,
+    microsecond: int,
+    number: str,
+) -> None:
+    # The memo already holds this usage on both plans' intervals, and the number's match in the
+    # latest plan: only the call's start decides whether the common path may answer.
+    rater = Rater.from_plan(two_activation_plan())
+    zone = timezone(timedelta(minutes=zone_minutes))
+    usage = usage_seconds * S
+    for warm in (ACTIVATION + timedelta(days=1), LATE_ACTIVATION + timedelta(days=4)):
+        general(rater, ("cgrates.org", "call", "peer", number, warm, usage))
+    start = (LATE_ACTIVATION + timedelta(seconds=seconds_from_activation)).astimezone(zone)
+    fields: Fields = (
+        "cgrates.org",
+        "call",
+        "peer",
+        number,
+        start.replace(microsecond=microsecond),
+        usage,
+    )
+    expected = general(rater, fields)
+    assert fast(rater, fields) == expected
+    assert fast(rater, fields) == expected
+
+
+def test_a_whole_second_call_may_end_at_local_midnight_not_after() -> None:
+    rater = Rater.from_plan(tutorial_plan())
+    zone = timezone(timedelta(hours=-5))
+    usage = 90 * S
+    general(rater, ("cgrates.org", "call", "1001", "1002", CALL_START, usage))  # memo: 90 s
+    for start, common in (
+        (datetime(2014, 8, 4, 23, 58, 30, tzinfo=zone), True),  # ends at midnight
+        (datetime(2014, 8, 4, 23, 58, 31, tzinfo=zone), False),  # one second past it
+        (datetime(2014, 8, 4, 23, 58, 29, 999_999, tzinfo=zone), True),
+        (datetime(2014, 8, 4, 23, 58, 30, 1, tzinfo=zone), False),
+    ):
+        fields: Fields = ("cgrates.org", "call", "1001", "1002", start, usage)
+        answer = rater.common_event_cost_line(*fields, b"", b"")
+        assert (answer is not None) == common, start
+        assert fast(rater, fields) == general(rater, fields)

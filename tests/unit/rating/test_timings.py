@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,6 +15,7 @@ from core.rating.timings import (
     clock_for,
     compile_timing,
     epoch_ns,
+    first_day_after,
     from_epoch_ns,
     next_boundary,
     parse_time_of_day,
@@ -137,3 +138,26 @@ def test_clock_json_suffix_is_how_dumps_ends_a_time(minutes: int, seconds: int) 
     else:
         assert suffix is not None and dumps(moment).endswith(suffix)
     assert clock_for(ZoneInfo("Europe/Berlin")).json_suffix is None  # DST: no fixed text
+
+
+@given(
+    instant=st.integers(-(10**18), 10**19),
+    offset_seconds=st.integers(-(24 * 3600 - 1), 24 * 3600 - 1),
+    wall_seconds=st.integers(0, 24 * 3600 - 1),
+    days_after=st.integers(0, 3),
+)
+def test_first_day_after_is_after_the_instant_in_every_zone(
+    instant: int, offset_seconds: int, wall_seconds: int, days_after: int
+) -> None:
+    zone = timezone(timedelta(seconds=offset_seconds))
+    calendar = date.fromordinal(first_day_after(instant) + days_after)
+    moment = datetime.combine(calendar, time(), zone) + timedelta(seconds=wall_seconds)
+    assert epoch_ns(moment) > instant
+
+
+def test_first_day_after_at_whole_days() -> None:
+    midnight = epoch_ns(datetime(2024, 3, 10, tzinfo=UTC))
+    # 2024-03-11 00:00 at +23:59 is 2024-03-10 00:01 UTC: after; 2024-03-10 00:00 at +01:00
+    # is before. One ns later, the bound moves on a whole day (it errs on the late side).
+    assert date.fromordinal(first_day_after(midnight)) == date(2024, 3, 11)
+    assert date.fromordinal(first_day_after(midnight + 1)) == date(2024, 3, 12)

@@ -192,3 +192,22 @@ async def test_in_process_client() -> None:
     assert await client.call("Test.AsyncEcho", 2) == {"echo": 2, "transport": "internal"}
     with pytest.raises(RpcError, match="can't find service"):
         await client.call("Missing.Method", {})
+
+
+def test_a_reply_writer_goes_with_every_spelling_and_sync_handlers_only() -> None:
+    def writer(
+        params: Any, ctx: CallContext, lead: bytes, trail: bytes
+    ) -> tuple[bytes, ...] | None:
+        return None
+
+    registry = MethodRegistry()
+    registry.register("APIerSv1.GetCost", echo, writer=writer)
+    registry.register_alias("Old.Cost", "APIerSv1.GetCost")
+    for name in ("APIerSv1.GetCost", "ApierV1.GetCost", "Old.Cost"):
+        entry = registry.lookup(name)
+        assert entry is not None and entry.writer is writer
+    registry.register("Test.Echo", echo)
+    entry = registry.lookup("Test.Echo")
+    assert entry is not None and entry.writer is None
+    with pytest.raises(ValueError, match="sync handler only"):
+        registry.register("Test.AsyncEcho", async_echo, writer=writer)

@@ -19,6 +19,7 @@ from core.rpc import (
     RpcServer,
     RpcTimeoutError,
     encode_request,
+    encode_response,
 )
 from core.types import loads
 
@@ -399,4 +400,43 @@ async def test_too_many_running_handlers_pause_reading() -> None:
         await asyncio.sleep(0)
     assert transport.reading
     assert b"".join(transport.written).count(b'"error":null') == 3
+    connection.connection_lost(None)
+
+
+async def test_a_reply_writer_answers_first_and_the_handler_when_it_declines() -> None:
+    registry = MethodRegistry()
+    answered_by: list[str] = []
+
+    def handler(params: Any, ctx: CallContext) -> Any:
+        answered_by.append("handler")
+        if params["n"] < 0:
+            raise RpcError("NOT_FOUND")
+        return {"n": params["n"]}
+
+    def writer(
+        params: Any, ctx: CallContext, lead: bytes, trail: bytes
+    ) -> tuple[bytes, ...] | None:
+        if params["n"] == 0:
+            raise RuntimeError("boom")
+        if params["n"] % 2:
+            return None  # odd or negative: the handler answers
+        answered_by.append("writer")
+        return (lead, b'{"n":', b"%d" % params["n"], b"}", trail)
+
+    registry.register("Test.Written", handler, writer=writer)
+    connection = RpcConnection(registry)
+    transport = FakeTransport()
+    connection.connection_made(transport)
+    requests = [(2, 1), (3, "a"), (-1, None), (0, 4)]  # (n, request id)
+    connection.data_received(
+        b"".join(encode_request("Test.Written", {"n": n}, i) for n, i in requests)
+    )
+    assert answered_by == ["writer", "handler", "handler"]
+    # The writer's parts join into what encode_response makes of the same result.
+    assert transport.written == [
+        encode_response(1, {"n": 2}, None)
+        + encode_response("a", {"n": 3}, None)
+        + encode_response(None, None, "NOT_FOUND")
+        + encode_response(4, None, "SERVER_ERROR: boom")
+    ]
     connection.connection_lost(None)
