@@ -263,11 +263,17 @@ def _parse_layouts(text: str) -> datetime | None:
     return None
 
 
+_UTC_SUFFIX: Final = "+00:00"
+
+
 def format_time(moment: datetime) -> str:
     """RFC 3339 as Go marshals it: ``2014-08-04T13:00:00Z``."""
-    if moment.tzinfo is None or moment.utcoffset() == timedelta(0):
-        text = moment.replace(tzinfo=None).isoformat()
-        return text + "Z"
+    # Every account and session document stores times: no replace() or timedelta per call.
+    offset = moment.utcoffset()
+    if offset is None:
+        return moment.isoformat() + "Z"
+    if not offset:  # a zero offset: isoformat() ends in "+00:00", Go writes "Z"
+        return moment.isoformat().removesuffix(_UTC_SUFFIX) + "Z"
     return moment.isoformat()
 
 

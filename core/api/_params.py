@@ -19,7 +19,8 @@ OK = "OK"
 
 def as_object(params: Any) -> Mapping[str, Any]:
     """The argument object; CGRateS methods take exactly one JSON object."""
-    if not isinstance(params, Mapping):
+    # Decoded JSON is a plain dict: the exact type check spares the ABC check per request.
+    if type(params) is not dict and not isinstance(params, Mapping):
         raise RpcError(f"{ERR_SERVER_ERROR}: invalid params: expected an object")
     return params
 

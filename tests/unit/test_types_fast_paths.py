@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +14,7 @@ from core.types import (
     MINUTE,
     SECOND,
     InvalidValue,
+    format_time,
     parse_duration,
     parse_time,
 )
@@ -60,3 +62,29 @@ def test_rfc3339_fast_path_matches_fromisoformat(moment: datetime, suffix: str) 
     parsed = parse_time(text, ZONE)
     reference = datetime.fromisoformat(text)
     assert parsed == (reference if reference.tzinfo else reference.replace(tzinfo=ZONE))
+
+
+def _go_time_reference(moment: datetime) -> str:
+    """format_time's definition, written the slow, obvious way."""
+    if moment.tzinfo is None or moment.utcoffset() == timedelta(0):
+        return moment.replace(tzinfo=None).isoformat() + "Z"
+    return moment.isoformat()
+
+
+@given(
+    st.datetimes(
+        timezones=st.one_of(
+            st.none(),
+            st.just(UTC),
+            st.timedeltas(
+                min_value=-timedelta(hours=23, minutes=59),
+                max_value=timedelta(hours=23, minutes=59),
+            ).map(timezone),
+            st.sampled_from(["Europe/Berlin", "America/New_York", "Asia/Kolkata"]).map(ZoneInfo),
+        )
+    )
+)
+def test_format_time_matches_go_rfc3339(moment: datetime) -> None:
+    text = format_time(moment)
+    assert text == _go_time_reference(moment)
+    assert text.endswith("Z") == (moment.utcoffset() in (None, timedelta(0)))
