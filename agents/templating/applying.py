@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from agents.templating.errors import NotFoundError, TemplateError
 from agents.templating.fields import NONE, REMOVE, REMOVE_ALL, STRING_TYPES, Field, top_name
 from agents.templating.filters import Filter, is_empty
-from agents.templating.paths import LENGTH, as_text
+from agents.templating.paths import LENGTH, as_text, number_or_none
 from agents.templating.trees import ReplyTree, RequestTree
 
 if TYPE_CHECKING:
@@ -31,6 +31,16 @@ FieldList = Callable[[Mapping[str, RequestTree], "Processor | None", str], None]
 FilterList = Callable[[Mapping[str, RequestTree], "Processor | None"], bool]
 FILTER_ERRORS: Final = (ValueError, ArithmeticError)
 _INDENT: Final = "    "
+# In-line tests of a filter's text against its literals ({literals}: all of them, {literal}:
+# each one), as filters._literal_test has them.
+STRING_TESTS: Final = {
+    "*string": "text in {literals}",
+    "*prefix": "text.startswith({literals})",
+    "*suffix": "text.endswith({literals})",
+    "*contains": "{literal} in text",
+}
+# Comparisons of an int value with whole-number literals, as filters.COMPARE_TYPES and *eq.
+INT_COMPARISONS: Final = {"*gt": ">", "*gte": ">=", "*lt": "<", "*lte": "<=", "*eq": "=="}
 
 
 def field_error(
@@ -221,8 +231,9 @@ def _filters(source: _Source, depth: int, filters: Sequence[Filter], tag: str) -
 
 def _inline_filter(source: _Source, flt: Filter) -> list[str] | None:
     """Lines setting ``passed`` as ``flt.check`` would, for a filter on one plain reference
-    that is ``*exists``, ``*empty`` or a string type on literals (negated or not); None for
-    the others (their compiled check is called)."""
+    with literal operands that is ``*exists``, ``*empty``, a string type, or a comparison with
+    whole numbers (in line for an int value, the check for any other); negated or not. None
+    for the others (their compiled check is called)."""
     element = flt.element
     path = element.path
     if path is None or element.rules or element.converters or not path.plain:
@@ -232,30 +243,70 @@ def _inline_filter(source: _Source, flt: Filter) -> list[str] | None:
     if any(operand.reference is not None for operand in flt.operands):
         return None
     literals = tuple(operand.literal for operand in flt.operands)
-    text = "(value if type(value) is str else as_text(value))"
+    found: list[str]
+    missing = "False"
     if flt.kind == "*exists":
-        found, missing = "True", "False"
+        found = ["passed = True"]
     elif flt.kind == "*empty":
-        found, missing = f"{source.name('is_empty', is_empty)}(value)", "True"
-    elif flt.kind == "*string":
-        found, missing = f"{text} in {source.name('accepted', frozenset(literals))}", "False"
-    elif flt.kind == "*prefix":
-        found, missing = f"{text}.startswith({source.name('literals', literals)})", "False"
-    elif flt.kind == "*suffix":
-        found, missing = f"{text}.endswith({source.name('literals', literals)})", "False"
+        found, missing = [f"passed = {source.name('is_empty', is_empty)}(value)"], "True"
+    elif flt.kind in STRING_TESTS:
+        test = STRING_TESTS[flt.kind]
+        if flt.kind == "*contains":  # any literal in the text
+            tests = [test.format(literal=source.name("literal", x)) for x in literals]
+        elif flt.kind == "*string":
+            tests = [test.format(literals=source.name("accepted", frozenset(literals)))]
+        else:
+            tests = [test.format(literals=source.name("literals", literals))]
+        found = [
+            "text = value if type(value) is str else as_text(value)",
+            f"passed = {' or '.join(tests)}",
+        ]
+    elif flt.kind in INT_COMPARISONS:
+        numbers = _whole_numbers(literals)
+        if numbers is None:
+            return None
+        compare = " or ".join(f"value {INT_COMPARISONS[flt.kind]} {number}" for number in numbers)
+        # The check is already negated: only the in-line comparison is negated below.
+        found = [
+            "if type(value) is int:",
+            f"{_INDENT}passed = {f'not ({compare})' if flt.negated else compare}",
+            "else:",
+            f"{_INDENT}passed = {source.name('check', flt.check)}(trees)",
+        ]
+        tree = source.tree(path.root)
+        return _with_read(source, tree, path.names, found, "True" if flt.negated else "False")
     else:
         return None
     if flt.negated:
-        found, missing = f"not ({found})", "not " + missing
-    tree = source.tree(path.root)
+        found[-1] = found[-1].replace("passed = ", "passed = not (", 1) + ")"
+        missing = "not " + missing
+    return _with_read(source, source.tree(path.root), path.names, found, missing)
+
+
+def _with_read(
+    source: _Source, tree: str, names: tuple[str, ...], found: list[str], missing: str
+) -> list[str]:
+    """``found`` run on the first value at ``names``, ``passed = missing`` without one."""
     return [
-        f"values = {tree}.get({source.name('path', path.names)}) if {tree} is not None else None",
+        f"values = {tree}.get({source.name('path', names)}) if {tree} is not None else None",
         "if values:",
         f"{_INDENT}value = values[0]",
-        f"{_INDENT}passed = {found}",
+        *(_INDENT + line for line in found),
         "else:",
         f"{_INDENT}passed = {missing}",
     ]
+
+
+def _whole_numbers(literals: tuple[str, ...]) -> list[int] | None:
+    """The literals as ints when every one is a whole number (an int compares with them as
+    with their Decimal), else None."""
+    numbers: list[int] = []
+    for literal in literals:
+        number = number_or_none(literal)
+        if number is None or number != number.to_integral_value():
+            return None
+        numbers.append(int(number))
+    return numbers
 
 
 def _build(lines: list[str], source: _Source, label: str) -> Any:

@@ -225,6 +225,14 @@ FILTERS = [
     "*empty:~*req.B:",
     "*notempty:~*req.B:",
     "*gt:~*req.A:1",
+    "*notgt:~*req.A:1",
+    "*gte:~*req.A:60s",
+    "*lte:~*req.A:1.5",
+    "*lt:~*req.A:2|60",
+    "*eq:~*req.A:60",
+    "*noteq:~*req.A:0",
+    "*contains:~*req.B:x|b",
+    "*notcontains:~*req.B:b",
     "*eq:~*req.A:~*req.B",
     "*regex:~*req.B:^a",
     "*string:~*req.A{*duration}:60000000000",
@@ -233,7 +241,9 @@ FILTERS = [
     "*string:~*req.G.Length:1",
     "*string:~*vars.V:1",
 ]
-REQUEST_VALUES = st.sampled_from(["", "1", "2", "60", "60s", "abc", "2026-01-02T03:04:05Z", 7])
+REQUEST_VALUES = st.sampled_from(
+    ["", "1", "2", "60", "60s", "abc", "2026-01-02T03:04:05Z", 0, 1, 7, 60, True]
+)
 
 
 @st.composite
