@@ -19,7 +19,7 @@ from agents.templating.errors import NotFoundError, TemplateError
 from agents.templating.fields import NONE, REMOVE, REMOVE_ALL, STRING_TYPES, Field, top_name
 from agents.templating.filters import Filter, is_empty
 from agents.templating.paths import LENGTH, as_text, number_or_none
-from agents.templating.trees import ReplyTree, RequestTree
+from agents.templating.trees import MemoTree, ReplyTree, RequestTree, plain_item
 
 if TYPE_CHECKING:
     from agents.templating.loader import Processor
@@ -39,6 +39,10 @@ STRING_TESTS: Final = {
     "*suffix": "text.endswith({literals})",
     "*contains": "{literal} in text",
 }
+# How the generated code reads a tree (decided once per call from the tree's exact type).
+READ_OTHER: Final = 0  # its get()
+READ_REPLY: Final = 1  # a ReplyTree: a top-level element straight from its nodes
+READ_MEMO: Final = 2  # a MemoTree: what it remembers, else its get()
 # Comparisons of an int value with whole-number literals, as filters.COMPARE_TYPES and *eq.
 INT_COMPARISONS: Final = {"*gt": ">", "*gte": ">=", "*lt": "<", "*lte": "<=", "*eq": "=="}
 
@@ -144,6 +148,8 @@ class _Source:
             "field_error": field_error,
             "apply_one": apply_one,
             "as_text": as_text,
+            "plain_item": plain_item,
+            "MemoTree": MemoTree,
             "FILTER_ERRORS": FILTER_ERRORS,
         }
         self.trees: dict[str, str] = {}  # tree root -> local variable holding it
@@ -199,10 +205,15 @@ def compile_filters(filters: Sequence[Filter], label: str = "filters") -> Filter
 
 
 def _tree_locals(source: _Source) -> list[str]:
+    """The prologue: each tree used, whether it is writable, and how it is read."""
     lines: list[str] = []
     for root, local in source.trees.items():
         lines.append(f"{_INDENT}{local} = trees.get({root!r})")
         lines.append(f"{_INDENT}w{local} = {local} if isinstance({local}, ReplyTree) else None")
+        lines.append(
+            f"{_INDENT}kind{local} = {READ_REPLY} if type({local}) is ReplyTree else "
+            f"{READ_MEMO} if type({local}) is MemoTree else {READ_OTHER}"
+        )
     return lines
 
 
@@ -273,28 +284,59 @@ def _inline_filter(source: _Source, flt: Filter) -> list[str] | None:
             "else:",
             f"{_INDENT}passed = {source.name('check', flt.check)}(trees)",
         ]
-        tree = source.tree(path.root)
-        return _with_read(source, tree, path.names, found, "True" if flt.negated else "False")
+        return _with_read(source, path.root, path.names, found, "True" if flt.negated else "False")
     else:
         return None
     if flt.negated:
         found[-1] = found[-1].replace("passed = ", "passed = not (", 1) + ")"
         missing = "not " + missing
-    return _with_read(source, source.tree(path.root), path.names, found, missing)
+    return _with_read(source, path.root, path.names, found, missing)
 
 
 def _with_read(
-    source: _Source, tree: str, names: tuple[str, ...], found: list[str], missing: str
+    source: _Source, root: str, names: tuple[str, ...], found: list[str], missing: str
 ) -> list[str]:
     """``found`` run on the first value at ``names``, ``passed = missing`` without one."""
     return [
-        f"values = {tree}.get({source.name('path', names)}) if {tree} is not None else None",
+        *_read_lines(source, root, names),
         "if values:",
-        f"{_INDENT}value = values[0]",
         *(_INDENT + line for line in found),
         "else:",
         f"{_INDENT}passed = {missing}",
     ]
+
+
+def _read_lines(source: _Source, root: str, names: tuple[str, ...]) -> list[str]:
+    """Lines setting ``values`` to ``trees[root].get(names)`` (or something as falsy when
+    there is none) and ``value`` to its first item when there is one. A ReplyTree's top-level
+    element and a MemoTree's remembered read are taken without calling ``get``."""
+    tree = source.tree(root)
+    kind = "kind" + tree
+    path = source.name("path", names)
+    lines: list[str] = []
+    if len(names) == 1:  # ReplyTree.get of one name: the element's first instance, collapsed
+        lines += [
+            f"if {kind} == {READ_REPLY}:",
+            f"{_INDENT}values = {tree}.nodes.get({names[0]!r})",
+            f"{_INDENT}if values:",
+            f"{_INDENT * 2}value = values[0]",
+            f"{_INDENT * 2}if isinstance(value, dict):",
+            f"{_INDENT * 3}value = plain_item(value)",
+            "el",
+        ]
+    lines[-1:] = [
+        f"{lines[-1] if lines else ''}if {kind} == {READ_MEMO}:",
+        f"{_INDENT}values = {tree}.cache.get({path})",
+        f"{_INDENT}if values is None:",
+        f"{_INDENT * 2}values = {tree}.get({path})",
+        f"{_INDENT}if values:",
+        f"{_INDENT * 2}value = values[0]",
+        "else:",
+        f"{_INDENT}values = {tree}.get({path}) if {tree} is not None else None",
+        f"{_INDENT}if values:",
+        f"{_INDENT * 2}value = values[0]",
+    ]
+    return lines
 
 
 def _whole_numbers(literals: tuple[str, ...]) -> list[int] | None:
@@ -388,12 +430,10 @@ def _inline_read(
     assert path is not None
     segment = item.value.segments[0]
     assert segment.path is not None
-    tree = source.tree(segment.path.root)
-    names = source.name("path", segment.path.names)
     source.add(depth, "try:")
-    source.add(depth + 1, f"values = {tree}.get({names}) if {tree} is not None else None")
+    for line in _read_lines(source, segment.path.root, segment.path.names):
+        source.add(depth + 1, line)
     source.add(depth + 1, "if values:")
-    source.add(depth + 2, "value = values[0]")
     source.add(depth + 2, "if type(value) is not str:")
     source.add(depth + 3, "value = as_text(value)")
     source.add(depth + 1, "else:")

@@ -21,7 +21,7 @@ from agents.templating.flags import (
     CallPlan,
 )
 from agents.templating.loader import Processor, Templates
-from agents.templating.trees import ReplyTree, RequestTree
+from agents.templating.trees import MemoTree, ReplyTree, RequestTree
 from core.rpc import EngineClient, RpcError
 from core.types import format_time
 
@@ -177,24 +177,6 @@ def _trees(
 def _memo(tree: RequestTree) -> RequestTree:
     # A ReplyTree stays itself: it is cheap to read, and Outcome.trees shows it as before.
     return tree if isinstance(tree, ReplyTree) else MemoTree(tree)
-
-
-class MemoTree:
-    """A read-only request tree whose reads are remembered for one request: processors,
-    filters and fields read the same few paths over and over (CC-Request-Type, MSCC ...).
-    The lists handed out are shared, and nothing in the template engine changes them."""
-
-    __slots__ = ("cache", "tree")
-
-    def __init__(self, tree: RequestTree) -> None:
-        self.tree = tree
-        self.cache: dict[tuple[str, ...], list[Any]] = {}
-
-    def get(self, path: tuple[str, ...]) -> list[Any]:
-        found = self.cache.get(path)
-        if found is None:
-            found = self.cache[path] = self.tree.get(path)
-        return found
 
 
 async def _run(

@@ -24,6 +24,7 @@ from agents.templating.fields import Field
 from agents.templating.filters import Filter
 from agents.templating.loader import Processor, Templates
 from agents.templating.paths import Path
+from agents.templating.trees import MemoTree
 
 TEMPLATE_FOLDERS = ("diameter", "radius", "dns", "sip")
 ROOT = FilePath(__file__).resolve().parents[4] / "templates"
@@ -103,20 +104,22 @@ def _trees_strategy(paths: list[Path]) -> st.SearchStrategy[dict[str, RequestTre
         if path.names:
             by_root.setdefault(path.root, []).append(path.names)
 
-    def build(chosen: dict[str, dict[tuple[str, ...], Any]]) -> dict[str, RequestTree]:
+    def build(chosen: dict[str, dict[tuple[str, ...], Any]], memo: bool) -> dict[str, RequestTree]:
         trees: dict[str, RequestTree] = {name: ReplyTree() for name in WRITABLE}
         for root, values in chosen.items():
             data = _nest({names: value for names, value in values.items() if value is not None})
             trees[root] = DictTree(data) if root in ("*req", "*oreq") else ReplyTree.from_data(data)
         trees.setdefault("*vars", ReplyTree())
         trees.setdefault("*req", DictTree({}))
+        if memo:  # as process() hands the request to the templates
+            trees["*req"] = MemoTree(trees["*req"])
         return trees
 
     per_root = {
         root: st.fixed_dictionaries({names: POOL for names in names_list})
         for root, names_list in by_root.items()
     }
-    return st.fixed_dictionaries(per_root).map(build)
+    return st.builds(build, st.fixed_dictionaries(per_root), st.booleans())
 
 
 Outcome = tuple[str, Any]
@@ -261,7 +264,7 @@ def shaped_cases(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[str, Reque
     if groups:
         request["G"] = groups
     trees: dict[str, RequestTree] = {name: ReplyTree() for name in WRITABLE if name != "*diamreq"}
-    trees["*req"] = DictTree(request)
+    trees["*req"] = MemoTree(DictTree(request)) if draw(st.booleans()) else DictTree(request)
     trees["*vars"] = ReplyTree.from_data({"V": "1"} if draw(st.booleans()) else {})
     trees["*tmp"] = ReplyTree.from_data({"Old": "x"})
     return fields, trees
