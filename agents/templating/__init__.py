@@ -5,11 +5,12 @@ Agents hand ``process`` a RequestTree over their decoded message and a ReplyTree
 then encode the ReplyTree with their codec.
 """
 
+from agents.templating.applying import apply_fields
 from agents.templating.errors import TemplateError
 from agents.templating.fields import Field
 from agents.templating.loader import Processor, Templates, load_templates
 from agents.templating.paths import Path, parse_path
-from agents.templating.processing import EngineCall, Outcome, apply_fields, plan, process
+from agents.templating.processing import EngineCall, Outcome, plan, process
 from agents.templating.trees import DictTree, ReplyTree, RequestTree
 from agents.templating.values import Value, parse_value
 

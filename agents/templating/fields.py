@@ -109,17 +109,31 @@ def _evaluator(item: Field, reader: Reader | None) -> Evaluator:
     return lambda trees, timezone: reader(trees)
 
 
-def _compile_writer(item: Field) -> Writer:
-    """``write`` for this field; a plain ``set`` (no index, no new branch: most fields) walks
-    the tree directly."""
+def plain_set(item: Field) -> bool:
+    """Whether writing the field is a plain ``set`` (no index, no new branch: most fields)."""
     path = item.path
-    if (
+    return not (
         path is None
         or item.type in (GROUP, COMPOSED)
         or item.new_branch
         or path.indexes is not None
         or not path.names
-    ):
+    )
+
+
+def top_name(item: Field) -> str | None:
+    """The element a plain ``set`` of a top-level leaf writes (``tree.nodes[name] = [value]``),
+    None for any other write."""
+    if not plain_set(item):
+        return None
+    assert item.path is not None
+    return item.path.names[0] if len(item.path.names) == 1 else None
+
+
+def _compile_writer(item: Field) -> Writer:
+    """``write`` for this field; a plain ``set`` walks the tree directly."""
+    path = item.path
+    if path is None or not plain_set(item):
         return lambda tree, value: write(item, tree, value)
     *parents, name = path.names
     if not parents:

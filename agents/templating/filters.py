@@ -72,7 +72,7 @@ class Filter:
         if self.kind == "*exists":
             return True
         if self.kind == "*empty":
-            return _is_empty(value)
+            return is_empty(value)
         text = value if type(value) is str else as_text(value)
         for operand in self.operands:
             if operand.reference is None:
@@ -103,7 +103,7 @@ class Filter:
         return order is not None and bool(COMPARE_TYPES[self.kind](order))
 
 
-def _is_empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, str | list | dict) and len(value) == 0)
 
 
@@ -145,7 +145,7 @@ def _compile(flt: Filter) -> Callable[[Mapping[str, RequestTree]], bool]:
                 value = value_of(trees)
             except NotFoundError:
                 return True
-            return _is_empty(value)
+            return is_empty(value)
 
     elif test is not None:
         matches = test

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import yaml
 
+from agents.templating.applying import FieldList, FilterList, compile_fields, compile_filters
 from agents.templating.builtins import BUILTIN_TEMPLATES
 from agents.templating.errors import TemplateError
 from agents.templating.fields import Field, TemplateRef, parse_field
@@ -46,9 +47,22 @@ class Processor:
     file: str = ""
     # Derived at construction: the main SessionSv1 call the flags ask for (None: no call).
     call: CallPlan | None = field(init=False, repr=False, compare=False)
+    # Derived at construction: the filters and both field lists compiled (agents.templating.
+    # applying), each doing what passes_filters / apply_fields do.
+    passes: FilterList = field(init=False, repr=False, compare=False)
+    apply_request: FieldList = field(init=False, repr=False, compare=False)
+    apply_reply: FieldList = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "call", call_plan(self.flags))
+        label = f"processor {self.id}"
+        object.__setattr__(self, "passes", compile_filters(self.filters, f"{label} filters"))
+        object.__setattr__(
+            self, "apply_request", compile_fields(self.request_fields, f"{label} request_fields")
+        )
+        object.__setattr__(
+            self, "apply_reply", compile_fields(self.reply_fields, f"{label} reply_fields")
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from agents.templating.errors import NotFoundError, TemplateError
-from agents.templating.fields import NONE, REMOVE, REMOVE_ALL, Field
-from agents.templating.filters import Filter
 from agents.templating.flags import (
     CDRS,
     CONTINUE,
@@ -23,7 +21,7 @@ from agents.templating.flags import (
     CallPlan,
 )
 from agents.templating.loader import Processor, Templates
-from agents.templating.trees import ReplyTree, RequestTree
+from agents.templating.trees import MemoTree, ReplyTree, RequestTree
 from core.rpc import EngineClient, RpcError
 from core.types import format_time
 
@@ -103,7 +101,7 @@ async def process(
         trees={name: tree for name, tree in all_trees.items() if isinstance(tree, ReplyTree)}
     )
     for processor in templates.processors:
-        if not _passes(processor.filters, all_trees, processor):
+        if not processor.passes(all_trees, processor):
             continue
         outcome.matched = True
         outcome.processors.append(processor.id)
@@ -181,109 +179,6 @@ def _memo(tree: RequestTree) -> RequestTree:
     return tree if isinstance(tree, ReplyTree) else MemoTree(tree)
 
 
-class MemoTree:
-    """A read-only request tree whose reads are remembered for one request: processors,
-    filters and fields read the same few paths over and over (CC-Request-Type, MSCC ...).
-    The lists handed out are shared, and nothing in the template engine changes them."""
-
-    __slots__ = ("cache", "tree")
-
-    def __init__(self, tree: RequestTree) -> None:
-        self.tree = tree
-        self.cache: dict[tuple[str, ...], list[Any]] = {}
-
-    def get(self, path: tuple[str, ...]) -> list[Any]:
-        found = self.cache.get(path)
-        if found is None:
-            found = self.cache[path] = self.tree.get(path)
-        return found
-
-
-def _error(reason: str, where: Processor | None, tag: str = "", missing: str = "") -> TemplateError:
-    return TemplateError(
-        reason,
-        file=where.file if where else "",
-        processor=where.id if where else "",
-        field=tag,
-        missing=missing,
-    )
-
-
-def _passes(
-    filters: Sequence[Filter],
-    trees: Mapping[str, RequestTree],
-    where: Processor | None,
-    tag: str = "",
-) -> bool:
-    try:
-        for flt in filters:
-            if not flt.check(trees):
-                return False
-    except (ValueError, ArithmeticError) as exc:
-        raise _error(f"filter failed: {exc}", where, tag) from None
-    return True
-
-
-def apply_fields(
-    fields: Sequence[Field],
-    trees: Mapping[str, RequestTree],
-    processor: Processor | None = None,
-    timezone: str = "",
-) -> None:
-    """Evaluates ``fields`` in order and writes them into ``trees`` (CGRateS's SetFields).
-
-    Also for agents filling a named template outside a request, e.g. ``*asr`` into a
-    ``*diamreq`` ReplyTree: ``apply_fields(templates.template("*asr"), trees)``.
-    Errors name ``processor`` when given.
-    """
-    tmp = trees.get(TMP)
-    if isinstance(tmp, ReplyTree):
-        tmp.clear()  # *tmp lives for one field list, as in CGRateS
-    for item in fields:
-        if item.filters and not _passes(item.filters, trees, processor, item.tag):
-            continue
-        kind = item.type
-        if kind == NONE:
-            pass
-        elif kind in (REMOVE, REMOVE_ALL):
-            assert item.path is not None
-            target = trees.get(item.path.root)
-            if isinstance(target, ReplyTree):
-                if kind == REMOVE_ALL:
-                    target.clear()
-                else:
-                    target.remove(item.path.names, indexes=item.path.indexes)
-        else:
-            _set_field(item, trees, processor, timezone)
-        if item.blocker:
-            break
-
-
-def _set_field(
-    item: Field, trees: Mapping[str, RequestTree], processor: Processor | None, timezone: str
-) -> None:
-    reader = item.reader
-    try:
-        value = reader(trees) if reader is not None else item.evaluator(trees, timezone)
-    except NotFoundError as missing:
-        if not item.mandatory:
-            return
-        raise _error(
-            f"mandatory value missing: {missing}", processor, item.tag, str(missing)
-        ) from None
-    except (ValueError, ArithmeticError) as exc:  # FieldValueError, InvalidValue, converters
-        raise _error(str(exc), processor, item.tag) from None
-    path = item.path
-    assert path is not None
-    target = trees.get(path.root)
-    if type(target) is not ReplyTree and not isinstance(target, ReplyTree):
-        raise _error(f"no writable tree {path.root}", processor, item.tag)
-    try:
-        item.writer(target, value)
-    except IndexError as exc:
-        raise _error(str(exc), processor, item.tag) from None
-
-
 async def _run(
     processor: Processor,
     templates: Templates,
@@ -293,7 +188,7 @@ async def _run(
     event_id: str | None,
 ) -> None:
     tenant = _tenant(processor, templates, trees)
-    apply_fields(processor.request_fields, trees, processor, processor.timezone)
+    processor.apply_request(trees, processor, processor.timezone)
     cgreq, opts, cgrep = trees[CGREQ], trees[OPTS], trees[CGREP]
     assert isinstance(cgreq, ReplyTree) and isinstance(opts, ReplyTree)
     assert isinstance(cgrep, ReplyTree)
@@ -317,7 +212,7 @@ async def _run(
             cgrep.set((ERROR,), error)
         elif main is None:
             cgrep.set((ERROR,), "")
-    apply_fields(processor.reply_fields, trees, processor, processor.timezone)
+    processor.apply_reply(trees, processor, processor.timezone)
     if flags.has(LOG) or flags.request_type == DRY_RUN:
         log.info("processorID: <%s>, reply: %s", processor.id, trees[REP])
 

@@ -223,6 +223,24 @@ class ReplyTree:
     __hash__ = None  # type: ignore[assignment]
 
 
+class MemoTree:
+    """A read-only request tree whose reads are remembered for one request: processors,
+    filters and fields read the same few paths over and over (CC-Request-Type, MSCC ...).
+    The lists handed out are shared, and nothing in the template engine changes them."""
+
+    __slots__ = ("cache", "tree")
+
+    def __init__(self, tree: RequestTree) -> None:
+        self.tree = tree
+        self.cache: dict[tuple[str, ...], list[Any]] = {}
+
+    def get(self, path: tuple[str, ...]) -> list[Any]:
+        found = self.cache.get(path)
+        if found is None:
+            found = self.cache[path] = self.tree.get(path)
+        return found
+
+
 # Values that are certainly no Mapping: checked by type first (a Mapping isinstance is slow).
 _LEAF_TYPES: Final = frozenset({str, int, float, bool, bytes, Decimal, type(None)})
 
@@ -248,7 +266,8 @@ def _node_of(data: Mapping[str, Any]) -> Node:
     return node
 
 
-def _plain(item: Any) -> Any:
+def plain_item(item: Any) -> Any:
+    """One instance as ``get`` gives it: a group collapsed, a leaf as it is."""
     return _collapse(item) if isinstance(item, dict) else item
 
 
