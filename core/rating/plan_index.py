@@ -391,12 +391,13 @@ class MatchedRating:
     instance per match, shared by every call that gets it. A slots class, not a NamedTuple:
     GetCost's common path reads its fields, and slot reads are the cheap ones."""
 
-    __slots__ = ("filters_wire", "match", "rating")
+    __slots__ = ("filters_wire", "match", "rating", "single")
 
     def __init__(self, match: RatingMatch, rating: DestinationRating, filters_wire: bytes) -> None:
         self.match = match
         self.rating = rating
         self.filters_wire = filters_wire
+        self.single = rating.single  # fixed when the rating is built; one hop less per GetCost
 
 
 class ProfileIndex:

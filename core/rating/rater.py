@@ -91,7 +91,6 @@ _PROFILE_CACHE_LIMIT: Final = 65536  # subjects whose profile is remembered
 _UNKNOWN: Final[Any] = object()  # not in a cache yet (None is a cached "no rate")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL: Final = _EPOCH.toordinal()
-_SECONDS_PER_HOUR: Final = 3_600
 _SECONDS_PER_MINUTE: Final = 60
 _MINUTES_PER_HOUR: Final = 60
 _HOURS_PER_DAY: Final = 24
@@ -511,10 +510,9 @@ class Rater:
             found = matches.get(destination, _UNKNOWN)
         except TypeError:  # unhashable: not a value any cache holds
             return None
-        hour = start_time.hour
-        minute = start_time.minute
+        wall_minute = start_time.hour * _MINUTES_PER_HOUR + start_time.minute
         second = start_time.second
-        wall_second = hour * _SECONDS_PER_HOUR + minute * _SECONDS_PER_MINUTE + second
+        wall_second = wall_minute * _SECONDS_PER_MINUTE + second
         microsecond = start_time.microsecond
         ordinal = start_time.toordinal()
         if ordinal < profile.latest_day or found is _UNKNOWN or microsecond:
@@ -532,7 +530,7 @@ class Rater:
                 found = self._activation_match(profile.key, latest, destination, start, clock)
         if found is None:
             return None
-        interval = found.rating.single
+        interval = found.single
         if interval is None:
             return None
         by_usage = self._rated_by_interval.get(interval)
@@ -564,7 +562,7 @@ class Rater:
         return (
             lead,
             head,
-            _HOURS_MINUTES[hour * _MINUTES_PER_HOUR + minute],
+            _HOURS_MINUTES[wall_minute],
             _TWO_DIGITS[second],
             suffix,
             wire[0],
