@@ -95,17 +95,19 @@ class SessionCosts:
                 return None
         return to_money(doc["Cost"]), int(doc["Usage"]), doc.get("CostDetails")
 
-    async def remove(self, cgrid: str, run_id: str) -> None:
+    def _drop_live(self, cgrid: str, run_id: str) -> str:
+        """Forgets the run's cost in memory; returns its storage key."""
         key = _session_cost_key(cgrid, run_id)
         self._live.pop(key, None)
-        await self._datadb.remove(KIND_SESSION_COSTS, key)
+        return key
+
+    async def remove(self, cgrid: str, run_id: str) -> None:
+        await self._datadb.remove(KIND_SESSION_COSTS, self._drop_live(cgrid, run_id))
 
     def forget_later(self, cgrid: str, run_id: str) -> None:
         """``remove`` in the background (tracked, so shutdown can wait for it). The removals
         asked for while the loop is busy are written together, as one write of one task."""
-        key = _session_cost_key(cgrid, run_id)
-        self._live.pop(key, None)
-        self._forgotten.append(key)
+        self._forgotten.append(self._drop_live(cgrid, run_id))
         if len(self._forgotten) == 1:
             task = asyncio.ensure_future(self._flush_forgotten())
             self._pending.add(task)
