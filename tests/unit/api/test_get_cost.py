@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.api import register_all
-from core.api.apier import _USAGE_CACHE_LIMIT
 from core.config import load_config
 from core.engine import Engine
+from core.rating.rater import _USAGE_LIMIT
 from core.rpc import TRANSPORT_INTERNAL, TRANSPORT_TCP, CallContext, MethodRegistry, RpcError
 from core.rpc.codec import REPLY_TAIL, encode_response, reply_lead
 from core.types import dumps, loads
@@ -174,8 +174,8 @@ def written(registry: MethodRegistry, params: Any, request_id: Any) -> bytes | N
     """The reply line GetCost's reply writer gives a connection, or None (it declined)."""
     entry = registry.lookup(GET_COST)
     assert entry is not None and entry.writer is not None
-    parts = entry.writer(params, WIRE, reply_lead(request_id), REPLY_TAIL)
-    return None if parts is None else b"".join(parts)
+    parts = entry.writer(params, WIRE)
+    return None if parts is None else b"".join((reply_lead(request_id), *parts, REPLY_TAIL))
 
 
 @settings(
@@ -232,11 +232,11 @@ def test_usage_strings_parsed_once_stay_exact_past_the_cache_bound(
     for usage, cost in known.items():  # parsed and kept
         assert Decimal(str(answer(registry, {**CALL, "Usage": usage})["Cost"])) == Decimal(cost)
     # more distinct strings than the cache holds: it is cleared and refilled on the way
-    for seconds in range(1, _USAGE_CACHE_LIMIT + 50, 97):
+    for seconds in range(1, _USAGE_LIMIT + 50, 97):
         for usage in (f"{seconds}s", f"{seconds * 1000}ms", f"{seconds * 10**9}"):
             params = {**CALL, "Usage": usage}
             assert answer(registry, params) == answer(registry, params, INTERNAL)
-    for index in range(_USAGE_CACHE_LIMIT + 1):  # fills the cache past its bound
+    for index in range(_USAGE_LIMIT + 1):  # fills the cache past its bound
         answer(registry, {**CALL, "Usage": f"{index}ns"})
     for usage, cost in known.items():
         for _ in range(2):

@@ -413,15 +413,13 @@ async def test_a_reply_writer_answers_first_and_the_handler_when_it_declines() -
             raise RpcError("NOT_FOUND")
         return {"n": params["n"]}
 
-    def writer(
-        params: Any, ctx: CallContext, lead: bytes, trail: bytes
-    ) -> tuple[bytes, ...] | None:
+    def writer(params: Any, ctx: CallContext) -> tuple[bytes, ...] | None:
         if params["n"] == 0:
             raise RuntimeError("boom")
         if params["n"] % 2:
             return None  # odd or negative: the handler answers
         answered_by.append("writer")
-        return (lead, b'{"n":', b"%d" % params["n"], b"}", trail)
+        return (b'{"n":', b"%d" % params["n"], b"}")
 
     registry.register("Test.Written", handler, writer=writer)
     connection = RpcConnection(registry)
