@@ -93,32 +93,20 @@ _UNKNOWN: Final[Any] = object()  # not in a cache yet (None is a cached "no rate
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL: Final = _EPOCH.toordinal()
 _SECONDS_PER_MINUTE: Final = 60
-_MINUTES_PER_HOUR: Final = 60
-_HOURS_PER_DAY: Final = 24
-_TWO_DIGITS: Final = tuple(b"%02d" % number for number in range(_SECONDS_PER_MINUTE))
-# An RFC 3339 time's "THH:MM" -> (seconds into its day at that minute, b"HH:MM:"): every valid
-# one, so a hit also checks those six characters.
-_MINUTES: Final = {
-    f"T{hour:02d}:{minute:02d}": (
-        (hour * _MINUTES_PER_HOUR + minute) * _SECONDS_PER_MINUTE,
-        b"%02d:%02d:" % (hour, minute),
-    )
-    for hour in range(_HOURS_PER_DAY)
-    for minute in range(_MINUTES_PER_HOUR)
-}
-_DAY_LIMIT: Final = 4096  # dates remembered (pure: the text's date and its encoded head)
-# A whole-second RFC 3339 time, the one form read by lookups (its date, "THH:MM", the rest).
+_SECONDS_PER_HOUR: Final = 3600
+# A whole-second RFC 3339 time, the form read by lookups: its date and hour (up to the first
+# ":"), then its minutes, seconds and zone.
 _WHOLE_SECOND_TIME: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:Z|[+-][0-9]{2}:[0-9]{2})?"
 )
-_DATE_END: Final = 10  # "2014-08-04"
-_MINUTE_END: Final = 16  # "2014-08-04T13:00"
-_TAIL_LIMIT: Final = 4096  # ":SS" + zone texts remembered per writer (60 per zone in use)
-_NOW: Final = "*now"
+_HOUR_LIMIT: Final = 4096  # date-hours remembered (pure; 24 a day)
+_TAIL_LIMIT: Final = 16384  # "MM:SS" + zone texts remembered per writer (3,600 per zone)
 _USAGE_LIMIT: Final = 4096  # Usage texts remembered parsed per writer
-# "2014-08-04" -> (its ordinal, a GetCost EventCost's bytes up to StartTime's time of day),
-# for dates read from whole-second RFC 3339 times before; shared by every writer (pure).
-_DAYS: dict[str, tuple[int, bytes]] = {}
+_NOW: Final = "*now"
+# "2014-08-04T13" -> (its date's ordinal, seconds into the day at that hour, a GetCost
+# EventCost's bytes up to StartTime's minutes), for date-hours read from whole-second RFC 3339
+# times before; shared by every writer (pure).
+_HOURS: dict[str, tuple[int, int, bytes]] = {}
 
 
 _ONE_MICROSECOND: Final = timedelta(microseconds=1)
@@ -904,7 +892,8 @@ class RaterSource(Protocol):
 
 
 _Moment = tuple[int, int, int, int, LocalClock, datetime]
-"""ordinal, seconds into the day at the minute, second, microsecond, clock, the time itself."""
+"""ordinal, seconds into the day at the hour, seconds into the hour, microsecond, clock, the
+time itself."""
 
 
 def common_line_writer(
@@ -927,11 +916,12 @@ def common_line_writer(
     checked: an argument of the wrong type (a number, a list) cannot hit and gives None, so
     callers need not check the arguments first. An empty subject or destination (which GetCost
     refuses, other callers may rate) gives None too. A whole-second RFC 3339 AnswerTime is read
-    by three lookups once its date and its seconds-and-zone were read the general way.
+    by two lookups (its date and hour, its minutes, seconds and zone) once each was read the
+    general way.
     """
     usages: dict[str, int] = {}  # Usage text -> ns (pure parse; calls last whole seconds)
-    # ":SS" plus the zone as sent (":00Z", ":00+02:00", ":00" for the default zone) ->
-    # (the second, the zone's clock, the second and the zone as dumps writes them).
+    # "MM:SS" plus the zone as sent ("00:00Z", "00:00+02:00", "00:00" for the default zone) ->
+    # (seconds into the hour, the zone's clock, minutes, seconds and zone as dumps writes them).
     tails: dict[str, tuple[int, LocalClock, bytes]] = {}
     utc_clock = clock_for(UTC)
 
@@ -948,28 +938,33 @@ def common_line_writer(
         if clock is None or clock.fixed_offset is None:
             return None
         ordinal = start_time.toordinal()
-        minute = start_time.hour * _MINUTES_PER_HOUR + start_time.minute
+        hour = start_time.hour
+        minute = start_time.minute
         second = start_time.second
+        minute_second = minute * _SECONDS_PER_MINUTE + second
         suffix = clock.json_suffix
         if (
             type(raw_time) is str
             and suffix is not None
             and _WHOLE_SECOND_TIME.fullmatch(raw_time) is not None
         ):
-            if len(_DAYS) >= _DAY_LIMIT:
-                _DAYS.clear()
-            _DAYS[raw_time[:_DATE_END]] = (
+            date_hour, _, rest = raw_time.partition(":")
+            if len(_HOURS) >= _HOUR_LIMIT:
+                _HOURS.clear()
+            _HOURS[date_hour] = (
                 ordinal,
+                hour * _SECONDS_PER_HOUR,
                 WIRE_HEAD
-                + b'"%04d-%02d-%02dT' % (start_time.year, start_time.month, start_time.day),
+                + b'"%04d-%02d-%02dT%02d:'
+                % (start_time.year, start_time.month, start_time.day, hour),
             )
             if len(tails) >= _TAIL_LIMIT:
                 tails.clear()
-            tails[raw_time[_MINUTE_END:]] = (second, clock, _TWO_DIGITS[second] + suffix)
+            tails[rest] = (minute_second, clock, b"%02d:%02d" % (minute, second) + suffix)
         return (
             ordinal,
-            minute * _SECONDS_PER_MINUTE,
-            second,
+            hour * _SECONDS_PER_HOUR,
+            minute_second,
             start_time.microsecond,
             clock,
             start_time,
@@ -986,16 +981,16 @@ def common_line_writer(
             return None
         raw_time: Any = params.get("AnswerTime")
         start_time: datetime | None = None
-        try:  # its date, "THH:MM" and the rest, each read before: no datetime needed
-            ordinal, day_head = _DAYS[raw_time[:_DATE_END]]
-            minute_second, hours_minutes = _MINUTES[raw_time[_DATE_END:_MINUTE_END]]
-            second, clock, second_suffix = tails[raw_time[_MINUTE_END:]]
+        try:  # its date and hour, and the rest, each read before: no datetime needed
+            date_hour, _, rest = raw_time.partition(":")  # one call: cheaper than two slices
+            ordinal, hour_second, head = _HOURS[date_hour]
+            minute_second, clock, time_tail = tails[rest]
             microsecond = 0
-        except (KeyError, TypeError):
+        except (KeyError, AttributeError):  # not read before, or not text
             moment = read_time(raw_time)
             if moment is None:
                 return None
-            ordinal, minute_second, second, microsecond, clock, start_time = moment
+            ordinal, hour_second, minute_second, microsecond, clock, start_time = moment
         if type(raw_usage) is str:
             usage = usages.get(raw_usage)
             if usage is None:
@@ -1033,7 +1028,7 @@ def common_line_writer(
             found = matches.get(destination, _UNKNOWN)
         except TypeError:  # unhashable: not a value any cache holds
             return None
-        wall_second = minute_second + second
+        wall_second = hour_second + minute_second
         if ordinal < profile.latest_day or found is _UNKNOWN or microsecond:
             # Epoch ns from the wall clock and the zone's fixed offset. Whole-second calls on
             # a date after the activation's, to numbers the plan matched before, need none.
@@ -1060,6 +1055,6 @@ def common_line_writer(
             wire = rated.wire = split_wire(rated.spans, rated.rated_usage, rated.unrounded_cost)
         if start_time is not None:  # read the general way: StartTime as dumps writes it
             return (WIRE_HEAD, dump_time(start_time), wire[0], found.filters_wire, wire[1])
-        return (day_head, hours_minutes, second_suffix, wire[0], found.filters_wire, wire[1])
+        return (head, time_tail, wire[0], found.filters_wire, wire[1])
 
     return line

@@ -286,7 +286,7 @@ def test_answer_times_read_by_lookups_give_what_the_general_parse_gives(
     registry: MethodRegistry, answer_time: str
 ) -> None:
     for known in ("2014-08-04T09:00:00Z", "2014-08-04T09:00:00+02:00", "2014-08-04T09:00:00"):
-        answer(registry, {**CALL, "AnswerTime": known})  # its date and zones read before
+        answer(registry, {**CALL, "AnswerTime": known})  # other hours, its zones: read before
     for usage in ("120s", "2m10s", "120s"):  # read the general way, then by lookups
         params = {**CALL, "AnswerTime": answer_time, "Usage": usage}
         try:
