@@ -99,14 +99,34 @@ _SECONDS_PER_HOUR: Final = 3600
 _WHOLE_SECOND_TIME: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:Z|[+-][0-9]{2}:[0-9]{2})?"
 )
+_DAY_LIMIT: Final = 4096  # dates remembered (pure; one a day)
 _HOUR_LIMIT: Final = 4096  # date-hours remembered (pure; 24 a day)
 _TAIL_LIMIT: Final = 16384  # "MM:SS" + zone texts remembered per writer (3,600 per zone)
 _USAGE_LIMIT: Final = 4096  # Usage texts remembered parsed per writer
 _NOW: Final = "*now"
+_DATE_END: Final = 10  # "2014-08-04"
+# "T13" -> (seconds into the day at that hour, b"13:"): every valid hour.
+_HOUR_TEXTS: Final = {
+    f"T{hour:02d}": (hour * _SECONDS_PER_HOUR, b"%02d:" % hour) for hour in range(24)
+}
+# "2014-08-04" -> (its ordinal, a GetCost EventCost's bytes up to StartTime's hour), for dates
+# read from whole-second RFC 3339 times before; shared by every writer (pure).
+_DAYS: dict[str, tuple[int, bytes]] = {}
 # "2014-08-04T13" -> (its date's ordinal, seconds into the day at that hour, a GetCost
-# EventCost's bytes up to StartTime's minutes), for date-hours read from whole-second RFC 3339
-# times before; shared by every writer (pure).
+# EventCost's bytes up to StartTime's minutes): the dates' hours met so far (pure, shared).
 _HOURS: dict[str, tuple[int, int, bytes]] = {}
+
+
+def _hour_of(date_hour: str) -> tuple[int, int, bytes]:
+    """A new hour of a date read before, from the date's and the hour's parts (remembered);
+    raises KeyError for a date not read before or anything but ``T00``..``T23`` after it."""
+    ordinal, day_head = _DAYS[date_hour[:_DATE_END]]
+    hour_second, hour_text = _HOUR_TEXTS[date_hour[_DATE_END:]]
+    found = (ordinal, hour_second, day_head + hour_text)
+    if len(_HOURS) >= _HOUR_LIMIT:
+        _HOURS.clear()
+    _HOURS[date_hour] = found
+    return found
 
 
 _ONE_MICROSECOND: Final = timedelta(microseconds=1)
@@ -916,8 +936,8 @@ def common_line_writer(
     checked: an argument of the wrong type (a number, a list) cannot hit and gives None, so
     callers need not check the arguments first. An empty subject or destination (which GetCost
     refuses, other callers may rate) gives None too. A whole-second RFC 3339 AnswerTime is read
-    by two lookups (its date and hour, its minutes, seconds and zone) once each was read the
-    general way.
+    by two lookups (its date and hour, its minutes, seconds and zone) once its date and that
+    tail were read the general way (a new hour of a known date: from the date's parts).
     """
     usages: dict[str, int] = {}  # Usage text -> ns (pure parse; calls last whole seconds)
     # "MM:SS" plus the zone as sent ("00:00Z", "00:00+02:00", "00:00" for the default zone) ->
@@ -941,34 +961,28 @@ def common_line_writer(
         hour = start_time.hour
         minute = start_time.minute
         second = start_time.second
+        microsecond = start_time.microsecond
         minute_second = minute * _SECONDS_PER_MINUTE + second
         suffix = clock.json_suffix
-        if (
-            type(raw_time) is str
+        if (  # fractions and *now (microseconds) skip the pattern
+            not microsecond
             and suffix is not None
+            and type(raw_time) is str
             and _WHOLE_SECOND_TIME.fullmatch(raw_time) is not None
         ):
             date_hour, _, rest = raw_time.partition(":")
-            if len(_HOURS) >= _HOUR_LIMIT:
-                _HOURS.clear()
-            _HOURS[date_hour] = (
+            if len(_DAYS) >= _DAY_LIMIT:
+                _DAYS.clear()
+            _DAYS[date_hour[:_DATE_END]] = (
                 ordinal,
-                hour * _SECONDS_PER_HOUR,
                 WIRE_HEAD
-                + b'"%04d-%02d-%02dT%02d:'
-                % (start_time.year, start_time.month, start_time.day, hour),
+                + b'"%04d-%02d-%02dT' % (start_time.year, start_time.month, start_time.day),
             )
+            _hour_of(date_hour)
             if len(tails) >= _TAIL_LIMIT:
                 tails.clear()
             tails[rest] = (minute_second, clock, b"%02d:%02d" % (minute, second) + suffix)
-        return (
-            ordinal,
-            hour * _SECONDS_PER_HOUR,
-            minute_second,
-            start_time.microsecond,
-            clock,
-            start_time,
-        )
+        return (ordinal, hour * _SECONDS_PER_HOUR, minute_second, microsecond, clock, start_time)
 
     def line(params: Any, ctx: object = None) -> tuple[bytes, ...] | None:
         if type(params) is not dict:
@@ -983,7 +997,10 @@ def common_line_writer(
         start_time: datetime | None = None
         try:  # its date and hour, and the rest, each read before: no datetime needed
             date_hour, _, rest = raw_time.partition(":")  # one call: cheaper than two slices
-            ordinal, hour_second, head = _HOURS[date_hour]
+            hour_read = _HOURS.get(date_hour)  # get: a new hour raises nothing
+            if hour_read is None:  # a new hour (of a date read before: no parse either)
+                hour_read = _hour_of(date_hour)
+            ordinal, hour_second, head = hour_read
             minute_second, clock, time_tail = tails[rest]
             microsecond = 0
         except (KeyError, AttributeError):  # not read before, or not text
