@@ -117,12 +117,14 @@ _DAYS: dict[str, tuple[int, bytes]] = {}
 _HOURS: dict[str, tuple[int, int, bytes]] = {}
 
 
-def _hour_of(date_hour: str) -> tuple[int, int, bytes]:
+def _hour_of(date_hour: str) -> tuple[int, int, bytes] | None:
     """A new hour of a date read before, from the date's and the hour's parts (remembered);
-    raises KeyError for a date not read before or anything but ``T00``..``T23`` after it."""
-    ordinal, day_head = _DAYS[date_hour[:_DATE_END]]
-    hour_second, hour_text = _HOUR_TEXTS[date_hour[_DATE_END:]]
-    found = (ordinal, hour_second, day_head + hour_text)
+    None for a date not read before or anything but ``T00``..``T23`` after it."""
+    day = _DAYS.get(date_hour[:_DATE_END])
+    hour = _HOUR_TEXTS.get(date_hour[_DATE_END:])
+    if day is None or hour is None:
+        return None
+    found = (day[0], hour[0], day[1] + hour[1])
     if len(_HOURS) >= _HOUR_LIMIT:
         _HOURS.clear()
     _HOURS[date_hour] = found
@@ -995,15 +997,18 @@ def common_line_writer(
             return None
         raw_time: Any = params.get("AnswerTime")
         start_time: datetime | None = None
-        try:  # its date and hour, and the rest, each read before: no datetime needed
+        hour_read = None
+        if type(raw_time) is str:  # its date and hour, and the rest, each read before?
             date_hour, _, rest = raw_time.partition(":")  # one call: cheaper than two slices
-            hour_read = _HOURS.get(date_hour)  # get: a new hour raises nothing
-            if hour_read is None:  # a new hour (of a date read before: no parse either)
-                hour_read = _hour_of(date_hour)
-            ordinal, hour_second, head = hour_read
-            minute_second, clock, time_tail = tails[rest]
-            microsecond = 0
-        except (KeyError, AttributeError):  # not read before, or not text
+            time_read = tails.get(rest)  # get, not a subscript: no exception on a miss
+            if time_read is not None:
+                # a new hour of a date read before: from the date's parts, no parse either
+                hour_read = _HOURS.get(date_hour) or _hour_of(date_hour)
+                if hour_read is not None:  # no datetime needed
+                    ordinal, hour_second, head = hour_read
+                    minute_second, clock, time_tail = time_read
+                    microsecond = 0
+        if hour_read is None:
             moment = read_time(raw_time)
             if moment is None:
                 return None
