@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -18,6 +17,7 @@ from core.api._params import (
     text,
 )
 from core.rating import RatingError
+from core.rating.rater import common_line_writer
 from core.rpc import TRANSPORT_INTERNAL, CallContext, MethodRegistry, RpcError
 from core.tariffplan import (
     KIND_DESTINATION_RATES,
@@ -47,8 +47,6 @@ if TYPE_CHECKING:
 
 TPID: Final = "TPid"
 NOW: Final = "*now"
-_USAGE_CACHE_LIMIT: Final = 4096  # distinct Usage strings kept parsed (GetCost)
-from_iso: Final = datetime.fromisoformat
 
 # Staging method families: the method-name stem, the kind, and how the id is read from a Get call.
 _STAGED: Final = (
@@ -79,61 +77,16 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
     default_tenant = general.default_tenant
     default_category = general.default_category
 
-    # Parsed Usage strings, exact (parse_duration is a pure function of the string): calls
-    # last whole seconds, so a few thousand strings ("120s", "2m10s") cover nearly all real
-    # traffic and each repeats; bounded, cleared when full. Answer times are not cached: each
-    # call has its own.
-    usages: dict[str, int] = {}
-
-    def get_cost_reply(
-        params: Any, ctx: CallContext, lead: bytes, trail: bytes
-    ) -> tuple[bytes, ...] | None:
-        """GetCost's reply writer: the common call's EventCost between ``lead`` and ``trail``,
-        answered without checking the arguments first (the rater's common path only hits for
-        values a checked call resolved before), or None: then the handler answers (a new
-        subject or usage, a bad argument: the checked path)."""
-        if type(params) is not dict:
-            return None
-        try:  # subscripts: cheaper than get() where a missing field means the checked path
-            subject = params["Subject"]
-            destination = params["Destination"]
-            raw_usage = params["Usage"]  # none: a zero usage, not a common call
-        except KeyError:
-            return None
-        raw_time = params.get("AnswerTime")
-        try:
-            if type(raw_time) is str and raw_time[10:11] == "T":
-                # RFC 3339, what clients send: parse_time's own first step, inline
-                answer_time = from_iso(raw_time)
-                if answer_time.tzinfo is None:
-                    answer_time = answer_time.replace(tzinfo=default_zone)
-            else:
-                answer_time = parse_time(raw_time or NOW, default_zone)
-            if type(raw_usage) is str:
-                usage = usages.get(raw_usage)
-                if usage is None:
-                    usage = parse_duration(raw_usage or 0)
-                    if len(usages) >= _USAGE_CACHE_LIMIT:
-                        usages.clear()
-                    usages[raw_usage] = usage
-            else:
-                usage = parse_duration(raw_usage or 0)
-        except (InvalidValue, ValueError):
-            return None  # the checked path reports it, after the mandatory fields
-        return engine.rating.rater.common_event_cost_line(
-            params.get("Tenant") or default_tenant,
-            params.get("Category") or default_category,
-            subject,
-            destination,
-            answer_time,
-            usage,
-            lead,
-            trail,
-        )
+    # GetCost's reply writer: the common call answered from the rater's caches without
+    # checking the arguments first (they only hit for values a checked call resolved before),
+    # or None: then the handler answers (a new subject or usage, a bad argument).
+    get_cost_reply = common_line_writer(
+        engine.rating, default_tenant, default_category, default_zone
+    )
 
     def get_cost(params: Any, ctx: CallContext) -> Any:
         if ctx.transport != TRANSPORT_INTERNAL:  # pre-encoded for the JSON writer
-            parts = get_cost_reply(params, ctx, b"", b"")
+            parts = get_cost_reply(params, ctx)
             if parts is not None:
                 return JsonParts(parts)
         return checked_get_cost(params, ctx)
@@ -158,18 +111,15 @@ def register(registry: MethodRegistry, engine: Engine) -> None:
             usage = parse_duration(args.get("Usage") or 0)
         except InvalidValue as exc:
             raise server_error(exc) from None
-        rater = engine.rating.rater
         try:
-            if ctx.transport != TRANSPORT_INTERNAL:  # pre-encoded for the JSON writer
-                return rater.event_cost_wire(
-                    tenant, category, subject, destination, answer_time, usage
-                )
             # tor "": APIerSv1.GetCost rates as *voice without naming a ToR
-            call_cost = rater.cost_of(
+            call_cost = engine.rating.rater.cost_of(
                 tenant, category, subject, destination, answer_time, usage, ""
             )
         except RatingError as exc:
             raise RpcError(exc.server_error) from None
+        if ctx.transport != TRANSPORT_INTERNAL:  # pre-encoded for the JSON writer
+            return call_cost.to_event_cost_wire()
         return call_cost.to_event_cost()  # plain objects for in-process callers
 
     def get_cost_args(args: Mapping[str, Any]) -> tuple[str, str, str, str]:

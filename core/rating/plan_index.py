@@ -146,6 +146,7 @@ class RateInterval:
         "max_cost",
         "max_cost_strategy",
         "rate",
+        "rated_by_usage",
         "round_mode",
         "round_quantum",
         "rounding_decimals",
@@ -195,6 +196,9 @@ class RateInterval:
         self._charged_rates: list[dict[str, Any]] | None = None
         self._charged_ratings: dict[str, tuple[str, dict[str, Any]]] = {}
         self._charged_timing: dict[str, Any] | None = None
+        # The rater's uncut rated calls of this interval alone, by usage (ns): filled and
+        # cleared by the Rater that built this interval (GetCost's common path reads them).
+        self.rated_by_usage: dict[int, Any] = {}
 
     @property
     def timing_id(self) -> str:
@@ -391,13 +395,16 @@ class MatchedRating:
     instance per match, shared by every call that gets it. A slots class, not a NamedTuple:
     GetCost's common path reads its fields, and slot reads are the cheap ones."""
 
-    __slots__ = ("filters_wire", "match", "rating", "single")
+    __slots__ = ("filters_wire", "match", "rated_by_usage", "rating")
 
     def __init__(self, match: RatingMatch, rating: DestinationRating, filters_wire: bytes) -> None:
         self.match = match
         self.rating = rating
         self.filters_wire = filters_wire
-        self.single = rating.single  # fixed when the rating is built; one hop less per GetCost
+        # The rated calls of the rating's single interval (None without one): fixed when the
+        # rating is built, so GetCost's common path finds them in one step.
+        single = rating.single
+        self.rated_by_usage = None if single is None else single.rated_by_usage
 
 
 class ProfileIndex:

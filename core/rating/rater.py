@@ -23,11 +23,12 @@ rateinterval.go):
 from __future__ import annotations
 
 import functools
+import re
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import ROUND_CEILING, Decimal
-from typing import Any, Final, NamedTuple, cast
+from typing import Any, Final, NamedTuple, Protocol, cast
 
 from core.tariffplan.models import (
     DEFAULT_CATEGORY,
@@ -38,7 +39,7 @@ from core.tariffplan.models import (
     Timing,
     rating_profile_key,
 )
-from core.types import HOUR, MICROSECOND, SECOND, ZERO, InvalidValue, JsonParts
+from core.types import HOUR, MICROSECOND, SECOND, ZERO, InvalidValue, parse_duration, parse_time
 
 from .callcost import (
     WIRE_HEAD,
@@ -92,27 +93,42 @@ _UNKNOWN: Final[Any] = object()  # not in a cache yet (None is a cached "no rate
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL: Final = _EPOCH.toordinal()
 _SECONDS_PER_MINUTE: Final = 60
-_MINUTES_PER_HOUR: Final = 60
-_HOURS_PER_DAY: Final = 24
-_TWO_DIGITS: Final = tuple(b"%02d" % number for number in range(_SECONDS_PER_MINUTE))
-# b"HH:MM:" by minute of the day: a time's JSON is then joined from fewer parts.
-_HOURS_MINUTES: Final = tuple(
-    b"%02d:%02d:" % divmod(minute, _MINUTES_PER_HOUR)
-    for minute in range(_HOURS_PER_DAY * _MINUTES_PER_HOUR)
+_SECONDS_PER_HOUR: Final = 3600
+# A whole-second RFC 3339 time, the form read by lookups: its date and hour (up to the first
+# ":"), then its minutes, seconds and zone.
+_WHOLE_SECOND_TIME: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:Z|[+-][0-9]{2}:[0-9]{2})?"
 )
-_DAY_HEAD_LIMIT: Final = 4096  # local days whose EventCost head is remembered
-_DAY_HEADS: dict[int, bytes] = {}  # date ordinal -> WIRE_HEAD + b'"2014-08-04T'
+_DAY_LIMIT: Final = 4096  # dates remembered (pure; one a day)
+_HOUR_LIMIT: Final = 4096  # date-hours remembered (pure; 24 a day)
+_TAIL_LIMIT: Final = 16384  # "MM:SS" + zone texts remembered per writer (3,600 per zone)
+_USAGE_LIMIT: Final = 4096  # Usage texts remembered parsed per writer
+_NOW: Final = "*now"
+_DATE_END: Final = 10  # "2014-08-04"
+# "T13" -> (seconds into the day at that hour, b"13:"): every valid hour.
+_HOUR_TEXTS: Final = {
+    f"T{hour:02d}": (hour * _SECONDS_PER_HOUR, b"%02d:" % hour) for hour in range(24)
+}
+# "2014-08-04" -> (its ordinal, a GetCost EventCost's bytes up to StartTime's hour), for dates
+# read from whole-second RFC 3339 times before; shared by every writer (pure).
+_DAYS: dict[str, tuple[int, bytes]] = {}
+# "2014-08-04T13" -> (its date's ordinal, seconds into the day at that hour, a GetCost
+# EventCost's bytes up to StartTime's minutes): the dates' hours met so far (pure, shared).
+_HOURS: dict[str, tuple[int, int, bytes]] = {}
 
 
-def _day_head(ordinal: int) -> bytes:
-    """A GetCost EventCost's bytes up to StartTime's time of day, for a start on that local
-    date (the date as core.types.dumps writes it), remembered."""
-    calendar = date.fromordinal(ordinal)
-    head = WIRE_HEAD + b'"%04d-%02d-%02dT' % (calendar.year, calendar.month, calendar.day)
-    if len(_DAY_HEADS) >= _DAY_HEAD_LIMIT:
-        _DAY_HEADS.clear()
-    _DAY_HEADS[ordinal] = head
-    return head
+def _hour_of(date_hour: str) -> tuple[int, int, bytes] | None:
+    """A new hour of a date read before, from the date's and the hour's parts (remembered);
+    None for a date not read before or anything but ``T00``..``T23`` after it."""
+    day = _DAYS.get(date_hour[:_DATE_END])
+    hour = _HOUR_TEXTS.get(date_hour[_DATE_END:])
+    if day is None or hour is None:
+        return None
+    found = (day[0], hour[0], day[1] + hour[1])
+    if len(_HOURS) >= _HOUR_LIMIT:
+        _HOURS.clear()
+    _HOURS[date_hour] = found
+    return found
 
 
 _ONE_MICROSECOND: Final = timedelta(microseconds=1)
@@ -245,9 +261,9 @@ class Rater:
         self._utc_clock = clock_for(UTC)
         self._matches: dict[RatingMatch, MatchedRating] = {}
         self._rated: dict[tuple[RateInterval, int, bool], _Rated] = {}
-        # The same uncut rated calls by interval, then usage: the common path's lookup without
-        # building a key tuple (filled and cleared with _rated).
-        self._rated_by_interval: dict[RateInterval, dict[int, _Rated]] = {}
+        # The intervals whose rated_by_usage holds some of _rated's uncut calls (the common
+        # path's lookup without a key tuple): emptied with _rated.
+        self._rated_intervals: set[RateInterval] = set()
         # (tenant, category, subject) -> its profile, or the *any one: the rater is rebuilt on
         # every plan load, so this never outlives the plan it was resolved in.
         self._profiles_by_subject: dict[tuple[str, str, str], ProfileIndex] = {}
@@ -423,14 +439,11 @@ class Rater:
                 if rated is None:
                     rated = _finish(_rate_flat(interval, match, usage), cut_at_max_cost)
                     if len(self._rated) >= _RATED_CACHE_LIMIT:
-                        self._rated.clear()
-                        self._rated_by_interval.clear()
+                        self._forget_rated()
                     self._rated[key] = rated
                     if not cut_at_max_cost:
-                        by_usage = self._rated_by_interval.get(interval)
-                        if by_usage is None:
-                            by_usage = self._rated_by_interval[interval] = {}
-                        by_usage[usage] = rated
+                        interval.rated_by_usage[usage] = rated
+                        self._rated_intervals.add(interval)
                         rated.last_start_second = (DAY - usage) // SECOND
                 elif rated.spans and rated.spans[0].match is not match:
                     rated = rated.with_match(match)  # the same rating reached another way
@@ -443,133 +456,6 @@ class Rater:
              rated.spans, rated.connect_fee, rated.cost, rated.unrounded_cost, rated.rated_usage,
              rated.max_cost_reached, rated.max_cost_usage, rated.truncated, match)
         )  # fmt: skip
-
-    def event_cost_wire(
-        self,
-        tenant: str,
-        category: str,
-        subject: str,
-        destination: str,
-        start_time: datetime,
-        usage: int,
-    ) -> Any:
-        """APIerSv1.GetCost's answer for the JSON writer: the same as
-        ``cost_of(..., tor="").to_event_cost_wire()``, through ``common_event_cost_line`` when
-        the call is a common one."""
-        parts = self.common_event_cost_line(
-            tenant, category, subject, destination, start_time, usage, b"", b""
-        )
-        if parts is not None:
-            return JsonParts(parts)
-        call_cost = self.cost_of(tenant, category, subject, destination, start_time, usage, "")
-        return call_cost.to_event_cost_wire()
-
-    def common_event_cost_line(
-        self,
-        tenant: Any,
-        category: Any,
-        subject: Any,
-        destination: Any,
-        start_time: datetime,
-        usage: int,
-        lead: bytes,
-        trail: bytes,
-    ) -> tuple[bytes, ...] | None:
-        """The common call's encoded EventCost between ``lead`` and ``trail`` (e.g. a JSON-RPC
-        reply line around its result), in parts to write one after the other (not joined: a
-        connection writes many replies in one buffer), or None: then call
-        ``event_cost_wire``, which gives the same EventCost for every call.
-
-        The common call: its subject's profile was resolved before and its latest activation
-        started before the call (so it rates all of it); that activation's plan is static and
-        rates the destination with one all-day interval; no local midnight
-        falls inside the call (in a zone without DST changes); and a call of this usage was
-        rated on that interval before (the timespans depend on nothing else). Its EventCost is
-        then joined from encoded parts: the answer time, the rated call's and the match's.
-
-        Every value is looked up in caches that only the general path fills, with values it
-        checked: an argument of the wrong type (a number, a list) cannot hit and gives None,
-        so callers need not check the arguments first. An empty subject or destination (which
-        GetCost refuses, other callers may rate) gives None too.
-        """
-        if not subject or not destination:  # other callers may have cached "" for either
-            return None
-        zone = start_time.tzinfo
-        # UTC by identity first: hashing a tzinfo costs more than the rest of this lookup.
-        clock = self._utc_clock if zone is UTC else _CLOCKS.get(zone)  # type: ignore[arg-type]
-        if clock is None or not 0 < usage <= self._any_limit:
-            return None
-        offset = clock.fixed_offset
-        try:
-            profile = self._profiles_by_subject.get((tenant, category, subject))
-            if profile is None or offset is None:
-                return None
-            matches = profile.latest_static_matches
-            if matches is None:
-                return None
-            found = matches.get(destination, _UNKNOWN)
-        except TypeError:  # unhashable: not a value any cache holds
-            return None
-        wall_minute = start_time.hour * _MINUTES_PER_HOUR + start_time.minute
-        second = start_time.second
-        wall_second = wall_minute * _SECONDS_PER_MINUTE + second
-        microsecond = start_time.microsecond
-        ordinal = start_time.toordinal()
-        if ordinal < profile.latest_day or found is _UNKNOWN or microsecond:
-            # Epoch ns from the wall clock and the zone's fixed offset (aware datetime
-            # arithmetic would call the zone's utcoffset() twice). Whole-second calls on a
-            # date after the activation's, to numbers the plan matched before, need none.
-            wall = wall_second * SECOND + microsecond * MICROSECOND
-            start = (ordinal - _EPOCH_ORDINAL) * DAY + wall - offset
-            if start < profile.latest_time or wall + usage > DAY:  # or it crosses midnight
-                return None
-            if found is _UNKNOWN:  # a number new to this plan: find its prefix
-                latest = profile.latest
-                if type(destination) is not str or latest is None:
-                    return None
-                found = self._activation_match(profile.key, latest, destination, start, clock)
-        if found is None:
-            return None
-        interval = found.single
-        if interval is None:
-            return None
-        by_usage = self._rated_by_interval.get(interval)
-        if by_usage is None:
-            return None
-        rated = by_usage.get(usage)
-        # The last check is the whole-second form of "the call crosses local midnight".
-        if rated is None or not rated.spans or wall_second > rated.last_start_second:
-            return None
-        wire = rated.wire
-        if wire is None:
-            wire = rated.wire = split_wire(rated.spans, rated.rated_usage, rated.unrounded_cost)
-        suffix = clock.json_suffix
-        if microsecond or suffix is None:
-            return (
-                lead,
-                WIRE_HEAD,
-                dump_time(start_time),
-                wire[0],
-                found.filters_wire,
-                wire[1],
-                trail,
-            )
-        # StartTime as dumps writes it, from parts: encoding an aware datetime costs more than
-        # the rest of this path.
-        head = _DAY_HEADS.get(ordinal)
-        if head is None:
-            head = _day_head(ordinal)
-        return (
-            lead,
-            head,
-            _HOURS_MINUTES[wall_minute],
-            _TWO_DIGITS[second],
-            suffix,
-            wire[0],
-            found.filters_wire,
-            wire[1],
-            trail,
-        )
 
     def max_usage(self, query: CostQuery, budget: Decimal) -> int:
         """How much of ``query.usage`` (ns) ``budget`` money pays for, as a monetary balance.
@@ -639,6 +525,13 @@ class Rater:
             if found is not _UNKNOWN:
                 return found  # type: ignore[no-any-return]
         return self._activation_match(profile.key, activation, destination, start, clock)
+
+    def _forget_rated(self) -> None:
+        """Empties the rated-call memo, the intervals' lookups of it too (its bound is reached)."""
+        self._rated.clear()
+        for interval in self._rated_intervals:
+            interval.rated_by_usage.clear()
+        self._rated_intervals.clear()
 
     def _find_profile(self, tenant: str, category: str, subject: str) -> ProfileIndex | None:
         """The rating profile of a subject, else the category's ``*any`` one (or None)."""
@@ -1005,3 +898,185 @@ def _apply_max_cost(
         result.append(span)
         running += span.cost
     return tuple(result), reached, allowed, False
+
+
+# ------------------------------------------------------------------ GetCost's common answer
+CommonLine = Callable[[Any, object], tuple[bytes, ...] | None]
+"""``line(params, ctx)``: a GetCost argument object's encoded EventCost in parts, or None."""
+
+
+class RaterSource(Protocol):
+    """Whatever holds the live rater (``RatingService``): read on every call, since a plan
+    load replaces it."""
+
+    @property
+    def rater(self) -> Rater: ...
+
+
+_Moment = tuple[int, int, int, int, LocalClock, datetime]
+"""ordinal, seconds into the day at the hour, seconds into the hour, microsecond, clock, the
+time itself."""
+
+
+def common_line_writer(
+    source: RaterSource, default_tenant: str, default_category: str, default_zone: tzinfo
+) -> CommonLine:
+    """APIerSv1.GetCost's answer for the common call, read straight from its argument object:
+    ``line(params, ctx)`` gives the encoded EventCost in parts to write one after the other (not
+    joined: a connection writes many replies in one buffer), or None: then the checked path
+    (``Rater.cost_of``) answers, with the same EventCost for every call. ``ctx`` is unused (the
+    JSON-RPC reply writer's signature).
+
+    The common call: its subject's profile was resolved before and its latest activation
+    started before the call (so it rates all of it); that activation's plan is static and rates
+    the destination with one all-day interval; no local midnight falls inside the call (in a
+    zone without DST changes); and a call of this usage was rated on that interval before (the
+    timespans depend on nothing else). Its EventCost is then joined from encoded parts: the
+    answer time's, the rated call's and the match's.
+
+    Every value is looked up in caches that only the general path fills, with values it
+    checked: an argument of the wrong type (a number, a list) cannot hit and gives None, so
+    callers need not check the arguments first. An empty subject or destination (which GetCost
+    refuses, other callers may rate) gives None too. A whole-second RFC 3339 AnswerTime is read
+    by two lookups (its date and hour, its minutes, seconds and zone) once its date and that
+    tail were read the general way (a new hour of a known date: from the date's parts).
+    """
+    usages: dict[str, int] = {}  # Usage text -> ns (pure parse; calls last whole seconds)
+    # "MM:SS" plus the zone as sent ("00:00Z", "00:00+02:00", "00:00" for the default zone) ->
+    # (seconds into the hour, the zone's clock, minutes, seconds and zone as dumps writes them).
+    tails: dict[str, tuple[int, LocalClock, bytes]] = {}
+    utc_clock = clock_for(UTC)
+
+    def read_time(raw_time: Any) -> _Moment | None:
+        """AnswerTime read as the checked path reads it (None: let that path answer or fail);
+        a whole-second RFC 3339 text's date and tail are remembered for the lookups."""
+        try:
+            start_time = parse_time(raw_time or _NOW, default_zone)
+        except (InvalidValue, ValueError):
+            return None
+        zone = start_time.tzinfo
+        # UTC by identity first: hashing a tzinfo costs more than the rest of this lookup.
+        clock = utc_clock if zone is UTC else _CLOCKS.get(zone)  # type: ignore[arg-type]
+        if clock is None or clock.fixed_offset is None:
+            return None
+        ordinal = start_time.toordinal()
+        hour = start_time.hour
+        minute = start_time.minute
+        second = start_time.second
+        microsecond = start_time.microsecond
+        minute_second = minute * _SECONDS_PER_MINUTE + second
+        suffix = clock.json_suffix
+        if (  # fractions and *now (microseconds) skip the pattern
+            not microsecond
+            and suffix is not None
+            and type(raw_time) is str
+            and _WHOLE_SECOND_TIME.fullmatch(raw_time) is not None
+        ):
+            date_hour, _, rest = raw_time.partition(":")
+            if len(_DAYS) >= _DAY_LIMIT:
+                _DAYS.clear()
+            _DAYS[date_hour[:_DATE_END]] = (
+                ordinal,
+                WIRE_HEAD
+                + b'"%04d-%02d-%02dT' % (start_time.year, start_time.month, start_time.day),
+            )
+            _hour_of(date_hour)
+            if len(tails) >= _TAIL_LIMIT:
+                tails.clear()
+            tails[rest] = (minute_second, clock, b"%02d:%02d" % (minute, second) + suffix)
+        return (ordinal, hour * _SECONDS_PER_HOUR, minute_second, microsecond, clock, start_time)
+
+    def line(params: Any, ctx: object = None) -> tuple[bytes, ...] | None:
+        if type(params) is not dict:
+            return None
+        try:  # subscripts: cheaper than get() where a missing field means the checked path
+            subject = params["Subject"]
+            destination = params["Destination"]
+            raw_usage = params["Usage"]  # none: a zero usage, not a common call
+        except KeyError:
+            return None
+        raw_time: Any = params.get("AnswerTime")
+        start_time: datetime | None = None
+        hour_read = None
+        if type(raw_time) is str:  # its date and hour, and the rest, each read before?
+            date_hour, _, rest = raw_time.partition(":")  # one call: cheaper than two slices
+            time_read = tails.get(rest)  # get, not a subscript: no exception on a miss
+            if time_read is not None:
+                # a new hour of a date read before: from the date's parts, no parse either
+                hour_read = _HOURS.get(date_hour) or _hour_of(date_hour)
+                if hour_read is not None:  # no datetime needed
+                    ordinal, hour_second, head = hour_read
+                    minute_second, clock, time_tail = time_read
+                    microsecond = 0
+        if hour_read is None:
+            moment = read_time(raw_time)
+            if moment is None:
+                return None
+            ordinal, hour_second, minute_second, microsecond, clock, start_time = moment
+        if type(raw_usage) is str:
+            usage = usages.get(raw_usage)
+            if usage is None:
+                try:
+                    usage = parse_duration(raw_usage)
+                except (InvalidValue, ValueError):
+                    return None  # the checked path reports it, after the mandatory fields
+                if len(usages) >= _USAGE_LIMIT:
+                    usages.clear()
+                usages[raw_usage] = usage
+        elif type(raw_usage) is int:
+            usage = raw_usage
+        else:
+            try:
+                usage = parse_duration(raw_usage or 0)
+            except (InvalidValue, ValueError):
+                return None
+        rater = source.rater
+        # other callers may have cached "" for the subject or the destination
+        if not subject or not destination or not 0 < usage <= rater._any_limit:
+            return None
+        try:
+            profile = rater._profiles_by_subject.get(
+                (
+                    params.get("Tenant") or default_tenant,
+                    params.get("Category") or default_category,
+                    subject,
+                )
+            )
+            if profile is None:
+                return None
+            matches = profile.latest_static_matches
+            if matches is None:
+                return None
+            found = matches.get(destination, _UNKNOWN)
+        except TypeError:  # unhashable: not a value any cache holds
+            return None
+        wall_second = hour_second + minute_second
+        if ordinal < profile.latest_day or found is _UNKNOWN or microsecond:
+            # Epoch ns from the wall clock and the zone's fixed offset. Whole-second calls on
+            # a date after the activation's, to numbers the plan matched before, need none.
+            wall = wall_second * SECOND + microsecond * MICROSECOND
+            start = (ordinal - _EPOCH_ORDINAL) * DAY + wall - cast(int, clock.fixed_offset)
+            if start < profile.latest_time or wall + usage > DAY:  # or it crosses midnight
+                return None
+            if found is _UNKNOWN:  # a number new to this plan: find its prefix
+                latest = profile.latest
+                if type(destination) is not str or latest is None:
+                    return None
+                found = rater._activation_match(profile.key, latest, destination, start, clock)
+        if found is None:
+            return None
+        by_usage = found.rated_by_usage
+        if by_usage is None:
+            return None
+        rated = by_usage.get(usage)
+        # The last check is the whole-second form of "the call crosses local midnight".
+        if rated is None or not rated.spans or wall_second > rated.last_start_second:
+            return None
+        wire = rated.wire
+        if wire is None:
+            wire = rated.wire = split_wire(rated.spans, rated.rated_usage, rated.unrounded_cost)
+        if start_time is not None:  # read the general way: StartTime as dumps writes it
+            return (WIRE_HEAD, dump_time(start_time), wire[0], found.filters_wire, wire[1])
+        return (head, time_tail, wire[0], found.filters_wire, wire[1])
+
+    return line

@@ -21,14 +21,16 @@ from typing import Any, Final, cast
 
 from core.rpc.codec import (
     MAX_MESSAGE_SIZE,
+    REPLY_HEAD,
+    REPLY_MIDDLE,
     REPLY_TAIL,
     MessageDecoder,
     Request,
     Response,
     RpcProtocolError,
+    dump_id,
     encode_request,
     encode_response,
-    reply_lead,
 )
 from core.rpc.registry import (
     SERVER_ERROR,
@@ -224,10 +226,12 @@ class RpcConnection(asyncio.Protocol):
                 else:
                     writer = entry.writer
                     try:
-                        if writer is not None:  # the whole reply, skipping encode_response
-                            parts = writer(item.params, ctx, reply_lead(item.id), REPLY_TAIL)
-                            if parts is not None:
-                                out += parts  # joined with the other replies by _flush
+                        if writer is not None:  # the result encoded, skipping encode_response
+                            parts = writer(item.params, ctx)
+                            if parts is not None:  # joined with the other replies by _flush
+                                out.append(REPLY_HEAD + dump_id(item.id) + REPLY_MIDDLE)
+                                out += parts
+                                out.append(REPLY_TAIL)
                                 continue
                         result = entry.handler(item.params, ctx)
                     except Exception as exc:

@@ -14,11 +14,10 @@ Unknown names get Go's ``net/rpc`` texts: ``"rpc: can't find service X.Y"`` when
 service ``X`` exists, ``"rpc: can't find method X.Y"`` when ``X`` exists but not ``Y``, and
 ``"rpc: service/method request ill-formed: XY"`` when there is no dot.
 
-A sync handler may come with a reply writer, ``writer(params, ctx, lead, trail)``, which
-connections call first: it returns the whole reply, its encoded result between ``lead`` and
-``trail`` (the JSON-RPC line around the result) as a tuple of bytes to write one after the
-other, or None to have the handler answer as usual.
-It must give the same reply the handler's result would, and raise what the handler would.
+A sync handler may come with a reply writer, ``writer(params, ctx)``, which connections call
+first: it returns the result already encoded, as a tuple of bytes to write one after the other
+(the connection writes the JSON-RPC line around them), or None to have the handler answer as
+usual. It must give the same reply the handler's result would, and raise what the handler would.
 """
 
 from __future__ import annotations
@@ -66,7 +65,7 @@ class CallContext:
 
 
 Handler = Callable[[Any, CallContext], Any]
-ReplyWriter = Callable[[Any, CallContext, bytes, bytes], tuple[bytes, ...] | None]
+ReplyWriter = Callable[[Any, CallContext], tuple[bytes, ...] | None]
 
 
 @dataclass(frozen=True, slots=True)

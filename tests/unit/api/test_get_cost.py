@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.api import register_all
-from core.api.apier import _USAGE_CACHE_LIMIT
 from core.config import load_config
 from core.engine import Engine
+from core.rating.rater import _USAGE_LIMIT
 from core.rpc import TRANSPORT_INTERNAL, TRANSPORT_TCP, CallContext, MethodRegistry, RpcError
 from core.rpc.codec import REPLY_TAIL, encode_response, reply_lead
 from core.types import dumps, loads
@@ -145,7 +145,7 @@ async def test_empty_subject_or_destination_cached_by_other_callers_still_fail()
     seconds=st.integers(0, 7_200),
     style=st.sampled_from(("s", "ms", "ns")),
     moment=st.datetimes(min_value=datetime(2013, 1, 1), max_value=datetime(2026, 1, 1)),
-    suffix=st.sampled_from(("Z", "+02:00", "-05:00", "")),
+    suffix=st.sampled_from(("Z", "+02:00", "-05:00", "", "+00:00", "-00:00", "+05:30")),
 )
 def test_wire_and_internal_answers_agree(
     registry: MethodRegistry,
@@ -174,8 +174,8 @@ def written(registry: MethodRegistry, params: Any, request_id: Any) -> bytes | N
     """The reply line GetCost's reply writer gives a connection, or None (it declined)."""
     entry = registry.lookup(GET_COST)
     assert entry is not None and entry.writer is not None
-    parts = entry.writer(params, WIRE, reply_lead(request_id), REPLY_TAIL)
-    return None if parts is None else b"".join(parts)
+    parts = entry.writer(params, WIRE)
+    return None if parts is None else b"".join((reply_lead(request_id), *parts, REPLY_TAIL))
 
 
 @settings(
@@ -188,7 +188,7 @@ def written(registry: MethodRegistry, params: Any, request_id: Any) -> bytes | N
     destination=st.sampled_from(("1001", "1002", "1003", "10025550", "1003999")),
     seconds=st.integers(0, 7_200),
     moment=st.datetimes(min_value=datetime(2013, 1, 1), max_value=datetime(2026, 1, 1)),
-    suffix=st.sampled_from(("Z", "+02:00", "-05:00", "")),
+    suffix=st.sampled_from(("Z", "+02:00", "-05:00", "", "+00:00", "-00:00", "+05:30")),
     request_id=st.one_of(st.integers(0, 2**63), st.text(max_size=8), st.none()),
 )
 def test_the_reply_writer_gives_the_handlers_reply_byte_for_byte(
@@ -232,11 +232,11 @@ def test_usage_strings_parsed_once_stay_exact_past_the_cache_bound(
     for usage, cost in known.items():  # parsed and kept
         assert Decimal(str(answer(registry, {**CALL, "Usage": usage})["Cost"])) == Decimal(cost)
     # more distinct strings than the cache holds: it is cleared and refilled on the way
-    for seconds in range(1, _USAGE_CACHE_LIMIT + 50, 97):
+    for seconds in range(1, _USAGE_LIMIT + 50, 97):
         for usage in (f"{seconds}s", f"{seconds * 1000}ms", f"{seconds * 10**9}"):
             params = {**CALL, "Usage": usage}
             assert answer(registry, params) == answer(registry, params, INTERNAL)
-    for index in range(_USAGE_CACHE_LIMIT + 1):  # fills the cache past its bound
+    for index in range(_USAGE_LIMIT + 1):  # fills the cache past its bound
         answer(registry, {**CALL, "Usage": f"{index}ns"})
     for usage, cost in known.items():
         for _ in range(2):
@@ -255,3 +255,49 @@ def test_rfc3339_times_the_fast_path_cannot_read_take_the_checked_path(
     assert answer(registry, bad) == "SERVER_ERROR: not a time: '2014-08-04T25:00:00Z'"
     naive = {**CALL, "AnswerTime": "2014-08-04T13:00:00"}  # the default zone (UTC) applies
     assert answer(registry, naive) == answer(registry, CALL)
+
+
+WHOLE_SECOND_TIMES = (
+    "2014-08-04T13:00:00Z",
+    "2014-08-04T13:00:00+00:00",  # UTC written another way: the reply says Z
+    "2014-08-04T13:00:00-00:00",
+    "2014-08-04T13:00:00",  # the default zone
+    "2014-08-04T21:57:59+14:00",
+)
+
+
+@pytest.mark.parametrize(
+    "answer_time",
+    [
+        *WHOLE_SECOND_TIMES,
+        "2014-08-04T13:00:00.5Z",  # a fraction: the general parse, every time
+        "2014-08-04T13:00:00.000000+02:00",
+        "2014-08-04T13:00:60Z",  # errors, every time
+        "2014-08-04T24:00:00Z",
+        "2014-02-30T13:00:00Z",
+        "2014-08-04T13:00:00+24:00",
+        "2014-08-04T13:00:00Zjunk",
+        "2014-08-04t13:00:00z",
+        "2014-08-04 13:00:00",
+        "1407157200",
+    ],
+)
+def test_answer_times_read_by_lookups_give_what_the_general_parse_gives(
+    registry: MethodRegistry, answer_time: str
+) -> None:
+    for known in ("2014-08-04T09:00:00Z", "2014-08-04T09:00:00+02:00", "2014-08-04T09:00:00"):
+        answer(registry, {**CALL, "AnswerTime": known})  # other hours, its zones: read before
+    for usage in ("120s", "2m10s", "120s"):  # read the general way, then by lookups
+        params = {**CALL, "AnswerTime": answer_time, "Usage": usage}
+        try:
+            expected = encode_response(8, registry.dispatch(GET_COST, params, INTERNAL), None)
+        except RpcError as exc:
+            expected = encode_response(8, None, exc.message)
+        line = written(registry, params, 8)
+        if usage == "120s" and answer_time in WHOLE_SECOND_TIMES:  # rated, its parts read
+            assert line == expected
+        else:
+            assert line is None or line == expected
+        decoded = loads(expected)
+        error = decoded["error"]
+        assert answer(registry, params) == (decoded["result"] if error is None else error)

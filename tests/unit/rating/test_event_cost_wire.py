@@ -1,15 +1,19 @@
-"""``Rater.event_cost_wire`` (APIerSv1.GetCost's fast answer) against the general path.
+"""GetCost's common line (``common_line_writer``, APIerSv1.GetCost's fast answer, with the
+general path's wire form when it declines) against the general path.
 
 Whatever path a call takes (first rating, the rated-call memo, another profile reaching the same
-interval, zones, midnights, plan reloads), the bytes must be those of
-``dumps(cost_of(...).to_event_cost())`` and the errors those of ``cost_of``.
+interval, zones, midnights, plan reloads, AnswerTime as a datetime or as RFC 3339 text read by
+lookups), the bytes must be those of ``dumps(cost_of(...).to_event_cost())`` and the errors
+those of ``cost_of``.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
+from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,9 +22,17 @@ from hypothesis import strategies as st
 
 import core.rating.rater as rater_module
 from core.rating import Rater, RatingError
+from core.rating.rater import CommonLine, common_line_writer
 from core.rating.service import RatingService
-from core.tariffplan.models import DestinationRate, Rate, RatingPlan, TariffPlan
-from core.types import InvalidValue, JsonParts, dumps, loads
+from core.tariffplan.models import (
+    DEFAULT_CATEGORY,
+    DEFAULT_TENANT,
+    DestinationRate,
+    Rate,
+    RatingPlan,
+    TariffPlan,
+)
+from core.types import InvalidValue, dumps, loads, parse_time
 
 from .plans import (
     ACTIVATION,
@@ -45,26 +57,60 @@ ZONES = (
 )
 
 
-Fields = tuple[str, str, str, str, datetime, int]  # tenant ... start time, usage
+# tenant, category, subject, destination, start time (a datetime, or RFC 3339 text), usage
+Fields = tuple[str, str, str, str, datetime | str, int]
+_WRITERS: WeakKeyDictionary[Rater, CommonLine] = WeakKeyDictionary()
 
 
 def general(rater: Rater, fields: Fields) -> bytes | str:
     """The general path's encoded EventCost, or its error text."""
+    tenant, category, subject, destination, start, usage = fields
     try:
-        return dumps(rater.cost_of(*fields, "").to_event_cost())
+        call = rater.cost_of(tenant, category, subject, destination, parse_time(start), usage, "")
+        return dumps(call.to_event_cost())
     except (RatingError, InvalidValue) as exc:
         return f"{type(exc).__name__}: {exc}"
 
 
-def fast(rater: Rater, fields: Fields) -> bytes | str:
+def line_of(rater: Rater) -> CommonLine:
+    """One writer per rater, as the API keeps one: its parse caches fill up across calls."""
+    writer = _WRITERS.get(rater)
+    if writer is None:
+        source = SimpleNamespace(rater=rater)
+        writer = _WRITERS[rater] = common_line_writer(source, DEFAULT_TENANT, DEFAULT_CATEGORY, UTC)
+    return writer
+
+
+def fast(rater: Rater, fields: Fields, writer: CommonLine | None = None) -> bytes | str:
+    """What GetCost writes: the common line, else the general path's wire form."""
+    tenant, category, subject, destination, start, usage = fields
+    params = {
+        "Tenant": tenant,
+        "Category": category,
+        "Subject": subject,
+        "Destination": destination,
+        "AnswerTime": start,
+        "Usage": usage,
+    }
+    parts = (writer or line_of(rater))(params, None)
+    if parts is not None:
+        return b"".join(parts)
     try:
-        return dumps(rater.event_cost_wire(*fields))
+        call = rater.cost_of(tenant, category, subject, destination, parse_time(start), usage, "")
+        return dumps(call.to_event_cost_wire())
     except (RatingError, InvalidValue) as exc:
         return f"{type(exc).__name__}: {exc}"
 
 
-def wire_cost(rater: Rater, fields: Fields) -> Decimal:
-    return Decimal(str(loads(dumps(rater.event_cost_wire(*fields)))["Cost"]))
+def as_text(fields: Fields) -> Fields:
+    """The same call with its start as RFC 3339 text (a zone's fixed offset at that moment)."""
+    start = fields[4]
+    assert isinstance(start, datetime)
+    return (*fields[:4], start.isoformat(), fields[5])
+
+
+def wire_cost(rater: Rater, fields: Fields, writer: CommonLine | None = None) -> Decimal:
+    return Decimal(str(loads(fast(rater, fields, writer))["Cost"]))
 
 
 def test_tutorial_known_results_through_the_wire_path() -> None:
@@ -144,11 +190,14 @@ def test_errors_are_the_general_paths() -> None:
 
 def test_a_plan_reload_prices_with_the_new_plan() -> None:
     service = RatingService()
-    fields = ("cgrates.org", "call", "peer", "49123", CALL_START, MINUTE)
+    writer = common_line_writer(service, DEFAULT_TENANT, DEFAULT_CATEGORY, UTC)
+    fields: Fields = ("cgrates.org", "call", "peer", "49123", "2014-08-04T13:00:00Z", MINUTE)
     service.prepare(single_rate_plan(Rate("RT", (slot("0", "1", MINUTE, MINUTE, 0),))))()
-    assert wire_cost(service.rater, fields) == wire_cost(service.rater, fields) == D(1)
+    assert wire_cost(service.rater, fields, writer) == D(1)
+    assert wire_cost(service.rater, fields, writer) == D(1)
+    assert writer({"Subject": "peer", "Destination": "49123", "Usage": MINUTE}, None)
     service.prepare(single_rate_plan(Rate("RT", (slot("0", "2", MINUTE, MINUTE, 0),))))()
-    assert wire_cost(service.rater, fields) == D(2)
+    assert wire_cost(service.rater, fields, writer) == D(2)
 
 
 SUBJECTS = st.sampled_from(("1001", "1002", "1003", "nobody", ""))
@@ -190,10 +239,11 @@ def test_fast_path_equals_general_path(
     start: datetime,
     usage: int,
 ) -> None:
-    fields = (tenant, category, subject, destination, start, usage)
-    expected = general(shared_rater, fields)
-    assert fast(shared_rater, fields) == expected
-    assert fast(shared_rater, fields) == expected  # from whatever the first call cached
+    fields: Fields = (tenant, category, subject, destination, start, usage)
+    for sent in (fields, as_text(fields)):
+        expected = general(shared_rater, sent)
+        assert fast(shared_rater, sent) == expected
+        assert fast(shared_rater, sent) == expected  # from whatever the first call cached
 
 
 def test_the_memo_bound_clears_the_common_paths_lookup_too(
@@ -203,20 +253,19 @@ def test_the_memo_bound_clears_the_common_paths_lookup_too(
     monkeypatch.setattr(rater_module, "_RATED_CACHE_LIMIT", bound)
     rater = Rater.from_plan(tutorial_plan())
 
-    def common(usage: int) -> Any:
-        parts = rater.common_event_cost_line(
-            "cgrates.org", "call", "1001", "1002", CALL_START, usage, b"", b""
-        )
-        return None if parts is None else JsonParts(parts)
+    def common(usage: int) -> bytes | None:
+        params = {"Subject": "1001", "Destination": "1002", "AnswerTime": CALL_START}
+        parts = line_of(rater)({**params, "Usage": usage}, None)
+        return None if parts is None else b"".join(parts)
 
     first: Fields = ("cgrates.org", "call", "1001", "1002", CALL_START, 61 * S)
     expected = general(rater, first)
-    assert dumps(common(61 * S)) == expected  # rated by the general path: the memo has it
+    assert common(61 * S) == expected  # rated by the general path: the memo has it
     for seconds in range(62, 62 + bound):  # more usages than the bound: the memo is cleared
         general(rater, ("cgrates.org", "call", "1001", "1002", CALL_START, seconds * S))
     assert common(61 * S) is None  # gone from both lookups: the general path rates it again
     assert fast(rater, first) == expected
-    assert dumps(common(61 * S)) == expected
+    assert common(61 * S) == expected
 
 
 LATE_ACTIVATION = datetime(2024, 3, 10, 5, 17, tzinfo=UTC)
@@ -265,9 +314,10 @@ def test_calls_around_the_latest_activation_and_local_midnight(
         start.replace(microsecond=microsecond),
         usage,
     )
-    expected = general(rater, fields)
-    assert fast(rater, fields) == expected
-    assert fast(rater, fields) == expected
+    for sent in (fields, as_text(fields)):
+        expected = general(rater, sent)
+        assert fast(rater, sent) == expected
+        assert fast(rater, sent) == expected
 
 
 def test_a_whole_second_call_may_end_at_local_midnight_not_after() -> None:
@@ -282,6 +332,8 @@ def test_a_whole_second_call_may_end_at_local_midnight_not_after() -> None:
         (datetime(2014, 8, 4, 23, 58, 30, 1, tzinfo=zone), False),
     ):
         fields: Fields = ("cgrates.org", "call", "1001", "1002", start, usage)
-        answer = rater.common_event_cost_line(*fields, b"", b"")
-        assert (answer is not None) == common, start
-        assert fast(rater, fields) == general(rater, fields)
+        for sent in (fields, as_text(fields), as_text(fields)):  # the text: read, then looked up
+            params = {"Subject": "1001", "Destination": "1002", "AnswerTime": sent[4]}
+            answer = line_of(rater)({**params, "Usage": usage}, None)
+            assert (answer is not None) == common, sent
+            assert fast(rater, sent) == general(rater, sent)

@@ -195,9 +195,7 @@ async def test_in_process_client() -> None:
 
 
 def test_a_reply_writer_goes_with_every_spelling_and_sync_handlers_only() -> None:
-    def writer(
-        params: Any, ctx: CallContext, lead: bytes, trail: bytes
-    ) -> tuple[bytes, ...] | None:
+    def writer(params: Any, ctx: CallContext) -> tuple[bytes, ...] | None:
         return None
 
     registry = MethodRegistry()

@@ -21,7 +21,7 @@ from core.rpc import (
     encode_request,
     encode_response,
 )
-from core.types import loads
+from core.types import dumps, loads
 
 IO_TIMEOUT = 5.0
 
@@ -413,15 +413,13 @@ async def test_a_reply_writer_answers_first_and_the_handler_when_it_declines() -
             raise RpcError("NOT_FOUND")
         return {"n": params["n"]}
 
-    def writer(
-        params: Any, ctx: CallContext, lead: bytes, trail: bytes
-    ) -> tuple[bytes, ...] | None:
+    def writer(params: Any, ctx: CallContext) -> tuple[bytes, ...] | None:
         if params["n"] == 0:
             raise RuntimeError("boom")
         if params["n"] % 2:
             return None  # odd or negative: the handler answers
         answered_by.append("writer")
-        return (lead, b'{"n":', b"%d" % params["n"], b"}", trail)
+        return (b'{"n":', b"%d" % params["n"], b"}")
 
     registry.register("Test.Written", handler, writer=writer)
     connection = RpcConnection(registry)
@@ -439,4 +437,20 @@ async def test_a_reply_writer_answers_first_and_the_handler_when_it_declines() -
         + encode_response(None, None, "NOT_FOUND")
         + encode_response(4, None, "SERVER_ERROR: boom")
     ]
+    connection.connection_lost(None)
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    [0, 7, 2**63, -1, 1.5, "a", 'ü"\\', None, True, [1, "x"], {"k": None}],
+)
+async def test_a_written_reply_carries_any_json_id_as_encode_response_does(request_id: Any) -> None:
+    registry = MethodRegistry()
+    registry.register("Test.Written", lambda params, ctx: [1], writer=lambda params, ctx: (b"[1]",))
+    connection = RpcConnection(registry)
+    transport = FakeTransport()
+    connection.connection_made(transport)
+    raw = b'{"method":"Test.Written","params":[{}],"id":%b}\n' % dumps(request_id)
+    connection.data_received(raw)
+    assert transport.written == [encode_response(request_id, [1], None)]
     connection.connection_lost(None)
