@@ -145,7 +145,9 @@ class Child:
 
 
 # ------------------------------------------------------------------------------ Diameter
-def ccr(session_id: str, account: str, request_type: int, number: int) -> bytes:
+def ccr(
+    session_id: str, account: str, request_type: int, number: int, called: str = "tel:+1002"
+) -> bytes:
     units: list[Avp] = []
     if request_type != CCR_TERMINATE:
         units.append(avp("Requested-Service-Unit", {"CC-Time": GRANT_SECONDS}))
@@ -164,7 +166,7 @@ def ccr(session_id: str, account: str, request_type: int, number: int) -> bytes:
         avp("Multiple-Services-Credit-Control", units),
         avp(
             "Service-Information",
-            {"IMS-Information": {"Called-Party-Address": "tel:+1002"}},
+            {"IMS-Information": {"Called-Party-Address": called}},
         ),
     ]
     message = DiameterMessage(
@@ -190,8 +192,8 @@ class CcrUpdates:
     """CCR-U bytes for one session, encoded once: only CC-Request-Number changes per request
     (a 4-byte patch), so the load generator spends little CPU per request."""
 
-    def __init__(self, session_id: str, account: str) -> None:
-        self.data = ccr(session_id, account, CCR_UPDATE, 0)
+    def __init__(self, session_id: str, account: str, called: str = "tel:+1002") -> None:
+        self.data = ccr(session_id, account, CCR_UPDATE, 0, called)
         number = codec.decode(self.data).find(AVP_CC_REQUEST_NUMBER)[0]
         self.offset = number._start
 
@@ -755,6 +757,99 @@ async def stack(args: argparse.Namespace, workdir: Path) -> None:
         responder.stop()
 
 
+# ------------------------------------------------------------------------------ in-process
+class ReplayEngine:
+    """The engine for ``--mode inproc``: encodes each call as the JSON-RPC client would and
+    answers with a decoded copy of the recorded reply; it also hashes every call's params
+    (without the event's ``Time``, which is the clock) so a change that alters what is sent
+    to the engine shows in the printed digest."""
+
+    def __init__(self, digest: Any) -> None:
+        from core.rpc.codec import encode_request
+        from core.types import dumps, loads
+
+        self.encode_request, self.dumps, self.loads = encode_request, dumps, loads
+        self.replies = {method: dumps(reply) for method, reply in RECORDED_REPLIES.items()}
+        self.digest = digest
+        self.calls = 0
+
+    async def call(self, method: str, params: Any) -> Any:
+        self.calls += 1
+        self.encode_request(method, params, self.calls)
+        self.digest.update(method.encode())
+        self.digest.update(self.dumps({k: v for k, v in params.items() if k != "Time"}))
+        return self.loads(self.replies[method])
+
+
+class InprocPeer:
+    """What ``DiameterAgent.handle`` reads of a peer."""
+
+    address = "127.0.0.1"
+    origin_host: str | None = CLIENT_HOST
+    origin_realm: str | None = CLIENT_REALM
+
+
+async def inproc(args: argparse.Namespace, workdir: Path) -> None:
+    """``--mode inproc``: no sockets, no other process. ``--sessions`` voice sessions (CCR-I,
+    not measured), then rounds of one CCR-U per session until ``--count`` CCR-Us, each as
+    the transport treats it: decode, validate, ``DiameterAgent.handle``, encode. Prints the
+    process CPU per CCR-U and a sha256 of every CCA plus every engine call's params (answers
+    and engine requests must stay byte-identical across a change). Each session has its own
+    account and called number. Load-independent counts: ``--calls`` (cProfile's Python
+    calls per CCR-U) or valgrind around ``-n N`` and ``-n 0``."""
+    import cProfile
+    import hashlib
+    import pstats
+
+    from agents.base import AgentContext
+    from agents.diameter.agent import DiameterAgent
+    from core.config import AgentConfig
+
+    digest = hashlib.sha256()
+    engine = ReplayEngine(digest)
+    config = AgentConfig(name="diameter", options={"data_dir": str(workdir / "answers")})
+    agent = DiameterAgent(AgentContext(config, engine))
+    agent.answers.open()
+    peer = cast(Any, InprocPeer())
+
+    async def one(data: bytes) -> bytes:
+        message = codec.decode(data)
+        message.validate()
+        answer = await agent.handle(message, peer)
+        return codec.encode(answer)
+
+    sessions = [
+        Session(f"{CLIENT_HOST};inproc;{n}", f"bench{n % args.accounts:04d}")
+        for n in range(args.sessions)
+    ]
+    called = [f"tel:+49{n:07d}" for n in range(len(sessions))]
+    for n, session in enumerate(sessions):
+        initial = ccr(session.session_id, session.account, CCR_INITIAL, 0, called[n])
+        digest.update(await one(initial))
+    updates = [CcrUpdates(s.session_id, s.account, called[n]) for n, s in enumerate(sessions)]
+    frames: list[bytes] = []
+    while len(frames) < args.count:
+        for n, session in enumerate(sessions[: args.count - len(frames)]):
+            session.number += 1
+            frames.append(with_hbh(updates[n].with_number(session.number), len(frames) + 1))
+    profiler = cProfile.Profile() if args.calls else None
+    started = time.process_time()
+    if profiler is not None:
+        profiler.enable()
+    for data in frames:
+        digest.update(await one(data))
+    if profiler is not None:
+        profiler.disable()
+    spent = time.process_time() - started
+    await agent.answers.close()
+    count = max(len(frames), 1)
+    print(f"INPROC {CODE_ROOT}: {len(frames)} CCR-U, {spent / count * 1e6:.1f} µs CPU each")
+    if profiler is not None:
+        calls = pstats.Stats(profiler).total_calls  # type: ignore[attr-defined]
+        print(f"  Python calls per CCR-U (cProfile): {calls / count:.1f}")
+    print(f"  sha256 of CCAs and engine params: {digest.hexdigest()}")
+
+
 async def bench(args: argparse.Namespace, workdir: Path) -> None:
     engine_port = free_port()
     engine_config = workdir / "engine.yaml"
@@ -828,16 +923,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--engine-connections", type=int, default=2)
     parser.add_argument(
         "--mode",
-        choices=("engine", "replay", "both", "stack"),
+        choices=("engine", "replay", "both", "stack", "inproc"),
         default="both",
         help="engine: through the real engine (the main figure); replay: the agent alone, "
         "against rpc_replay.py; both (default): one after the other; stack: the agent in this "
-        "process, CPU per CCR-U per round (for side-by-side A/B with --stack-root)",
+        "process, CPU per CCR-U per round (for side-by-side A/B with --stack-root); inproc: "
+        "handle() in a loop without sockets, CPU per CCR-U and a digest of the answers",
     )
     parser.add_argument(
         STACK_ROOT_FLAG,
         type=Path,
         help="stack mode: import the agent code from this checkout (default: this one)",
+    )
+    parser.add_argument(
+        "--calls", action="store_true", help="inproc mode: count Python calls (cProfile)"
     )
     parser.add_argument(
         "--profile", type=Path, help="run the agents under cProfile, writing DIR/agent-*.prof"
@@ -848,7 +947,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     with tempfile.TemporaryDirectory(prefix="bench-diameter-") as tmp:
-        asyncio.run((stack if args.mode == "stack" else bench)(args, Path(tmp)))
+        modes = {"stack": stack, "inproc": inproc}
+        asyncio.run(modes.get(args.mode, bench)(args, Path(tmp)))
 
 
 if __name__ == "__main__":
