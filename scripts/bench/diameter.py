@@ -832,7 +832,7 @@ async def inproc(args: argparse.Namespace, workdir: Path) -> None:
         for n, session in enumerate(sessions[: args.count - len(frames)]):
             session.number += 1
             frames.append(with_hbh(updates[n].with_number(session.number), len(frames) + 1))
-    profiler = cProfile.Profile() if args.calls else None
+    profiler = cProfile.Profile() if args.calls or args.profile else None
     started = time.process_time()
     if profiler is not None:
         profiler.enable()
@@ -847,6 +847,9 @@ async def inproc(args: argparse.Namespace, workdir: Path) -> None:
     if profiler is not None:
         calls = pstats.Stats(profiler).total_calls  # type: ignore[attr-defined]
         print(f"  Python calls per CCR-U (cProfile): {calls / count:.1f}")
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            profiler.dump_stats(args.profile / "inproc.prof")
     print(f"  sha256 of CCAs and engine params: {digest.hexdigest()}")
 
 
@@ -939,7 +942,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--calls", action="store_true", help="inproc mode: count Python calls (cProfile)"
     )
     parser.add_argument(
-        "--profile", type=Path, help="run the agents under cProfile, writing DIR/agent-*.prof"
+        "--profile",
+        type=Path,
+        help="run the agents under cProfile, writing DIR/agent-*.prof (inproc: DIR/inproc.prof)",
     )
     args = parser.parse_args(argv)
     with contextlib.suppress(ImportError):
