@@ -395,6 +395,7 @@ class DiameterMessage:
     __slots__ = (
         "_avps",
         "_by_key",
+        "_by_path",
         "_data",
         "app_id",
         "code",
@@ -427,6 +428,9 @@ class DiameterMessage:
         self.length = len(_data)
         self._avps: list[Avp] | None = avps if avps is not None else ([] if not _data else None)
         self._by_key: dict[tuple[int, int], list[Avp]] | None = None
+        # Every AVP by its path of keys, in message order; built by validate() (which walks
+        # every header anyway), so a path read is one dict probe instead of a walk.
+        self._by_path: dict[PathKeys, list[Avp]] | None = None
 
     # -- flags
     @property
@@ -459,6 +463,7 @@ class DiameterMessage:
         self.avps.append(item)
         self._data = b""  # built bytes no longer match
         self._by_key = None
+        self._by_path = None
 
     def find(self, code: int, vendor: int = 0) -> list[Avp]:
         """All top-level AVPs with this code and vendor, in order."""
@@ -484,6 +489,10 @@ class DiameterMessage:
         if not path:
             return []
         keys = _path_keys(path)
+        by_path = self._by_path
+        if by_path is not None:
+            indexed = by_path.get(keys)
+            return [_leaf(item) for item in indexed] if indexed else []
         first = keys[0]
         if first is None:
             return []
@@ -501,8 +510,11 @@ class DiameterMessage:
         return value if isinstance(value, str) else None
 
     def validate(self) -> None:
-        """Walks every AVP header, grouped ones included (values stay undecoded)."""
-        _validate(self.avps)
+        """Walks every AVP header, grouped ones included (values stay undecoded), and indexes
+        them by path for ``get``."""
+        by_path: dict[PathKeys, list[Avp]] = {}
+        _validate(self.avps, (), by_path)
+        self._by_path = by_path
 
     def __repr__(self) -> str:
         kind = "request" if self.is_request else "answer"
@@ -581,10 +593,19 @@ def _descend(item: Avp) -> list[Avp]:
         return []
 
 
-def _validate(avps: list[Avp]) -> None:
+def _validate(avps: list[Avp], parent: PathKeys, by_path: dict[PathKeys, list[Avp]]) -> None:
+    """Walks the groups in ``avps`` (raising for a broken one) and files each AVP under its
+    path of keys: a depth-first walk in message order, so each list is in the order the
+    general path read (``_get``) gives."""
     for item in avps:
+        keys = (*parent, (item.code, item.vendor))
+        found = by_path.get(keys)
+        if found is None:
+            by_path[keys] = [item]
+        else:
+            found.append(item)
         if (item._def or item.definition).type == AvpType.GROUPED:
-            _validate(item.children)
+            _validate(item.children, keys, by_path)
 
 
 # ------------------------------------------------------------------------------------ decode
