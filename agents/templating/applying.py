@@ -424,16 +424,32 @@ def _read_errors(source: _Source, depth: int, item: Field, tag: str, optional: s
 def _inline_read(
     source: _Source, depth: int, item: Field, tag: str, missing: str, write: list[str]
 ) -> None:
-    """A text field reading one plain path (``~*req.Session-Id``): the tree's values read in
-    line; an absent optional value skips the field without raising."""
-    path = item.path
-    assert path is not None
+    """A text field that is one reference (``~*req.Session-Id``, also with a selector,
+    ``s///`` rules or converters): the tree's values read in line, then each rule (its memo
+    probed in line) and converter as the segment's compiled reader applies them; an absent
+    optional value skips the field without raising."""
     segment = item.value.segments[0]
-    assert segment.path is not None
+    path = segment.path
+    assert path is not None
     source.add(depth, "try:")
-    for line in _read_lines(source, segment.path.root, segment.path.names):
-        source.add(depth + 1, line)
+    if path.plain and not (path.names and path.names[-1] == LENGTH):
+        for line in _read_lines(source, path.root, path.names):
+            source.add(depth + 1, line)
+    else:  # a selector or an index: the path's own read
+        source.add(depth + 1, f"values = {source.name('read', path.read)}(trees)")
+        source.add(depth + 1, "if values:")
+        source.add(depth + 2, "value = values[0]")
     source.add(depth + 1, "if values:")
+    if segment.rules:
+        source.add(depth + 2, "text = value if type(value) is str else as_text(value)")
+        for rule in segment.rules:
+            memo, apply = source.name("memo", rule.memo), source.name("rule", rule.apply)
+            source.add(depth + 2, f"value = {memo}.get(text)")
+            source.add(depth + 2, "if value is None:")
+            source.add(depth + 3, f"value = {apply}(text)")
+            source.add(depth + 2, "text = value")
+    for converter in segment.converters:
+        source.add(depth + 2, f"value = {source.name('convert', converter)}(value)")
     source.add(depth + 2, "if type(value) is not str:")
     source.add(depth + 3, "value = as_text(value)")
     source.add(depth + 1, "else:")
@@ -462,17 +478,12 @@ def _constant(item: Field) -> tuple[str] | None:
 
 
 def _plain_read(item: Field) -> str | None:
-    """The missing-path text of a text field that is one plain reference without rules,
-    converters or width (what ``values`` compiles to a direct read); None otherwise."""
+    """The missing-path text of a text field without width that is one reference, whatever
+    its rules and converters (what ``_inline_read`` compiles); None otherwise."""
     if item.type not in STRING_TYPES or item.width or item.reader is None:
         return None
     segments = item.value.segments
     if len(segments) != 1:
         return None
-    segment = segments[0]
-    path = segment.path
-    if path is None or segment.rules or segment.converters or not path.plain:
-        return None
-    if path.names and path.names[-1] == LENGTH:
-        return None
-    return path.text
+    path = segments[0].path
+    return None if path is None else path.text

@@ -199,6 +199,15 @@ SHAPES: list[dict[str, Any]] = [
     {"path": "*cgreq.C.D", "type": "*variable", "value": "~*req.G.D"},
     {"path": "*cgreq.C", "type": "*variable", "value": "~*req.A:s/^(\\d+)$/${1}s/"},
     {"path": "*cgreq.C", "type": "*variable", "value": "~*req.A{*duration}"},
+    # One reference with rules and converters, chained: each step feeds the next.
+    {"path": "*cgreq.C", "type": "*variable", "value": "~*req.A:s/^(\\d+)$/${1}0/:s/0$/0s/"},
+    {"path": "*cgreq.C", "type": "*variable", "value": "~*req.A:s/^(\\d+)$/${1}s/{*duration}"},
+    {"path": "*cgreq.C", "type": "*variable", "value": "~*req.A{*duration&*duration_seconds}"},
+    {"path": "*cgreq.C", "type": "*variable", "value": "~*req.B:s/b/x/", "mandatory": True},
+    # Selector paths: the path's own read.
+    {"path": "*cgreq.S", "type": "*variable", "value": "~*req.G.D[~D(^6)]"},
+    {"path": "*cgreq.S", "type": "*variable", "value": "~*req.G.D[~D(^6)]:s/^(.*)$/${1}s/"},
+    {"path": "*cgreq.S", "type": "*variable", "value": "~*req.G.D[1]", "mandatory": True},
     {"path": "*cgreq.C", "type": "*variable", "value": "~*req.A;-;~*req.B"},
     {"path": "*cgreq.C", "type": "*composed", "value": "~*req.A"},
     {"path": "*cgreq.C", "type": "*group", "value": "~*req.B"},
