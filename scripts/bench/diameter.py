@@ -18,10 +18,15 @@ seconds or ``--count`` requests, whichever first, after ``--warmup`` seconds not
 agent's CPU per CCR-U is its CPU seconds over the measured part only (``/proc``), divided by the
 CCR-Us answered then. The same UpdateSession load is then sent straight to the engine (or to the
 responder) over JSON-RPC, to estimate the agent's overhead: Diameter latency minus direct
-latency, per percentile (an estimate: distributions do not subtract exactly). Every session is
-ended with a CCR-T; the answers' Result-Codes are counted and printed. The load generator
-encodes each session's CCR-U once and patches its CC-Request-Number; its own CPU is printed
-too ("loadgen"). Every child process is stopped by PID (SIGTERM, then SIGKILL).
+latency, per percentile (an estimate: distributions do not subtract exactly). At saturation
+that closed loop measures queueing (512 sessions, 64 in flight), so each side then also runs an
+**open loop** at a fixed rate below saturation (``--rate``, default 80 % of the closed loop's
+CCR-U/s, for ``--open-seconds``): requests go out when due whatever the answers' pace and are
+timed from when they were due; the overhead at that rate (agent minus direct, p50 and p99) is
+the target's measure. Every session is ended with a CCR-T; the answers' Result-Codes are
+counted and printed. The load generator encodes each session's CCR-U once and patches its
+CC-Request-Number; its own CPU is printed too ("loadgen"). Every child process is stopped by
+PID (SIGTERM, then SIGKILL).
 
 ``--profile DIR`` runs the agents under cProfile (``DIR/agent-engine.prof``,
 ``DIR/agent-replay.prof``). The figures include the load generator, which shares the machine
@@ -30,8 +35,9 @@ too ("loadgen"). Every child process is stopped by PID (SIGTERM, then SIGKILL).
 Usage::
 
     .venv/bin/python scripts/bench/diameter.py [-d SECONDS] [-n COUNT] [-c CONNECTIONS]
-        [-w WINDOW] [-s SESSIONS] [--accounts N] [--warmup SECONDS]
-        [--mode engine|replay|both] [--profile DIR]
+        [-w WINDOW] [-s SESSIONS] [--accounts N] [--warmup SECONDS] [--rate CCR_PER_S]
+        [--open-seconds SECONDS] [--mode engine|replay|both|stack|inproc] [--calls]
+        [--profile DIR]
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, cast
@@ -336,6 +342,65 @@ async def closed_loop(
     return stats, elapsed
 
 
+async def open_loop(
+    senders: list[Callable[[], Awaitable[int]]], rate: float, duration: float
+) -> tuple[Stats, float, int]:
+    """Requests at a fixed ``rate`` for ``duration`` seconds, whatever the answers' pace
+    (open loop: below saturation this shows the agent's own latency, not a queue of 512).
+    Each sender is one session with at most one request in flight; a request is counted from
+    when it was due, so a lagging sender does not hide queueing. Returns the stats, the
+    seconds taken (to the last answer) and how many requests were skipped because every
+    session was busy."""
+    stats = Stats()
+    busy: set[int] = set()
+    pending: set[asyncio.Task[None]] = set()
+    skipped = 0
+
+    async def one(index: int, due_ns: int) -> None:
+        try:
+            result = await senders[index]()
+        finally:
+            busy.discard(index)
+        stats.latencies.append(time.perf_counter_ns() - due_ns)
+        stats.results[result] += 1
+
+    interval_ns = 1e9 / rate
+    begin = time.perf_counter_ns()
+    turn = 0
+    for number in range(int(rate * duration)):
+        due = begin + int(number * interval_ns)
+        await asyncio.sleep(max(due - time.perf_counter_ns(), 0) / 1e9)
+        for _ in range(len(senders)):
+            candidate, turn = turn, (turn + 1) % len(senders)
+            if candidate not in busy:
+                break
+        else:
+            skipped += 1
+            continue
+        busy.add(candidate)
+        task = asyncio.create_task(one(candidate, due))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    await asyncio.gather(*pending)
+    return stats, (time.perf_counter_ns() - begin) / 1e9, skipped
+
+
+def open_report(name: str, stats: Stats, elapsed: float, skipped: int) -> dict[str, float]:
+    p50, p99 = percentile(stats.latencies, 0.5), percentile(stats.latencies, 0.99)
+    p999 = percentile(stats.latencies, 0.999)
+    print(
+        f"{name:<22} {len(stats.latencies):>7} req in {elapsed:5.1f}s   p50 {p50:6.2f} ms  "
+        f"p99 {p99:6.2f} ms  p99.9 {p999:6.2f} ms   results {dict(stats.results)}"
+        + (f"   SKIPPED {skipped} (every session busy)" if skipped else "")
+    )
+    return {"open_p50": p50, "open_p99": p99}
+
+
+def open_rate(args: argparse.Namespace, closed_rate: float) -> float:
+    """The open loop's rate: ``--rate``, else 80 % of the closed loop's (0: no open loop)."""
+    return args.rate if args.rate else 0.8 * closed_rate
+
+
 def percentile(values: list[int], fraction: float) -> float:
     if not values:
         return 0.0
@@ -579,6 +644,31 @@ async def diameter_run(
         f"(user {1e6 * user / max(ccrs, 1):.0f}, system {1e6 * system / max(ccrs, 1):.0f})"
     )
 
+    rate = open_rate(args, figures["rate"])
+    if rate > 0 and args.open_seconds > 0:
+
+        def diameter_sender(number: int, session: Session) -> Callable[[], Awaitable[int]]:
+            connection = connections[number % len(connections)]
+            update = updates[session.session_id]
+
+            def send() -> Awaitable[int]:
+                session.number += 1
+                return connection.send(update.with_number(session.number))
+
+            return send
+
+        cpu_before = _cpu_seconds(agent.pid)
+        opened = await open_loop(
+            [diameter_sender(n, s) for n, s in enumerate(sessions)], rate, args.open_seconds
+        )
+        answered = max(len(opened[0].latencies), 1)
+        figures.update(open_report(f"open loop {rate:.0f}/s via agent", *opened))
+        figures["open_rate"] = rate
+        print(
+            f"  agent CPU per CCR-U at that rate: "
+            f"{1e6 * (_cpu_seconds(agent.pid) - cpu_before) / answered:.0f} µs"
+        )
+
     final = await asyncio.gather(
         *(
             connections[n % len(connections)].send(
@@ -595,9 +685,15 @@ async def diameter_run(
 
 
 async def direct_run(
-    label: str, port: int, server: Any, accounts: list[str], args: argparse.Namespace
+    label: str,
+    port: int,
+    server: Any,
+    accounts: list[str],
+    args: argparse.Namespace,
+    rate: float = 0.0,
 ) -> dict[str, float]:
-    """The same UpdateSession load sent straight to ``port`` over JSON-RPC (no agent)."""
+    """The same UpdateSession load sent straight to ``port`` over JSON-RPC (no agent), closed
+    loop, then open loop at ``rate`` (when > 0) as the agent had it."""
     clients = [
         await RpcClient.connect("127.0.0.1", port, timeout=30)
         for _ in range(args.engine_connections)
@@ -638,17 +734,42 @@ async def direct_run(
         measuring,
     )
     cpu = {label: server.cpu_seconds() - cpu0[label]}
+    figures = report(f"UpdateSession direct ({label})", stats, elapsed, cpu)
+    if rate > 0:
+
+        def direct_sender(number: int, session: Session) -> Callable[[], Awaitable[int]]:
+            client = clients[number % len(clients)]
+
+            async def send() -> int:
+                try:
+                    await client.call("SessionSv1.UpdateSession", engine_update(session))
+                except Exception:
+                    return 5012
+                return codec.DIAMETER_SUCCESS
+
+            return send
+
+        opened = await open_loop(
+            [direct_sender(n, s) for n, s in enumerate(direct_sessions)], rate, args.open_seconds
+        )
+        figures.update(open_report(f"open loop {rate:.0f}/s direct", *opened))
     for client in clients:
         await client.close()
-    return report(f"UpdateSession direct ({label})", stats, elapsed, cpu)
+    return figures
 
 
 def overhead(through_agent: dict[str, float], direct: dict[str, float]) -> None:
     print(
-        "  agent overhead (estimate, agent minus direct): "
+        "  agent overhead (estimate, agent minus direct), closed loop (queueing at saturation): "
         f"p50 {through_agent['p50'] - direct['p50']:.2f} ms, "
         f"p99 {through_agent['p99'] - direct['p99']:.2f} ms"
     )
+    if "open_p99" in through_agent and "open_p99" in direct:
+        print(
+            f"  agent overhead at {through_agent['open_rate']:.0f}/s open loop (the target's "
+            f"measure): p50 {through_agent['open_p50'] - direct['open_p50']:.2f} ms, "
+            f"p99 {through_agent['open_p99'] - direct['open_p99']:.2f} ms"
+        )
 
 
 # The replies rpc_replay.py recorded from the engine for the voice templates (replay mode
@@ -880,7 +1001,10 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
             through_agent, _ = await diameter_run(
                 "engine", agent, agent_port, {"engine": engine}, accounts, args
             )
-            overhead(through_agent, await direct_run("engine", engine_port, engine, accounts, args))
+            direct = await direct_run(
+                "engine", engine_port, engine, accounts, args, through_agent.get("open_rate", 0.0)
+            )
+            overhead(through_agent, direct)
             agent.stop()
 
         if args.mode in ("replay", "both"):
@@ -898,9 +1022,15 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
             through_agent, _ = await diameter_run(
                 "replay", agent, agent_port, {"responder": responder}, accounts, args
             )
-            overhead(
-                through_agent, await direct_run("replay", responder.port, responder, accounts, args)
+            direct = await direct_run(
+                "replay",
+                responder.port,
+                responder,
+                accounts,
+                args,
+                through_agent.get("open_rate", 0.0),
             )
+            overhead(through_agent, direct)
             agent.stop()
             responder.stop()
             if replies.exists():
@@ -937,6 +1067,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         STACK_ROOT_FLAG,
         type=Path,
         help="stack mode: import the agent code from this checkout (default: this one)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="open loop after the closed one: CCR-U/s (default: 80%% of the closed loop's rate)",
+    )
+    parser.add_argument(
+        "--open-seconds",
+        type=float,
+        default=3.0,
+        help="open loop duration in seconds (0: none)",
     )
     parser.add_argument(
         "--calls", action="store_true", help="inproc mode: count Python calls (cProfile)"
