@@ -302,10 +302,11 @@ class DiameterAgent(Agent):
         data: bytes | None = None
         try:
             answer, result = await self._answer(request, peer, session_id, number)
-            data = codec.encode(answer)
+            # The transport sends these bytes as they are: one encode.
+            data, sendable = codec.encoded(answer)
             if result not in TRANSIENT_RESULTS:
                 self.answers.put(key, data)
-            return codec.decode(data)  # the transport sends these bytes as they are: one encode
+            return sendable
         finally:
             del self._inflight[key]
             future.set_result(data)

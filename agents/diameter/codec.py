@@ -906,6 +906,13 @@ def encode(msg: DiameterMessage) -> bytes:
     )
 
 
+def encoded(msg: DiameterMessage) -> tuple[bytes, DiameterMessage]:
+    """The wire bytes, and a message whose ``encode`` gives them back without a walk: the
+    message itself when it is a decoded, unmodified one, else those bytes decoded."""
+    data = encode(msg)
+    return data, msg if msg._data is data else decode(data)
+
+
 def encode_avp(item: Avp) -> bytes:
     return _encode_avp(item)
 
