@@ -684,6 +684,15 @@ async def diameter_run(
     return figures, sessions
 
 
+async def direct_update(client: RpcClient, session: Session) -> int:
+    """One UpdateSession straight to the engine (or responder), as a Result-Code."""
+    try:
+        await client.call("SessionSv1.UpdateSession", engine_update(session))
+    except Exception:
+        return 5012
+    return codec.DIAMETER_SUCCESS
+
+
 async def direct_run(
     label: str,
     port: int,
@@ -713,11 +722,7 @@ async def direct_run(
         async def one() -> int:
             session = mine[turn["i"] % len(mine)]
             turn["i"] += 1
-            try:
-                await client.call("SessionSv1.UpdateSession", engine_update(session))
-            except Exception:
-                return 5012
-            return codec.DIAMETER_SUCCESS
+            return await direct_update(client, session)
 
         return one
 
@@ -739,15 +744,7 @@ async def direct_run(
 
         def direct_sender(number: int, session: Session) -> Callable[[], Awaitable[int]]:
             client = clients[number % len(clients)]
-
-            async def send() -> int:
-                try:
-                    await client.call("SessionSv1.UpdateSession", engine_update(session))
-                except Exception:
-                    return 5012
-                return codec.DIAMETER_SUCCESS
-
-            return send
+            return lambda: direct_update(client, session)
 
         opened = await open_loop(
             [direct_sender(n, s) for n, s in enumerate(direct_sessions)], rate, args.open_seconds
