@@ -529,6 +529,16 @@ def _cpu_seconds(pid: int) -> float:
     return user + system
 
 
+def _syscalls(pid: int) -> tuple[int, int]:
+    """Read and write syscalls made so far by ``pid`` (``/proc/PID/io``; (0, 0) if unreadable)."""
+    try:
+        lines = Path(f"/proc/{pid}/io").read_text().splitlines()
+    except OSError:
+        return 0, 0
+    counts = dict(line.split(": ", 1) for line in lines)
+    return int(counts.get("syscr", 0)), int(counts.get("syscw", 0))
+
+
 def _cpu_split(pid: int) -> tuple[float, float]:
     """User and system CPU seconds of ``pid`` (system time is the kernel's socket work)."""
     try:
@@ -623,9 +633,12 @@ async def diameter_run(
 
     split0: list[float] = []
 
+    syscalls0: list[int] = []
+
     def measuring() -> None:
         cpu0.update({who: child.cpu_seconds() for who, child in processes.items()})
         split0.extend(_cpu_split(agent.pid))
+        syscalls0.extend(_syscalls(agent.pid))
 
     stats, elapsed = await closed_loop(
         [diameter_worker(n) for n in range(slots) if owned[n]],
@@ -641,7 +654,12 @@ async def diameter_run(
     user, system = (now - then for now, then in zip(_cpu_split(agent.pid), split0, strict=True))
     print(
         f"  agent CPU per CCR-U (after warm-up): {figures['agent_us_per_ccr']:.0f} µs "
-        f"(user {1e6 * user / max(ccrs, 1):.0f}, system {1e6 * system / max(ccrs, 1):.0f})"
+        f"(user {1e6 * user / max(ccrs, 1):.0f}, system {1e6 * system / max(ccrs, 1):.0f}); "
+        "read/write syscalls per CCR-U: "
+        + "/".join(
+            f"{(now - then) / max(ccrs, 1):.2f}"
+            for now, then in zip(_syscalls(agent.pid), syscalls0, strict=True)
+        )
     )
 
     rate = open_rate(args, figures["rate"])
