@@ -666,6 +666,7 @@ def _walk(
     unpack_v = _AVP_HDR_V.unpack_from
     unset = Avp._UNSET
     by_key = DICTIONARY_BY_KEY.get
+    new = object.__new__
     while pos < end:
         if end - pos < 8:
             raise _avp_length_error(buf, pos, end, parent, message)
@@ -685,7 +686,17 @@ def _walk(
         stop = pos + length
         if stop > end:
             raise _avp_length_error(buf, pos, end, parent, message)
-        item = Avp(code, vendor, flags, unset, buf, start, stop)
+        # What Avp(code, vendor, flags, unset, buf, start, stop) sets, without the call (half
+        # the cost; a CCR-U has ~25 AVPs). The flags hold the V bit already.
+        item = new(Avp)
+        item.code = code
+        item.vendor = vendor
+        item.flags = flags
+        item._value = unset
+        item._buf = buf
+        item._start = start
+        item._end = stop
+        item._children = None
         item._def = by_key((code, vendor))  # now: later reads skip the `definition` property
         if flags & _AVP_FLAGS_RESERVED:
             raise DiameterDecodeError(
