@@ -203,6 +203,10 @@ class Peer:
         self.dwr_received = 0
         self.dwa_received = 0
         self.dpr_received = 0
+        # Messages written in one turn of the event loop go out in one write (one send
+        # syscall instead of one per answer: answers finish in bursts as engine replies
+        # arrive together); every write goes through this queue, so the order is kept.
+        self._outgoing: list[bytes] = []
         self._tasks: set[asyncio.Future[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
 
@@ -216,7 +220,22 @@ class Peer:
     def send(self, message: DiameterMessage) -> None:
         if self.state is PeerState.CLOSED or self.writer.is_closing():
             return
-        self.writer.write(codec.encode(message))
+        self._write(codec.encode(message))
+
+    def _write(self, data: bytes) -> None:
+        outgoing = self._outgoing
+        outgoing.append(data)
+        if len(outgoing) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        outgoing = self._outgoing
+        if not outgoing:
+            return
+        data = outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
+        outgoing.clear()
+        if not self.writer.is_closing():
+            self.writer.write(data)
 
     async def request(
         self, message: DiameterMessage, timeout: float | None = None
@@ -391,7 +410,7 @@ class Peer:
             )
             data = codec.encode(failed)
         if data is not None and not self.writer.is_closing():
-            self.writer.write(data)
+            self._write(data)
             # drain() is two coroutine calls per answer; it only waits once the buffer passed
             # the transport's high-water mark, so it is called only then.
             if self.writer.transport.get_write_buffer_size() >= DRAIN_ABOVE:
@@ -507,6 +526,7 @@ class Peer:
             return
         self.state = PeerState.CLOSING
         # Let queued answers (a CEA with an error, a DPA) reach the peer before closing.
+        self._flush()
         with contextlib.suppress(Exception):
             if self.writer.can_write_eof():
                 self.writer.write_eof()
@@ -522,6 +542,7 @@ class Peer:
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(DiameterTransportError(f"{self!r} closed"))
+        self._flush()  # what was answered before the end still goes out
         self.writer.close()
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()
