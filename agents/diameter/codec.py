@@ -377,6 +377,10 @@ class Avp:
     __hash__ = None  # type: ignore[assignment]
 
 
+_UNSET: Final = Avp._UNSET
+_GROUPED: Final = AvpType.GROUPED
+
+
 def avp(name: str, value: Any, *, mandatory: bool | None = None) -> Avp:
     """Builds an AVP by dictionary name; the M bit defaults to the dictionary's."""
     definition = avp_def(name)
@@ -492,7 +496,19 @@ class DiameterMessage:
         by_path = self._by_path
         if by_path is not None:
             indexed = by_path.get(keys)
-            return [_leaf(item) for item in indexed] if indexed else []
+            if not indexed:
+                return []
+            leaves: list[Any] = []
+            for item in indexed:  # _leaf and the value property, in line: ~14 reads a CCR-U
+                definition = item._def
+                if definition is None or definition.type == _GROUPED:
+                    leaves.append(_leaf(item))
+                    continue
+                value = item._value
+                if value is _UNSET:
+                    value = item._value = _decode_value(item)
+                leaves.append(value)
+            return leaves
         first = keys[0]
         if first is None:
             return []
@@ -757,7 +773,7 @@ def _value_error(item: Avp, reason: str, code: int = DIAMETER_INVALID_AVP_VALUE)
 
 
 def _decode_value(item: Avp) -> Any:
-    kind = item.definition.type
+    kind = (item._def or item.definition).type
     buf, start, end = item._buf, item._start, item._end
     size = end - start
     fixed = _FIXED_SIZE.get(kind)
