@@ -537,7 +537,10 @@ class DiameterAgent(Agent):
         number: int,
         variables: dict[str, Any],
     ) -> None:
-        totals = self._usage.setdefault((session_id, rating_group), UsageTotals())
+        key = (session_id, rating_group)
+        totals = self._usage.get(key)
+        if totals is None:  # not setdefault: that would build (and time) one per request
+            totals = self._usage[key] = UsageTotals()
         totals.seen = time.monotonic()
         if number > totals.last_number:
             totals.last_number = number
