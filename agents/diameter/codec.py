@@ -495,7 +495,11 @@ class DiameterMessage:
         keys = _path_keys(path)
         by_path = self._by_path
         if by_path is not None:
-            indexed = by_path.get(keys)
+            if len(keys) == 1:  # the top level is indexed by find
+                first = keys[0]
+                indexed = self.find(*first) if first is not None else None
+            else:
+                indexed = by_path.get(keys)
             if not indexed:
                 return []
             leaves: list[Any] = []
@@ -527,9 +531,11 @@ class DiameterMessage:
 
     def validate(self) -> None:
         """Walks every AVP header, grouped ones included (values stay undecoded), and indexes
-        them by path for ``get``."""
+        the AVPs inside groups by path for ``get`` (the top level has ``find``'s index)."""
         by_path: dict[PathKeys, list[Avp]] = {}
-        _validate(self.avps, (), by_path)
+        for item in self.avps:
+            if (item._def or item.definition).type == _GROUPED:
+                _validate(item.children, ((item.code, item.vendor),), by_path)
         self._by_path = by_path
 
     def __repr__(self) -> str:
