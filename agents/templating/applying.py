@@ -43,6 +43,11 @@ STRING_TESTS: Final = {
 READ_OTHER: Final = 0  # its get()
 READ_REPLY: Final = 1  # a ReplyTree: a top-level element straight from its nodes
 READ_MEMO: Final = 2  # a MemoTree: what it remembers, else its get()
+# ``value`` as text, as as_text gives it, with the two commonest kinds (text, and ints such as
+# Diameter Unsigned32 values) without a call.
+VALUE_AS_TEXT: Final = (
+    "value if type(value) is str else str(value) if type(value) is int else as_text(value)"
+)
 # Comparisons of an int value with whole-number literals, as filters.COMPARE_TYPES and *eq.
 INT_COMPARISONS: Final = {"*gt": ">", "*gte": ">=", "*lt": "<", "*lte": "<=", "*eq": "=="}
 
@@ -269,7 +274,7 @@ def _inline_filter(source: _Source, flt: Filter) -> list[str] | None:
         else:
             tests = [test.format(literals=source.name("literals", literals))]
         found = [
-            "text = value if type(value) is str else as_text(value)",
+            f"text = {VALUE_AS_TEXT}",
             f"passed = {' or '.join(tests)}",
         ]
     elif flt.kind in INT_COMPARISONS:
@@ -441,7 +446,7 @@ def _inline_read(
         source.add(depth + 2, "value = values[0]")
     source.add(depth + 1, "if values:")
     if segment.rules:
-        source.add(depth + 2, "text = value if type(value) is str else as_text(value)")
+        source.add(depth + 2, f"text = {VALUE_AS_TEXT}")
         for rule in segment.rules:
             memo, apply = source.name("memo", rule.memo), source.name("rule", rule.apply)
             source.add(depth + 2, f"value = {memo}.get(text)")
@@ -450,8 +455,7 @@ def _inline_read(
             source.add(depth + 2, "text = value")
     for converter in segment.converters:
         source.add(depth + 2, f"value = {source.name('convert', converter)}(value)")
-    source.add(depth + 2, "if type(value) is not str:")
-    source.add(depth + 3, "value = as_text(value)")
+    source.add(depth + 2, f"value = {VALUE_AS_TEXT}")
     source.add(depth + 1, "else:")
     source.add(depth + 2, "values = None")
     _read_errors(source, depth, item, tag, "values = None")
