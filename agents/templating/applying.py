@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from agents.templating.errors import NotFoundError, TemplateError
 from agents.templating.fields import NONE, REMOVE, REMOVE_ALL, STRING_TYPES, Field, top_name
 from agents.templating.filters import Filter, is_empty
-from agents.templating.paths import LENGTH, as_text, number_or_none
+from agents.templating.paths import LENGTH, Path, as_text, number_or_none
 from agents.templating.trees import MemoTree, ReplyTree, RequestTree, plain_item
 
 if TYPE_CHECKING:
@@ -344,6 +344,54 @@ def _read_lines(source: _Source, root: str, names: tuple[str, ...]) -> list[str]
     return lines
 
 
+def _last_step_selected(path: Path) -> bool:
+    """Whether only the last step narrows, by one sibling selector (``...Data[~Type(^0$)]``,
+    what paths._narrow's common case reads)."""
+    *before, last = path.steps
+    return (
+        not any(step.narrowed for step in before)
+        and last.index is None
+        and len(last.selectors) == 1
+    )
+
+
+def _selected_read_lines(source: _Source, path: Path) -> list[str]:
+    """Lines setting ``values`` as ``path.read`` does for a path whose last step has one
+    sibling selector (the first instance whose sibling passes every rule; none when the
+    instances and siblings do not pair up), and ``value`` to it."""
+    tree = source.tree(path.root)
+    kind = "kind" + tree
+    selector = path.steps[-1].selectors[0]
+    names = source.name("path", path.names)
+    siblings = source.name("path", (*path.names[:-1], selector.sibling))
+    tests = [f"{source.name('rule', rule.passes)}(text)" for rule in selector.rules] or ["True"]
+    return [
+        f"if {kind} == {READ_MEMO}:",
+        f"{_INDENT}values = {tree}.cache.get({names})",
+        f"{_INDENT}if values is None:",
+        f"{_INDENT * 2}values = {tree}.get({names})",
+        "else:",
+        f"{_INDENT}values = {tree}.get({names}) if {tree} is not None else None",
+        "if values:",
+        f"{_INDENT}if {kind} == {READ_MEMO}:",
+        f"{_INDENT * 2}siblings = {tree}.cache.get({siblings})",
+        f"{_INDENT * 2}if siblings is None:",
+        f"{_INDENT * 3}siblings = {tree}.get({siblings})",
+        f"{_INDENT}else:",
+        f"{_INDENT * 2}siblings = {tree}.get({siblings})",
+        f"{_INDENT}picked = None",
+        f"{_INDENT}if len(siblings) == len(values):",
+        f"{_INDENT * 2}for position, value in enumerate(siblings):",
+        f"{_INDENT * 3}text = {VALUE_AS_TEXT}",
+        f"{_INDENT * 3}if {' and '.join(tests)}:",
+        f"{_INDENT * 4}picked = [values[position]]",
+        f"{_INDENT * 4}break",
+        f"{_INDENT}values = picked",
+        f"{_INDENT}if values:",
+        f"{_INDENT * 2}value = values[0]",
+    ]
+
+
 def _whole_numbers(literals: tuple[str, ...]) -> list[int] | None:
     """The literals as ints when every one is a whole number (an int compares with them as
     with their Decimal), else None."""
@@ -440,7 +488,10 @@ def _inline_read(
     if path.plain and not (path.names and path.names[-1] == LENGTH):
         for line in _read_lines(source, path.root, path.names):
             source.add(depth + 1, line)
-    else:  # a selector or an index: the path's own read
+    elif _last_step_selected(path):
+        for line in _selected_read_lines(source, path):
+            source.add(depth + 1, line)
+    else:  # other selectors or an index: the path's own read
         source.add(depth + 1, f"values = {source.name('read', path.read)}(trees)")
         source.add(depth + 1, "if values:")
         source.add(depth + 2, "value = values[0]")
