@@ -203,9 +203,10 @@ class Peer:
         self.dwr_received = 0
         self.dwa_received = 0
         self.dpr_received = 0
-        # Messages written in one turn of the event loop go out in one write (one send
-        # syscall instead of one per answer: answers finish in bursts as engine replies
-        # arrive together); every write goes through this queue, so the order is kept.
+        # Answers finished in one turn of the event loop while others are in flight go out
+        # in one write (one send syscall instead of one per answer: under load they finish
+        # in bursts, as engine replies arrive together); every write goes through this
+        # queue, so the order is kept.
         self._outgoing: list[bytes] = []
         self._tasks: set[asyncio.Future[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
@@ -222,10 +223,14 @@ class Peer:
             return
         self._write(codec.encode(message))
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, *, later: bool = False) -> None:
+        """Writes ``data`` after what is queued: now, or (``later``) at the end of this turn
+        of the event loop with whatever else is written until then."""
         outgoing = self._outgoing
         outgoing.append(data)
-        if len(outgoing) == 1:
+        if not later:
+            self._flush()
+        elif len(outgoing) == 1:
             asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
@@ -410,7 +415,9 @@ class Peer:
             )
             data = codec.encode(failed)
         if data is not None and not self.writer.is_closing():
-            self._write(data)
+            # Alone, an answer goes out at once: waiting for the end of the turn would only
+            # add latency; with others in flight, theirs may join it in one write.
+            self._write(data, later=self.node.in_flight > 1)
             # drain() is two coroutine calls per answer; it only waits once the buffer passed
             # the transport's high-water mark, so it is called only then.
             if self.writer.transport.get_write_buffer_size() >= DRAIN_ABOVE:
