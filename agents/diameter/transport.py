@@ -438,7 +438,13 @@ class Peer:
         else:
             # Counted down by a done callback: a task cancelled before it starts runs no finally.
             self.node.in_flight += 1
-            self._start_task(self._handle(message)).add_done_callback(self.node.request_done)
+            task: asyncio.Future[None] = asyncio.ensure_future(self._handle(message))
+            self._tasks.add(task)
+            task.add_done_callback(self._request_done)  # one callback: one loop handle less
+
+    def _request_done(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        self.node.request_done(task)
 
     def _decode_failed(self, exc: DiameterDecodeError) -> None:
         log.info("%r: undecodable message: %s", self, exc.reason)
