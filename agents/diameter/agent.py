@@ -302,10 +302,11 @@ class DiameterAgent(Agent):
         data: bytes | None = None
         try:
             answer, result = await self._answer(request, peer, session_id, number)
-            data = codec.encode(answer)
+            # The transport sends these bytes as they are: one encode.
+            data, sendable = codec.encoded(answer)
             if result not in TRANSIENT_RESULTS:
                 self.answers.put(key, data)
-            return codec.decode(data)  # the transport sends these bytes as they are: one encode
+            return sendable
         finally:
             del self._inflight[key]
             future.set_result(data)
@@ -536,7 +537,10 @@ class DiameterAgent(Agent):
         number: int,
         variables: dict[str, Any],
     ) -> None:
-        totals = self._usage.setdefault((session_id, rating_group), UsageTotals())
+        key = (session_id, rating_group)
+        totals = self._usage.get(key)
+        if totals is None:  # not setdefault: that would build (and time) one per request
+            totals = self._usage[key] = UsageTotals()
         totals.seen = time.monotonic()
         if number > totals.last_number:
             totals.last_number = number

@@ -66,6 +66,7 @@ DISCONNECT_CAUSE_REBOOTING: Final = 0
 DISCONNECT_CAUSE_DO_NOT_WANT_TO_TALK: Final = 2
 INBAND_SECURITY_NO: Final = 0
 DRAIN_ABOVE: Final = 16 * 1024  # bytes buffered for a peer beyond which an answer waits
+READ_SIZE: Final = 64 * 1024
 
 Handler = Callable[[DiameterMessage, "Peer"], Awaitable[DiameterMessage | None]]
 
@@ -169,6 +170,44 @@ def _common_apps(ours: set[int], theirs: set[int]) -> set[int]:
     return ours & theirs
 
 
+class _FrameProtocol(asyncio.StreamReaderProtocol):
+    """A stream protocol that hands received bytes straight to its peer's framing
+    (``Peer._received``) instead of queueing them in the StreamReader for the peer's task to
+    wake up and take: one task wake-up less per read, which below saturation is per request.
+    Bytes received before the peer attaches are kept for it; the end of the connection still
+    reaches the StreamReader, which ``Peer.run`` waits on."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        connected: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+        | None = None,
+    ) -> None:
+        super().__init__(reader, connected, loop=asyncio.get_running_loop())
+        self._consumer: Callable[[bytes], None] | None = None
+        self._early: list[bytes] = []
+
+    def attach(self, consumer: Callable[[bytes], None]) -> None:
+        self._consumer = consumer
+        early, self._early = self._early, []
+        for data in early:
+            self.data_received(data)
+
+    def data_received(self, data: bytes) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            self._early.append(data)
+            return
+        try:
+            consumer(data)
+        except Exception:
+            # As an exception in the reading task did: this connection ends, not the agent.
+            log.exception("closing a Diameter connection after an unexpected error")
+            transport = self._transport  # type: ignore[attr-defined]
+            if transport is not None:
+                transport.close()
+
+
 class Peer:
     """One connection to a Diameter peer, either side."""
 
@@ -203,7 +242,15 @@ class Peer:
         self.dwr_received = 0
         self.dwa_received = 0
         self.dpr_received = 0
+        # Answers finished in one turn of the event loop while others are in flight go out
+        # in one write (one send syscall instead of one per answer: under load they finish
+        # in bursts, as engine replies arrive together); every write goes through this
+        # queue, so the order is kept.
+        self._outgoing: list[bytes] = []
         self._tasks: set[asyncio.Future[None]] = set()
+        # Received bytes not yet a whole frame; set once a frame length is refused.
+        self._unframed = b""
+        self._refused = False
         self._watchdog: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -216,7 +263,26 @@ class Peer:
     def send(self, message: DiameterMessage) -> None:
         if self.state is PeerState.CLOSED or self.writer.is_closing():
             return
-        self.writer.write(codec.encode(message))
+        self._write(codec.encode(message))
+
+    def _write(self, data: bytes, *, later: bool = False) -> None:
+        """Writes ``data`` after what is queued: now, or (``later``) at the end of this turn
+        of the event loop with whatever else is written until then."""
+        outgoing = self._outgoing
+        outgoing.append(data)
+        if not later:
+            self._flush()
+        elif len(outgoing) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        outgoing = self._outgoing
+        if not outgoing:
+            return
+        data = outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
+        outgoing.clear()
+        if not self.writer.is_closing():
+            self.writer.write(data)
 
     async def request(
         self, message: DiameterMessage, timeout: float | None = None
@@ -277,13 +343,17 @@ class Peer:
                 self._start_task(self._send_cer())
             else:
                 self._start_task(self._cer_deadline())
-            while self.state is not PeerState.CLOSED:
-                data = await self._read_frame()
-                if data is None:
+            protocol = self.writer.transport.get_protocol()
+            if isinstance(protocol, _FrameProtocol):
+                # Frames are dispatched from the protocol as bytes arrive; the reader then
+                # only sees the end of the connection.
+                protocol.attach(self._received)
+            read = self.reader.read
+            while self.state is not PeerState.CLOSED and not self._refused:
+                data = await read(READ_SIZE)
+                if not data:
                     break
-                self._last_rx = time.monotonic()
-                self._missed_dwa = 0
-                self._dispatch(data)
+                self._received(data)
         except (ConnectionError, asyncio.IncompleteReadError, OSError):
             pass
         except Exception:
@@ -291,22 +361,39 @@ class Peer:
         finally:
             await self._teardown()
 
-    async def _read_frame(self) -> bytes | None:
-        try:
-            head = await self.reader.readexactly(HEADER_LEN)
-        except asyncio.IncompleteReadError:
-            return None
-        length = int.from_bytes(head[1:4], "big")
-        if length < HEADER_LEN or length > self.config.max_message_size or length % 4:
-            # The stream cannot be re-synchronised: answer if it was a request, then close.
-            with contextlib.suppress(DiameterDecodeError):
-                request = codec.decode_header(head)
-                if request.is_request:
-                    self._error(request, DIAMETER_INVALID_MESSAGE_LENGTH)
-            log.warning("%r: message length %d refused, closing", self, length)
-            self.state = PeerState.CLOSING
-            return None
-        return head + await self.reader.readexactly(length - HEADER_LEN)
+    def _received(self, data: bytes) -> None:
+        """Dispatches every whole frame in what was received so far; keeps the rest."""
+        if self._refused:
+            return
+        if self._unframed:
+            data = self._unframed + data
+        self._last_rx = time.monotonic()
+        self._missed_dwa = 0
+        size = len(data)
+        start = 0
+        while size - start >= HEADER_LEN:
+            length = int.from_bytes(data[start + 1 : start + 4], "big")
+            if length < HEADER_LEN or length > self.config.max_message_size or length % 4:
+                self._refuse_length(data[start : start + HEADER_LEN], length)
+                self._unframed = b""
+                return
+            end = start + length
+            if end > size:
+                break
+            self._dispatch(data if start == 0 and end == size else data[start:end])
+            start = end
+        self._unframed = data[start:] if start < size else b""
+
+    def _refuse_length(self, head: bytes, length: int) -> None:
+        """The stream cannot be re-synchronised: answers if it was a request, then closes."""
+        with contextlib.suppress(DiameterDecodeError):
+            request = codec.decode_header(head)
+            if request.is_request:
+                self._error(request, DIAMETER_INVALID_MESSAGE_LENGTH)
+        log.warning("%r: message length %d refused, closing", self, length)
+        self.state = PeerState.CLOSING
+        self._refused = True
+        self.writer.close()  # what was written still goes out first
 
     def _dispatch(self, data: bytes) -> None:
         message: DiameterMessage | None = None
@@ -351,7 +438,13 @@ class Peer:
         else:
             # Counted down by a done callback: a task cancelled before it starts runs no finally.
             self.node.in_flight += 1
-            self._start_task(self._handle(message)).add_done_callback(self.node.request_done)
+            task: asyncio.Future[None] = asyncio.ensure_future(self._handle(message))
+            self._tasks.add(task)
+            task.add_done_callback(self._request_done)  # one callback: one loop handle less
+
+    def _request_done(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        self.node.request_done(task)
 
     def _decode_failed(self, exc: DiameterDecodeError) -> None:
         log.info("%r: undecodable message: %s", self, exc.reason)
@@ -391,7 +484,9 @@ class Peer:
             )
             data = codec.encode(failed)
         if data is not None and not self.writer.is_closing():
-            self.writer.write(data)
+            # Alone, an answer goes out at once: waiting for the end of the turn would only
+            # add latency; with others in flight, theirs may join it in one write.
+            self._write(data, later=self.node.in_flight > 1)
             # drain() is two coroutine calls per answer; it only waits once the buffer passed
             # the transport's high-water mark, so it is called only then.
             if self.writer.transport.get_write_buffer_size() >= DRAIN_ABOVE:
@@ -507,6 +602,7 @@ class Peer:
             return
         self.state = PeerState.CLOSING
         # Let queued answers (a CEA with an error, a DPA) reach the peer before closing.
+        self._flush()
         with contextlib.suppress(Exception):
             if self.writer.can_write_eof():
                 self.writer.write_eof()
@@ -522,6 +618,7 @@ class Peer:
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(DiameterTransportError(f"{self!r} closed"))
+        self._flush()  # what was answered before the end still goes out
         self.writer.close()
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()
@@ -587,8 +684,8 @@ class DiameterNode:
 
     # ----------------------------------------------------------------------------- server
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._accept,
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _FrameProtocol(asyncio.StreamReader(), self._accept),
             self.config.listen_host,
             self.config.listen_port,
             ssl=self.config.tls_server,
@@ -617,8 +714,11 @@ class DiameterNode:
         (default ``host``), typically the peer's DiameterIdentity."""
         tls = self.config.tls_client
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
+            loop = asyncio.get_running_loop()
+            reader = asyncio.StreamReader()
+            transport, protocol = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _FrameProtocol(reader),
                     host,
                     port,
                     ssl=tls,
@@ -628,6 +728,7 @@ class DiameterNode:
             )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             raise DiameterTransportError(f"cannot connect to {host}:{port}: {exc}") from None
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         peer = Peer(self, reader, writer, initiator=True)
         self._all.add(peer)
         runner = asyncio.create_task(peer.run())

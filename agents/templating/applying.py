@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from agents.templating.errors import NotFoundError, TemplateError
 from agents.templating.fields import NONE, REMOVE, REMOVE_ALL, STRING_TYPES, Field, top_name
 from agents.templating.filters import Filter, is_empty
-from agents.templating.paths import LENGTH, as_text, number_or_none
+from agents.templating.paths import LENGTH, Path, as_text, number_or_none
 from agents.templating.trees import MemoTree, ReplyTree, RequestTree, plain_item
 
 if TYPE_CHECKING:
@@ -43,6 +43,11 @@ STRING_TESTS: Final = {
 READ_OTHER: Final = 0  # its get()
 READ_REPLY: Final = 1  # a ReplyTree: a top-level element straight from its nodes
 READ_MEMO: Final = 2  # a MemoTree: what it remembers, else its get()
+# ``value`` as text, as as_text gives it, with the two commonest kinds (text, and ints such as
+# Diameter Unsigned32 values) without a call.
+VALUE_AS_TEXT: Final = (
+    "value if type(value) is str else str(value) if type(value) is int else as_text(value)"
+)
 # Comparisons of an int value with whole-number literals, as filters.COMPARE_TYPES and *eq.
 INT_COMPARISONS: Final = {"*gt": ">", "*gte": ">=", "*lt": "<", "*lte": "<=", "*eq": "=="}
 
@@ -269,7 +274,7 @@ def _inline_filter(source: _Source, flt: Filter) -> list[str] | None:
         else:
             tests = [test.format(literals=source.name("literals", literals))]
         found = [
-            "text = value if type(value) is str else as_text(value)",
+            f"text = {VALUE_AS_TEXT}",
             f"passed = {' or '.join(tests)}",
         ]
     elif flt.kind in INT_COMPARISONS:
@@ -337,6 +342,54 @@ def _read_lines(source: _Source, root: str, names: tuple[str, ...]) -> list[str]
         f"{_INDENT * 2}value = values[0]",
     ]
     return lines
+
+
+def _last_step_selected(path: Path) -> bool:
+    """Whether only the last step narrows, by one sibling selector (``...Data[~Type(^0$)]``,
+    what paths._narrow's common case reads)."""
+    *before, last = path.steps
+    return (
+        not any(step.narrowed for step in before)
+        and last.index is None
+        and len(last.selectors) == 1
+    )
+
+
+def _selected_read_lines(source: _Source, path: Path) -> list[str]:
+    """Lines setting ``values`` as ``path.read`` does for a path whose last step has one
+    sibling selector (the first instance whose sibling passes every rule; none when the
+    instances and siblings do not pair up), and ``value`` to it."""
+    tree = source.tree(path.root)
+    kind = "kind" + tree
+    selector = path.steps[-1].selectors[0]
+    names = source.name("path", path.names)
+    siblings = source.name("path", (*path.names[:-1], selector.sibling))
+    tests = [f"{source.name('rule', rule.passes)}(text)" for rule in selector.rules] or ["True"]
+    return [
+        f"if {kind} == {READ_MEMO}:",
+        f"{_INDENT}values = {tree}.cache.get({names})",
+        f"{_INDENT}if values is None:",
+        f"{_INDENT * 2}values = {tree}.get({names})",
+        "else:",
+        f"{_INDENT}values = {tree}.get({names}) if {tree} is not None else None",
+        "if values:",
+        f"{_INDENT}if {kind} == {READ_MEMO}:",
+        f"{_INDENT * 2}siblings = {tree}.cache.get({siblings})",
+        f"{_INDENT * 2}if siblings is None:",
+        f"{_INDENT * 3}siblings = {tree}.get({siblings})",
+        f"{_INDENT}else:",
+        f"{_INDENT * 2}siblings = {tree}.get({siblings})",
+        f"{_INDENT}picked = None",
+        f"{_INDENT}if len(siblings) == len(values):",
+        f"{_INDENT * 2}for position, value in enumerate(siblings):",
+        f"{_INDENT * 3}text = {VALUE_AS_TEXT}",
+        f"{_INDENT * 3}if {' and '.join(tests)}:",
+        f"{_INDENT * 4}picked = [values[position]]",
+        f"{_INDENT * 4}break",
+        f"{_INDENT}values = picked",
+        f"{_INDENT}if values:",
+        f"{_INDENT * 2}value = values[0]",
+    ]
 
 
 def _whole_numbers(literals: tuple[str, ...]) -> list[int] | None:
@@ -424,18 +477,36 @@ def _read_errors(source: _Source, depth: int, item: Field, tag: str, optional: s
 def _inline_read(
     source: _Source, depth: int, item: Field, tag: str, missing: str, write: list[str]
 ) -> None:
-    """A text field reading one plain path (``~*req.Session-Id``): the tree's values read in
-    line; an absent optional value skips the field without raising."""
-    path = item.path
-    assert path is not None
+    """A text field that is one reference (``~*req.Session-Id``, also with a selector,
+    ``s///`` rules or converters): the tree's values read in line, then each rule (its memo
+    probed in line) and converter as the segment's compiled reader applies them; an absent
+    optional value skips the field without raising."""
     segment = item.value.segments[0]
-    assert segment.path is not None
+    path = segment.path
+    assert path is not None
     source.add(depth, "try:")
-    for line in _read_lines(source, segment.path.root, segment.path.names):
-        source.add(depth + 1, line)
+    if path.plain and not (path.names and path.names[-1] == LENGTH):
+        for line in _read_lines(source, path.root, path.names):
+            source.add(depth + 1, line)
+    elif _last_step_selected(path):
+        for line in _selected_read_lines(source, path):
+            source.add(depth + 1, line)
+    else:  # other selectors or an index: the path's own read
+        source.add(depth + 1, f"values = {source.name('read', path.read)}(trees)")
+        source.add(depth + 1, "if values:")
+        source.add(depth + 2, "value = values[0]")
     source.add(depth + 1, "if values:")
-    source.add(depth + 2, "if type(value) is not str:")
-    source.add(depth + 3, "value = as_text(value)")
+    if segment.rules:
+        source.add(depth + 2, f"text = {VALUE_AS_TEXT}")
+        for rule in segment.rules:
+            memo, apply = source.name("memo", rule.memo), source.name("rule", rule.apply)
+            source.add(depth + 2, f"value = {memo}.get(text)")
+            source.add(depth + 2, "if value is None:")
+            source.add(depth + 3, f"value = {apply}(text)")
+            source.add(depth + 2, "text = value")
+    for converter in segment.converters:
+        source.add(depth + 2, f"value = {source.name('convert', converter)}(value)")
+    source.add(depth + 2, f"value = {VALUE_AS_TEXT}")
     source.add(depth + 1, "else:")
     source.add(depth + 2, "values = None")
     _read_errors(source, depth, item, tag, "values = None")
@@ -462,17 +533,12 @@ def _constant(item: Field) -> tuple[str] | None:
 
 
 def _plain_read(item: Field) -> str | None:
-    """The missing-path text of a text field that is one plain reference without rules,
-    converters or width (what ``values`` compiles to a direct read); None otherwise."""
+    """The missing-path text of a text field without width that is one reference, whatever
+    its rules and converters (what ``_inline_read`` compiles); None otherwise."""
     if item.type not in STRING_TYPES or item.width or item.reader is None:
         return None
     segments = item.value.segments
     if len(segments) != 1:
         return None
-    segment = segments[0]
-    path = segment.path
-    if path is None or segment.rules or segment.converters or not path.plain:
-        return None
-    if path.names and path.names[-1] == LENGTH:
-        return None
-    return path.text
+    path = segments[0].path
+    return None if path is None else path.text

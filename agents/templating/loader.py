@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path as FilePath
 from typing import Any, Final
@@ -12,10 +12,11 @@ import yaml
 
 from agents.templating.applying import FieldList, FilterList, compile_fields, compile_filters
 from agents.templating.builtins import BUILTIN_TEMPLATES
-from agents.templating.errors import TemplateError
+from agents.templating.errors import NotFoundError, TemplateError
 from agents.templating.fields import Field, TemplateRef, parse_field
 from agents.templating.filters import Filter, parse_filter
 from agents.templating.flags import CallPlan, Flags, call_plan, parse_flags
+from agents.templating.paths import as_text
 from agents.templating.values import Value, parse_value
 from core.types import InvalidValue, zone
 
@@ -66,6 +67,84 @@ class Processor:
 
 
 @dataclass(frozen=True, slots=True)
+class ProcessorGate:
+    """The processors that can match, decided by one read: most processors begin with the
+    same ``*string`` filter on a read-only request value (``*string:~*req.CC-Request-Type:2``),
+    so for a given text only the processors accepting it, or not beginning with that filter,
+    can pass. A processor whose first filter fails checks no other, so skipping it changes
+    nothing; a read that fails otherwise than with "not found" gives ``None`` (every processor
+    is tried, and the error is raised where it was)."""
+
+    value_of: Callable[[Mapping[str, Any]], Any]
+    by_text: Mapping[str, tuple[Processor, ...]]
+    ungated: tuple[Processor, ...]  # the processors not beginning with the gate's filter
+
+    def candidates(self, trees: Mapping[str, Any]) -> tuple[Processor, ...] | None:
+        try:
+            value = self.value_of(trees)
+            text = value if type(value) is str else as_text(value)
+        except NotFoundError:
+            return self.ungated  # the gate's filter fails on a missing value
+        except Exception:
+            return None
+        return self.by_text.get(text, self.ungated)
+
+
+def _gate_literals(processor: Processor, read_only: frozenset[str]) -> tuple[Any, frozenset[str]]:
+    """The element and accepted texts of a processor's first filter when it can gate: a
+    positive ``*string`` on literals reading a read-only tree (no processor can change what
+    it reads); (None, empty) otherwise."""
+    if not processor.filters:
+        return None, frozenset()
+    first = processor.filters[0]
+    path = first.element.path
+    if (
+        first.kind != "*string"
+        or first.negated
+        or path is None
+        or path.root not in read_only
+        or any(operand.reference is not None for operand in first.operands)
+    ):
+        return None, frozenset()
+    return first.element, frozenset(operand.literal for operand in first.operands)
+
+
+def processor_gate(
+    processors: tuple[Processor, ...], read_only: frozenset[str]
+) -> ProcessorGate | None:
+    """The gate on the element most processors' first filters read; None when fewer than
+    two processors share one."""
+    firsts = [_gate_literals(processor, read_only) for processor in processors]
+    elements: list[Any] = []
+    counts: list[int] = []
+    for element, _ in firsts:
+        if element is None:
+            continue
+        if element in elements:
+            counts[elements.index(element)] += 1
+        else:
+            elements.append(element)
+            counts.append(1)
+    if not counts or max(counts) < 2:
+        return None
+    gate = elements[counts.index(max(counts))]
+    gated = [literals if element == gate else None for element, literals in firsts]
+    texts = frozenset().union(*(literals for literals in gated if literals is not None))
+    by_text = {
+        text: tuple(
+            processor
+            for processor, literals in zip(processors, gated, strict=True)
+            if literals is None or text in literals
+        )
+        for text in texts
+    }
+    ungated = tuple(
+        processor for processor, literals in zip(processors, gated, strict=True) if literals is None
+    )
+    return ProcessorGate(gate.value_of, by_text, ungated)
+
+
+@dataclass(frozen=True, slots=True)
 class Templates:
     """Compiled request processors and named templates (built-ins included)."""
 
@@ -75,6 +154,19 @@ class Templates:
     read_only_trees: frozenset[str] = READ_ONLY_TREES
     writable_trees: frozenset[str] = WRITABLE_TREES
     files: tuple[str, ...] = field(default=())
+    # Derived at construction: which processors can match, from one read (None: try all).
+    gate: ProcessorGate | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gate", processor_gate(self.processors, self.read_only_trees))
+
+    def candidates(self, trees: Mapping[str, Any]) -> tuple[Processor, ...]:
+        """The processors, in order, that can pass their filters on ``trees``."""
+        gate = self.gate
+        if gate is None:
+            return self.processors
+        candidates = gate.candidates(trees)
+        return self.processors if candidates is None else candidates
 
     def template(self, name: str) -> tuple[Field, ...]:
         """A named template's fields (e.g. ``*asr`` for an agent building a request)."""

@@ -18,10 +18,15 @@ seconds or ``--count`` requests, whichever first, after ``--warmup`` seconds not
 agent's CPU per CCR-U is its CPU seconds over the measured part only (``/proc``), divided by the
 CCR-Us answered then. The same UpdateSession load is then sent straight to the engine (or to the
 responder) over JSON-RPC, to estimate the agent's overhead: Diameter latency minus direct
-latency, per percentile (an estimate: distributions do not subtract exactly). Every session is
-ended with a CCR-T; the answers' Result-Codes are counted and printed. The load generator
-encodes each session's CCR-U once and patches its CC-Request-Number; its own CPU is printed
-too ("loadgen"). Every child process is stopped by PID (SIGTERM, then SIGKILL).
+latency, per percentile (an estimate: distributions do not subtract exactly). At saturation
+that closed loop measures queueing (512 sessions, 64 in flight), so each side then also runs an
+**open loop** at a fixed rate below saturation (``--rate``, default half the closed loop's
+CCR-U/s, for ``--open-seconds``): requests go out when due whatever the answers' pace and are
+timed from when they were due; the overhead at that rate (agent minus direct, p50 and p99) is
+the target's measure. Every session is ended with a CCR-T; the answers' Result-Codes are
+counted and printed. The load generator encodes each session's CCR-U once and patches its
+CC-Request-Number; its own CPU is printed too ("loadgen"). Every child process is stopped by
+PID (SIGTERM, then SIGKILL).
 
 ``--profile DIR`` runs the agents under cProfile (``DIR/agent-engine.prof``,
 ``DIR/agent-replay.prof``). The figures include the load generator, which shares the machine
@@ -30,8 +35,9 @@ too ("loadgen"). Every child process is stopped by PID (SIGTERM, then SIGKILL).
 Usage::
 
     .venv/bin/python scripts/bench/diameter.py [-d SECONDS] [-n COUNT] [-c CONNECTIONS]
-        [-w WINDOW] [-s SESSIONS] [--accounts N] [--warmup SECONDS]
-        [--mode engine|replay|both] [--profile DIR]
+        [-w WINDOW] [-s SESSIONS] [--accounts N] [--warmup SECONDS] [--rate CCR_PER_S]
+        [--open-seconds SECONDS] [--mode engine|replay|both|stack|inproc] [--calls]
+        [--profile DIR]
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, cast
@@ -91,6 +97,7 @@ GRANT_SECONDS: Final = 60
 FUNDS: Final = 1_000_000
 CLIENT_HOST: Final = "bench.pcef.local"
 CLIENT_REALM: Final = "pcef.local"
+OPEN_LOOP_SHARE: Final = 0.5  # of the closed loop's rate, without --rate
 
 
 def free_port() -> int:
@@ -145,7 +152,9 @@ class Child:
 
 
 # ------------------------------------------------------------------------------ Diameter
-def ccr(session_id: str, account: str, request_type: int, number: int) -> bytes:
+def ccr(
+    session_id: str, account: str, request_type: int, number: int, called: str = "tel:+1002"
+) -> bytes:
     units: list[Avp] = []
     if request_type != CCR_TERMINATE:
         units.append(avp("Requested-Service-Unit", {"CC-Time": GRANT_SECONDS}))
@@ -164,7 +173,7 @@ def ccr(session_id: str, account: str, request_type: int, number: int) -> bytes:
         avp("Multiple-Services-Credit-Control", units),
         avp(
             "Service-Information",
-            {"IMS-Information": {"Called-Party-Address": "tel:+1002"}},
+            {"IMS-Information": {"Called-Party-Address": called}},
         ),
     ]
     message = DiameterMessage(
@@ -190,8 +199,8 @@ class CcrUpdates:
     """CCR-U bytes for one session, encoded once: only CC-Request-Number changes per request
     (a 4-byte patch), so the load generator spends little CPU per request."""
 
-    def __init__(self, session_id: str, account: str) -> None:
-        self.data = ccr(session_id, account, CCR_UPDATE, 0)
+    def __init__(self, session_id: str, account: str, called: str = "tel:+1002") -> None:
+        self.data = ccr(session_id, account, CCR_UPDATE, 0, called)
         number = codec.decode(self.data).find(AVP_CC_REQUEST_NUMBER)[0]
         self.offset = number._start
 
@@ -334,6 +343,67 @@ async def closed_loop(
     return stats, elapsed
 
 
+async def open_loop(
+    senders: list[Callable[[], Awaitable[int]]], rate: float, duration: float
+) -> tuple[Stats, float, int]:
+    """Requests at a fixed ``rate`` for ``duration`` seconds, whatever the answers' pace
+    (open loop: below saturation this shows the agent's own latency, not a queue of 512).
+    Each sender is one session with at most one request in flight; a request is counted from
+    when it was due, so a lagging sender does not hide queueing. Returns the stats, the
+    seconds taken (to the last answer) and how many requests were skipped because every
+    session was busy."""
+    stats = Stats()
+    busy: set[int] = set()
+    pending: set[asyncio.Task[None]] = set()
+    skipped = 0
+
+    async def one(index: int, due_ns: int) -> None:
+        try:
+            result = await senders[index]()
+        finally:
+            busy.discard(index)
+        stats.latencies.append(time.perf_counter_ns() - due_ns)
+        stats.results[result] += 1
+
+    interval_ns = 1e9 / rate
+    begin = time.perf_counter_ns()
+    turn = 0
+    for number in range(int(rate * duration)):
+        due = begin + int(number * interval_ns)
+        await asyncio.sleep(max(due - time.perf_counter_ns(), 0) / 1e9)
+        for _ in range(len(senders)):
+            candidate, turn = turn, (turn + 1) % len(senders)
+            if candidate not in busy:
+                break
+        else:
+            skipped += 1
+            continue
+        busy.add(candidate)
+        task = asyncio.create_task(one(candidate, due))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    await asyncio.gather(*pending)
+    return stats, (time.perf_counter_ns() - begin) / 1e9, skipped
+
+
+def open_report(name: str, stats: Stats, elapsed: float, skipped: int) -> dict[str, float]:
+    p50, p99 = percentile(stats.latencies, 0.5), percentile(stats.latencies, 0.99)
+    p999 = percentile(stats.latencies, 0.999)
+    print(
+        f"{name:<22} {len(stats.latencies):>7} req in {elapsed:5.1f}s   p50 {p50:6.2f} ms  "
+        f"p99 {p99:6.2f} ms  p99.9 {p999:6.2f} ms   results {dict(stats.results)}"
+        + (f"   SKIPPED {skipped} (every session busy)" if skipped else "")
+    )
+    return {"open_p50": p50, "open_p99": p99}
+
+
+def open_rate(args: argparse.Namespace, closed_rate: float) -> float:
+    """The open loop's rate: ``--rate``, else half the closed loop's. Not 80 %: requests that
+    arrive spread out are not answered in bursts (one loop turn, read and write each), so the
+    agent's CPU per CCR-U is higher than at 64 in flight and 80 % already saturates it."""
+    return args.rate if args.rate else OPEN_LOOP_SHARE * closed_rate
+
+
 def percentile(values: list[int], fraction: float) -> float:
     if not values:
         return 0.0
@@ -462,6 +532,16 @@ def _cpu_seconds(pid: int) -> float:
     return user + system
 
 
+def _syscalls(pid: int) -> tuple[int, int]:
+    """Read and write syscalls made so far by ``pid`` (``/proc/PID/io``; (0, 0) if unreadable)."""
+    try:
+        lines = Path(f"/proc/{pid}/io").read_text().splitlines()
+    except OSError:
+        return 0, 0
+    counts = dict(line.split(": ", 1) for line in lines)
+    return int(counts.get("syscr", 0)), int(counts.get("syscw", 0))
+
+
 def _cpu_split(pid: int) -> tuple[float, float]:
     """User and system CPU seconds of ``pid`` (system time is the kernel's socket work)."""
     try:
@@ -556,9 +636,12 @@ async def diameter_run(
 
     split0: list[float] = []
 
+    syscalls0: list[int] = []
+
     def measuring() -> None:
         cpu0.update({who: child.cpu_seconds() for who, child in processes.items()})
         split0.extend(_cpu_split(agent.pid))
+        syscalls0.extend(_syscalls(agent.pid))
 
     stats, elapsed = await closed_loop(
         [diameter_worker(n) for n in range(slots) if owned[n]],
@@ -574,8 +657,43 @@ async def diameter_run(
     user, system = (now - then for now, then in zip(_cpu_split(agent.pid), split0, strict=True))
     print(
         f"  agent CPU per CCR-U (after warm-up): {figures['agent_us_per_ccr']:.0f} µs "
-        f"(user {1e6 * user / max(ccrs, 1):.0f}, system {1e6 * system / max(ccrs, 1):.0f})"
+        f"(user {1e6 * user / max(ccrs, 1):.0f}, system {1e6 * system / max(ccrs, 1):.0f}); "
+        "read/write syscalls per CCR-U: "
+        + "/".join(
+            f"{(now - then) / max(ccrs, 1):.2f}"
+            for now, then in zip(_syscalls(agent.pid), syscalls0, strict=True)
+        )
     )
+
+    rate = open_rate(args, figures["rate"])
+    if rate > 0 and args.open_seconds > 0:
+
+        def diameter_sender(number: int, session: Session) -> Callable[[], Awaitable[int]]:
+            connection = connections[number % len(connections)]
+            update = updates[session.session_id]
+
+            def send() -> Awaitable[int]:
+                session.number += 1
+                return connection.send(update.with_number(session.number))
+
+            return send
+
+        cpu_before, syscalls_before = _cpu_seconds(agent.pid), _syscalls(agent.pid)
+        opened = await open_loop(
+            [diameter_sender(n, s) for n, s in enumerate(sessions)], rate, args.open_seconds
+        )
+        answered = max(len(opened[0].latencies), 1)
+        figures.update(open_report(f"open loop {rate:.0f}/s via agent", *opened))
+        figures["open_rate"] = rate
+        print(
+            f"  agent CPU per CCR-U at that rate: "
+            f"{1e6 * (_cpu_seconds(agent.pid) - cpu_before) / answered:.0f} µs; "
+            "read/write syscalls per CCR-U: "
+            + "/".join(
+                f"{(now - then) / answered:.2f}"
+                for now, then in zip(_syscalls(agent.pid), syscalls_before, strict=True)
+            )
+        )
 
     final = await asyncio.gather(
         *(
@@ -592,10 +710,25 @@ async def diameter_run(
     return figures, sessions
 
 
+async def direct_update(client: RpcClient, session: Session) -> int:
+    """One UpdateSession straight to the engine (or responder), as a Result-Code."""
+    try:
+        await client.call("SessionSv1.UpdateSession", engine_update(session))
+    except Exception:
+        return 5012
+    return codec.DIAMETER_SUCCESS
+
+
 async def direct_run(
-    label: str, port: int, server: Any, accounts: list[str], args: argparse.Namespace
+    label: str,
+    port: int,
+    server: Any,
+    accounts: list[str],
+    args: argparse.Namespace,
+    rate: float = 0.0,
 ) -> dict[str, float]:
-    """The same UpdateSession load sent straight to ``port`` over JSON-RPC (no agent)."""
+    """The same UpdateSession load sent straight to ``port`` over JSON-RPC (no agent), closed
+    loop, then open loop at ``rate`` (when > 0) as the agent had it."""
     clients = [
         await RpcClient.connect("127.0.0.1", port, timeout=30)
         for _ in range(args.engine_connections)
@@ -615,11 +748,7 @@ async def direct_run(
         async def one() -> int:
             session = mine[turn["i"] % len(mine)]
             turn["i"] += 1
-            try:
-                await client.call("SessionSv1.UpdateSession", engine_update(session))
-            except Exception:
-                return 5012
-            return codec.DIAMETER_SUCCESS
+            return await direct_update(client, session)
 
         return one
 
@@ -636,17 +765,34 @@ async def direct_run(
         measuring,
     )
     cpu = {label: server.cpu_seconds() - cpu0[label]}
+    figures = report(f"UpdateSession direct ({label})", stats, elapsed, cpu)
+    if rate > 0:
+
+        def direct_sender(number: int, session: Session) -> Callable[[], Awaitable[int]]:
+            client = clients[number % len(clients)]
+            return lambda: direct_update(client, session)
+
+        opened = await open_loop(
+            [direct_sender(n, s) for n, s in enumerate(direct_sessions)], rate, args.open_seconds
+        )
+        figures.update(open_report(f"open loop {rate:.0f}/s direct", *opened))
     for client in clients:
         await client.close()
-    return report(f"UpdateSession direct ({label})", stats, elapsed, cpu)
+    return figures
 
 
 def overhead(through_agent: dict[str, float], direct: dict[str, float]) -> None:
     print(
-        "  agent overhead (estimate, agent minus direct): "
+        "  agent overhead (estimate, agent minus direct), closed loop (queueing at saturation): "
         f"p50 {through_agent['p50'] - direct['p50']:.2f} ms, "
         f"p99 {through_agent['p99'] - direct['p99']:.2f} ms"
     )
+    if "open_p99" in through_agent and "open_p99" in direct:
+        print(
+            f"  agent overhead at {through_agent['open_rate']:.0f}/s open loop (the target's "
+            f"measure): p50 {through_agent['open_p50'] - direct['open_p50']:.2f} ms, "
+            f"p99 {through_agent['open_p99'] - direct['open_p99']:.2f} ms"
+        )
 
 
 # The replies rpc_replay.py recorded from the engine for the voice templates (replay mode
@@ -755,6 +901,102 @@ async def stack(args: argparse.Namespace, workdir: Path) -> None:
         responder.stop()
 
 
+# ------------------------------------------------------------------------------ in-process
+class ReplayEngine:
+    """The engine for ``--mode inproc``: encodes each call as the JSON-RPC client would and
+    answers with a decoded copy of the recorded reply; it also hashes every call's params
+    (without the event's ``Time``, which is the clock) so a change that alters what is sent
+    to the engine shows in the printed digest."""
+
+    def __init__(self, digest: Any) -> None:
+        from core.rpc.codec import encode_request
+        from core.types import dumps, loads
+
+        self.encode_request, self.dumps, self.loads = encode_request, dumps, loads
+        self.replies = {method: dumps(reply) for method, reply in RECORDED_REPLIES.items()}
+        self.digest = digest
+        self.calls = 0
+
+    async def call(self, method: str, params: Any) -> Any:
+        self.calls += 1
+        self.encode_request(method, params, self.calls)
+        self.digest.update(method.encode())
+        self.digest.update(self.dumps({k: v for k, v in params.items() if k != "Time"}))
+        return self.loads(self.replies[method])
+
+
+class InprocPeer:
+    """What ``DiameterAgent.handle`` reads of a peer."""
+
+    address = "127.0.0.1"
+    origin_host: str | None = CLIENT_HOST
+    origin_realm: str | None = CLIENT_REALM
+
+
+async def inproc(args: argparse.Namespace, workdir: Path) -> None:
+    """``--mode inproc``: no sockets, no other process. ``--sessions`` voice sessions (CCR-I,
+    not measured), then rounds of one CCR-U per session until ``--count`` CCR-Us, each as
+    the transport treats it: decode, validate, ``DiameterAgent.handle``, encode. Prints the
+    process CPU per CCR-U and a sha256 of every CCA plus every engine call's params (answers
+    and engine requests must stay byte-identical across a change). Each session has its own
+    account and called number. Load-independent counts: ``--calls`` (cProfile's Python
+    calls per CCR-U) or valgrind around ``-n N`` and ``-n 0``."""
+    import cProfile
+    import hashlib
+    import pstats
+
+    from agents.base import AgentContext
+    from agents.diameter.agent import DiameterAgent
+    from core.config import AgentConfig
+
+    digest = hashlib.sha256()
+    engine = ReplayEngine(digest)
+    config = AgentConfig(name="diameter", options={"data_dir": str(workdir / "answers")})
+    agent = DiameterAgent(AgentContext(config, engine))
+    agent.answers.open()
+    peer = cast(Any, InprocPeer())
+
+    async def one(data: bytes) -> bytes:
+        message = codec.decode(data)
+        message.validate()
+        answer = await agent.handle(message, peer)
+        return codec.encode(answer)
+
+    sessions = [
+        Session(f"{CLIENT_HOST};inproc;{n}", f"bench{n % args.accounts:04d}")
+        for n in range(args.sessions)
+    ]
+    called = [f"tel:+49{n:07d}" for n in range(len(sessions))]
+    for n, session in enumerate(sessions):
+        initial = ccr(session.session_id, session.account, CCR_INITIAL, 0, called[n])
+        digest.update(await one(initial))
+    updates = [CcrUpdates(s.session_id, s.account, called[n]) for n, s in enumerate(sessions)]
+    frames: list[bytes] = []
+    while len(frames) < args.count:
+        for n, session in enumerate(sessions[: args.count - len(frames)]):
+            session.number += 1
+            frames.append(with_hbh(updates[n].with_number(session.number), len(frames) + 1))
+    profiler = cProfile.Profile() if args.calls or args.profile else None
+    started = time.process_time()
+    if profiler is not None:
+        profiler.enable()
+    for data in frames:
+        digest.update(await one(data))
+    if profiler is not None:
+        profiler.disable()
+    spent = time.process_time() - started
+    await agent.answers.close()
+    count = max(len(frames), 1)
+    print(f"INPROC {CODE_ROOT}: {len(frames)} CCR-U, {spent / count * 1e6:.1f} µs CPU each")
+    if profiler is not None:
+        calls = pstats.Stats(profiler).total_calls  # type: ignore[attr-defined]
+        print(f"  Python calls per CCR-U (cProfile): {calls / count:.1f}")
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            profiler.dump_stats(args.profile / "inproc.prof")
+    print(f"  sha256 of CCAs and engine params: {digest.hexdigest()}")
+
+
 async def bench(args: argparse.Namespace, workdir: Path) -> None:
     engine_port = free_port()
     engine_config = workdir / "engine.yaml"
@@ -782,7 +1024,10 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
             through_agent, _ = await diameter_run(
                 "engine", agent, agent_port, {"engine": engine}, accounts, args
             )
-            overhead(through_agent, await direct_run("engine", engine_port, engine, accounts, args))
+            direct = await direct_run(
+                "engine", engine_port, engine, accounts, args, through_agent.get("open_rate", 0.0)
+            )
+            overhead(through_agent, direct)
             agent.stop()
 
         if args.mode in ("replay", "both"):
@@ -800,9 +1045,15 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
             through_agent, _ = await diameter_run(
                 "replay", agent, agent_port, {"responder": responder}, accounts, args
             )
-            overhead(
-                through_agent, await direct_run("replay", responder.port, responder, accounts, args)
+            direct = await direct_run(
+                "replay",
+                responder.port,
+                responder,
+                accounts,
+                args,
+                through_agent.get("open_rate", 0.0),
             )
+            overhead(through_agent, direct)
             agent.stop()
             responder.stop()
             if replies.exists():
@@ -828,11 +1079,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--engine-connections", type=int, default=2)
     parser.add_argument(
         "--mode",
-        choices=("engine", "replay", "both", "stack"),
+        choices=("engine", "replay", "both", "stack", "inproc"),
         default="both",
         help="engine: through the real engine (the main figure); replay: the agent alone, "
         "against rpc_replay.py; both (default): one after the other; stack: the agent in this "
-        "process, CPU per CCR-U per round (for side-by-side A/B with --stack-root)",
+        "process, CPU per CCR-U per round (for side-by-side A/B with --stack-root); inproc: "
+        "handle() in a loop without sockets, CPU per CCR-U and a digest of the answers",
     )
     parser.add_argument(
         STACK_ROOT_FLAG,
@@ -840,7 +1092,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="stack mode: import the agent code from this checkout (default: this one)",
     )
     parser.add_argument(
-        "--profile", type=Path, help="run the agents under cProfile, writing DIR/agent-*.prof"
+        "--rate",
+        type=float,
+        default=0.0,
+        help="open loop after the closed one: CCR-U/s (default: half the closed loop's rate)",
+    )
+    parser.add_argument(
+        "--open-seconds",
+        type=float,
+        default=3.0,
+        help="open loop duration in seconds (0: none)",
+    )
+    parser.add_argument(
+        "--calls", action="store_true", help="inproc mode: count Python calls (cProfile)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run the agents under cProfile, writing DIR/agent-*.prof (inproc: DIR/inproc.prof)",
     )
     args = parser.parse_args(argv)
     with contextlib.suppress(ImportError):
@@ -848,7 +1117,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     with tempfile.TemporaryDirectory(prefix="bench-diameter-") as tmp:
-        asyncio.run((stack if args.mode == "stack" else bench)(args, Path(tmp)))
+        modes = {"stack": stack, "inproc": inproc}
+        asyncio.run(modes.get(args.mode, bench)(args, Path(tmp)))
 
 
 if __name__ == "__main__":

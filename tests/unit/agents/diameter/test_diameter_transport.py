@@ -583,3 +583,41 @@ async def test_garbage_frames_never_take_the_server_down(
     fresh.send(ccr(2))
     assert (await fresh.recv()).result_code == codec.DIAMETER_SUCCESS
     assert "unexpected error" not in caplog.text and "Traceback" not in caplog.text
+
+
+async def test_answers_finished_together_share_one_write_in_order(
+    server: ServerFactory, raw: Any
+) -> None:
+    gate = asyncio.Event()
+    waiting: list[int] = []
+
+    async def held(request: DiameterMessage, peer: Peer) -> DiameterMessage:
+        waiting.append(request.first(415))
+        await gate.wait()
+        return await cca_handler(request, peer)
+
+    node = await server(held)
+    client = await raw(node.port)
+    await client.cer()
+    peer = node.peers["pgw.test"]
+    writes: list[bytes] = []
+    write = peer.writer.write
+
+    def counted(data: bytes) -> None:
+        writes.append(data)
+        write(data)
+
+    peer.writer.write = counted  # type: ignore[method-assign]
+    for number in range(3):
+        client.send(ccr(number))
+    while len(waiting) < 3:
+        await asyncio.sleep(0.01)
+    gate.set()  # the three finish in one turn of the loop
+    numbers = [(await client.recv()).cc_request_number for _ in range(3)]
+    assert numbers == waiting  # in the order they finished
+    assert len(writes) == 1
+
+    # Alone, an answer is written by itself, at once.
+    client.send(ccr(7))
+    assert (await client.recv()).cc_request_number == 7
+    assert len(writes) == 2

@@ -199,6 +199,18 @@ SHAPES: list[dict[str, Any]] = [
     {"path": "*cgreq.C.D", "type": "*variable", "value": "~*req.G.D"},
     {"path": "*cgreq.C", "type": "*variable", "value": "~*req.A:s/^(\\d+)$/${1}s/"},
     {"path": "*cgreq.C", "type": "*variable", "value": "~*req.A{*duration}"},
+    # One reference with rules and converters, chained: each step feeds the next.
+    {"path": "*cgreq.C", "type": "*variable", "value": "~*req.A:s/^(\\d+)$/${1}0/:s/0$/0s/"},
+    {"path": "*cgreq.C", "type": "*variable", "value": "~*req.A:s/^(\\d+)$/${1}s/{*duration}"},
+    {"path": "*cgreq.C", "type": "*variable", "value": "~*req.A{*duration&*duration_seconds}"},
+    {"path": "*cgreq.C", "type": "*variable", "value": "~*req.B:s/b/x/", "mandatory": True},
+    # Selector paths: the path's own read.
+    {"path": "*cgreq.S", "type": "*variable", "value": "~*req.G.D[~D(^6)]"},
+    {"path": "*cgreq.S", "type": "*variable", "value": "~*req.G.D[~D(^6)]:s/^(.*)$/${1}s/"},
+    {"path": "*cgreq.S", "type": "*variable", "value": "~*req.G.D[~E(^6)]", "mandatory": True},
+    {"path": "*cgreq.S", "type": "*variable", "value": "~*req.G.D[~E(6&!^60s$)]"},
+    {"path": "*cgreq.S", "type": "*variable", "value": "~*req.G.D[~E()]"},
+    {"path": "*cgreq.S", "type": "*variable", "value": "~*req.G.D[1]", "mandatory": True},
     {"path": "*cgreq.C", "type": "*variable", "value": "~*req.A;-;~*req.B"},
     {"path": "*cgreq.C", "type": "*composed", "value": "~*req.A"},
     {"path": "*cgreq.C", "type": "*group", "value": "~*req.B"},
@@ -260,7 +272,9 @@ def shaped_cases(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[str, Reque
     for name in ("A", "B"):
         if draw(st.booleans()):
             request[name] = draw(REQUEST_VALUES)
-    groups = draw(st.lists(st.dictionaries(st.just("D"), REQUEST_VALUES), max_size=2))
+    groups = draw(
+        st.lists(st.dictionaries(st.sampled_from(["D", "E"]), REQUEST_VALUES), max_size=3)
+    )
     if groups:
         request["G"] = groups
     trees: dict[str, RequestTree] = {name: ReplyTree() for name in WRITABLE if name != "*diamreq"}

@@ -7,6 +7,9 @@ from typing import Any
 import pytest
 
 from agents.templating import DictTree, ReplyTree, load_templates, plan, process
+from agents.templating.applying import passes_filters
+from agents.templating.errors import TemplateError
+from agents.templating.loader import ProcessorGate
 from core.rpc import RpcError
 
 CCR = DictTree(
@@ -362,3 +365,56 @@ def test_plan_uses_the_given_reply_without_an_engine() -> None:
     }
     failed = plan(templates(proc), CCR, VARS, engine_error="NOT_FOUND")
     assert failed.cgrep.to_data() == {"Error": "NOT_FOUND"}
+
+
+GATED = [
+    processor("data_update", ["*none", "*continue"], filters=["*string:~*req.CC-Request-Type:2"]),
+    processor("any_vars", ["*none", "*continue"], filters=["*string:~*vars.OriginHost:cgr.local"]),
+    processor(
+        "init_or_update", ["*none", "*continue"], filters=["*string:~*req.CC-Request-Type:1|2"]
+    ),
+    processor("not_init", ["*none", "*continue"], filters=["*notstring:~*req.CC-Request-Type:1"]),
+    processor(
+        "terminate_late",
+        ["*none", "*continue"],
+        filters=["*string:~*vars.OriginHost:cgr.local", "*string:~*req.CC-Request-Type:3"],
+    ),
+    processor("unfiltered", ["*none", "*continue"]),
+    processor("terminate", ["*none", "*continue"], filters=["*string:~*req.CC-Request-Type:3"]),
+]
+
+
+@pytest.mark.parametrize("request_type", [1, 2, 3, 4, "2", None])
+async def test_gated_processors_run_as_every_processor_tried_in_order(request_type: Any) -> None:
+    ccr = dict(CCR.data)
+    if request_type is None:
+        del ccr["CC-Request-Type"]
+    else:
+        ccr["CC-Request-Type"] = request_type
+    loaded = templates(*GATED)
+    assert loaded.gate is not None  # three processors begin with the CC-Request-Type filter
+    trees = {"*req": DictTree(ccr), "*vars": DictTree(VARS)}
+    expected = [p.id for p in loaded.processors if passes_filters(p.filters, trees, p)]
+    outcome = await process(loaded, DictTree(ccr), VARS, FakeEngine())
+    assert outcome.processors == expected
+    # Only processors whose first filter fails are left out.
+    kept = {p.id for p in loaded.candidates(trees)}
+    assert {p.id for p in loaded.processors if p.id not in kept} <= {
+        "data_update",
+        "init_or_update",
+        "terminate",
+    }
+
+
+def test_no_gate_on_a_writable_tree_or_a_negated_filter() -> None:
+    on_reply = processor("a", ["*none"], filters=["*string:~*cgreq.Category:call"])
+    negated = processor("b", ["*none"], filters=["*notstring:~*req.CC-Request-Type:1"])
+    assert templates(on_reply, {**on_reply, "id": "a2"}).gate is None
+    assert templates(negated, {**negated, "id": "b2"}).gate is None
+
+
+def test_a_gate_read_failing_otherwise_than_not_found_tries_every_processor() -> None:
+    def unreadable(trees: Any) -> Any:
+        raise TemplateError("malformed")
+
+    assert ProcessorGate(unreadable, {}, ()).candidates({}) is None
