@@ -179,8 +179,14 @@ class RpcConnection(asyncio.Protocol):
         body = encode_request(method, params, call_id)
         future: asyncio.Future[Any] = loop.create_future()
         timer = None if timeout is None else loop.call_later(timeout, self._expire, call_id)
+        # Nothing else in flight: waiting for the end of the loop turn would only add latency
+        # (under load, calls still share one write).
+        alone = not self._calls and not self._queued and not self._paused
         self._calls[call_id] = (future, timer)
-        self._queue(body)
+        if alone:
+            transport.write(body)
+        else:
+            self._queue(body)
         try:
             return await future
         except asyncio.CancelledError:

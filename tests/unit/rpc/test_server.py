@@ -454,3 +454,27 @@ async def test_a_written_reply_carries_any_json_id_as_encode_response_does(reque
     connection.data_received(raw)
     assert transport.written == [encode_response(request_id, [1], None)]
     connection.connection_lost(None)
+
+
+async def test_a_lone_call_is_written_at_once_and_calls_in_flight_share_a_write() -> None:
+    connection = RpcConnection(build_registry())
+    transport = FakeTransport()
+    connection.connection_made(transport)
+    first = asyncio.ensure_future(connection.call("Peer.Method", 1, timeout=None))
+    await asyncio.sleep(0)  # the call ran up to its await: nothing else was in flight
+    assert transport.written == [b'{"method":"Peer.Method","params":[1],"id":1}\n']
+    others = [
+        asyncio.ensure_future(connection.call("Peer.Method", n, timeout=None)) for n in (2, 3)
+    ]
+    await asyncio.sleep(0)  # both queued behind the first call's reply: one write at turn end
+    await asyncio.sleep(0)
+    assert transport.written[1:] == [
+        b'{"method":"Peer.Method","params":[2],"id":2}\n'
+        b'{"method":"Peer.Method","params":[3],"id":3}\n'
+    ]
+    connection.data_received(
+        b'{"id":1,"result":"a","error":null}{"id":2,"result":"b","error":null}'
+        b'{"id":3,"result":"c","error":null}'
+    )
+    assert await first == "a"
+    assert [await call for call in others] == ["b", "c"]
