@@ -118,6 +118,26 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
+# One statement of a group commit: (SQL, parameters).
+_Statement = tuple[str, Sequence[Any]]
+
+
+def _atomically(conn: sqlite3.Connection, statements: Sequence[_Statement]) -> list[list[Any]]:
+    """Runs ``statements`` as one transaction, each drained; returns each one's rows.
+
+    A single statement runs alone in autocommit mode: SQLite makes it its own transaction (all
+    or nothing, durable under ``synchronous=FULL`` when it completes, the write lock taken up
+    front with the busy handler, as BEGIN IMMEDIATE does). The writer thread then takes the GIL
+    back once for the commit instead of three times (BEGIN, statement, COMMIT), and each take
+    may wait a switch interval while the event loop is busy.
+    """
+    if len(statements) == 1:
+        sql, params = statements[0]
+        return [conn.execute(sql, params).fetchall()]
+    with _transaction(conn):
+        return [conn.execute(sql, params).fetchall() for sql, params in statements]
+
+
 class _SqliteStore:
     """One connection, its locks, opening with the schema check, and closing."""
 
@@ -231,7 +251,8 @@ def _connect(
 
 
 # A group commit: (connection, the jobs of one batch) -> one result per job, in order. It runs
-# in the writer thread inside a transaction the writer opened, and must not commit.
+# in the writer thread, the connection in autocommit mode, and commits the batch as one
+# transaction itself (see ``_atomically``).
 Committer = Callable[[sqlite3.Connection, list[Any]], list[Any]]
 
 
@@ -354,12 +375,12 @@ class _GroupWriter:
                     end += 1
             run = batch[start:end]
             try:
-                with _transaction(self._conn):
-                    first = run[0][0]
-                    if isinstance(first, _Solo):
+                first = run[0][0]
+                if isinstance(first, _Solo):
+                    with _transaction(self._conn):
                         results = [first.work(self._conn)]
-                    else:
-                        results = self._committer(self._conn, [job for job, _ in run])
+                else:
+                    results = self._committer(self._conn, [job for job, _ in run])
                 self.commits += 1
                 answers.extend(
                     (future, result, None) for (_, future), result in zip(run, results, strict=True)
@@ -452,9 +473,7 @@ def _delete_docs_sql(keys_per_kind: Sequence[int]) -> str:
     return f"DELETE FROM documents WHERE {where} RETURNING kind, key"
 
 
-def _delete_statements(
-    deleted: list[tuple[str, str]],
-) -> Iterator[tuple[str, list[str]]]:
+def _delete_statements(deleted: list[tuple[str, str]]) -> Iterator[_Statement]:
     """The deletes of a batch as statements of at most ROWS_PER_STATEMENT keys: (SQL, params)."""
     for chunk in _chunks(deleted):
         by_kind: dict[str, list[str]] = {}
@@ -476,12 +495,17 @@ def _commit_documents(conn: sqlite3.Connection, jobs: list[tuple[_DocOp, ...]]) 
             final[(kind, key)] = value
     # Keys deleted anywhere in the batch go first (RETURNING says which existed before it);
     # the final values are written after, so a later set of a deleted key still wins.
-    existed: set[tuple[str, str]] = set()
-    for sql, params in _delete_statements(list(deleted)):
-        existed.update(conn.execute(sql, params).fetchall())
+    statements = list(_delete_statements(list(deleted)))
+    deletes = len(statements)
     puts = [(kind, key, value) for (kind, key), value in final.items() if value is not None]
-    for chunk in _chunks(puts):
-        conn.execute(_upsert_docs_sql(len(chunk)), [item for row in chunk for item in row])
+    statements.extend(
+        (_upsert_docs_sql(len(chunk)), [item for row in chunk for item in row])
+        for chunk in _chunks(puts)
+    )
+    returned = _atomically(conn, statements)
+    existed: set[tuple[str, str]] = {
+        (kind, key) for rows in returned[:deletes] for kind, key in rows
+    }
     # Each job's answer, replaying the batch in order from what existed before it.
     present = existed
     counts: list[int] = []
@@ -789,7 +813,8 @@ def _commit_cdrs(conn: sqlite3.Connection, jobs: list[_CdrJob]) -> list[list[int
     id, or None for a duplicate (insert-only jobs). A statement holds consecutive rows of one
     mode with distinct (cgrid, run_id), so each row's RETURNING answer is its own."""
     flat = [(row, mode) for rows, mode in jobs for row in rows]
-    order_ids: list[int | None] = []
+    statements: list[_Statement] = []
+    rows_of: list[list[tuple[Any, ...]]] = []  # each statement's rows
     start = 0
     while start < len(flat):
         allow_update = flat[start][1]
@@ -803,13 +828,15 @@ def _commit_cdrs(conn: sqlite3.Connection, jobs: list[_CdrJob]) -> list[list[int
             keys.add(key)
             end += 1
         statement = [row for row, _ in flat[start:end]]
-        returned = conn.execute(
-            _cdr_write_sql(len(statement), allow_update),
-            [value for row in statement for value in row],
-        ).fetchall()  # drained: no statement left in progress
+        statements.append(
+            (_cdr_write_sql(len(statement), allow_update), [v for row in statement for v in row])
+        )
+        rows_of.append(statement)
+        start = end
+    order_ids: list[int | None] = []
+    for statement, returned in zip(rows_of, _atomically(conn, statements), strict=True):
         stored = {(cgrid, run_id): int(order_id) for cgrid, run_id, order_id in returned}
         order_ids.extend(stored.get((row[_CGRID], row[_RUN_ID])) for row in statement)
-        start = end
     answers: list[list[int | None]] = []
     taken = 0
     for unit, _mode in jobs:

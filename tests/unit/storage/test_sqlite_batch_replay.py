@@ -1,10 +1,13 @@
 """Property: one group commit of many document jobs (``_commit_documents``) leaves the table and
-answers each job exactly as running the jobs one by one would."""
+answers each job exactly as running the jobs one by one would; the committer commits the batch
+itself, all or nothing."""
 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,7 +15,6 @@ from core.storage.sqlite import (
     _DATADB_SCHEMA,
     ROWS_PER_STATEMENT,
     _commit_documents,
-    _transaction,
 )
 
 Op = tuple[str, str, bytes | None]
@@ -58,8 +60,7 @@ def test_a_batch_equals_its_jobs_run_one_by_one(
             conn.execute(statement)
         rows = [(*key, value) for key, value in before.items()]
         conn.executemany("INSERT INTO documents VALUES (?, ?, ?)", rows)
-        with _transaction(conn):
-            counts = _commit_documents(conn, jobs)
+        counts = _commit_documents(conn, jobs)
         expected_table, expected_counts = _sequential(before, jobs)
         assert counts == expected_counts
         assert _table(conn) == expected_table
@@ -74,11 +75,54 @@ def test_a_batch_larger_than_one_statement() -> None:
             conn.execute(statement)
         keys = [f"k{n}" for n in range(ROWS_PER_STATEMENT * 2 + 1)]
         jobs: list[tuple[Op, ...]] = [(("kind", key, key.encode()),) for key in keys]
-        with _transaction(conn):
-            assert _commit_documents(conn, jobs) == [1] * len(keys)
+        assert _commit_documents(conn, jobs) == [1] * len(keys)
         removals: list[tuple[Op, ...]] = [(("kind", key, None),) for key in [*keys, "missing"]]
-        with _transaction(conn):
-            assert _commit_documents(conn, removals) == [1] * len(keys) + [0]
+        assert _commit_documents(conn, removals) == [1] * len(keys) + [0]
         assert _table(conn) == {}
+    finally:
+        conn.close()
+
+
+def _file_db(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    for statement in _DATADB_SCHEMA:
+        conn.execute(statement)
+    return conn
+
+
+@pytest.mark.parametrize(
+    "jobs",
+    [
+        [(("kind", "a", b"1"),)],  # one statement: committed in autocommit mode
+        [(("kind", "gone", None),), (("kind", "a", b"1"),)],  # a delete and a put: BEGIN..COMMIT
+    ],
+)
+def test_the_committer_commits_the_batch(tmp_path: Path, jobs: list[tuple[Op, ...]]) -> None:
+    conn, other = _file_db(tmp_path / "d.sqlite3"), None
+    try:
+        _commit_documents(conn, jobs)
+        assert not conn.in_transaction
+        other = sqlite3.connect(tmp_path / "d.sqlite3")  # another connection sees it committed
+        assert other.execute("SELECT value FROM documents WHERE key = 'a'").fetchall() == [(b"1",)]
+    finally:
+        conn.close()
+        if other is not None:
+            other.close()
+
+
+@pytest.mark.parametrize("first_deletes", [False, True])
+def test_a_failing_batch_stores_nothing(tmp_path: Path, first_deletes: bool) -> None:
+    conn = _file_db(tmp_path / "d.sqlite3")
+    try:
+        conn.execute("INSERT INTO documents VALUES ('kind', 'a', x'01')")
+        bad: Op = ("kind", "b", object())  # type: ignore[assignment]  # cannot be bound
+        jobs: list[tuple[Op, ...]] = [(("kind", "a", b"2"),), (bad,)]
+        if first_deletes:
+            jobs.insert(0, (("kind", "a", None),))
+        with pytest.raises(sqlite3.Error):
+            _commit_documents(conn, jobs)
+        assert not conn.in_transaction
+        assert _table(conn) == {("kind", "a"): b"\x01"}
     finally:
         conn.close()
