@@ -68,6 +68,8 @@ OFFLOAD_ROWS: Final = 2_000
 ROWS_PER_STATEMENT: Final = 128
 # Prepared statements kept per writer connection: one per row count and statement kind.
 WRITER_STATEMENT_CACHE: Final = 1_024
+# The longest a deferrable write (a clean-up nobody waits for) waits to join another commit.
+DEFERRED_COMMIT_DELAY_S: Final = 0.05
 _MAX_CODE_POINT: Final = 0x10FFFF
 _SURROGATES: Final = range(0xD800, 0xE000)
 
@@ -273,10 +275,12 @@ class _GroupWriter:
     """One thread and its own connection committing, in order, the jobs the event loop queues.
 
     Every job queued while a transaction is in flight joins the next one (group commit: one
-    fsync for all of them). ``committer`` turns a batch of jobs into a few multi-row statements;
-    a :class:`_Solo` job runs alone. When the transaction is durable, the whole batch is answered
-    with one ``call_soon_threadsafe``; if it fails, every job of the batch gets the error and
-    nothing of it is stored. A cancelled caller's job still commits.
+    fsync for all of them). A deferrable job (a clean-up nobody waits for) does not start a
+    commit: it joins the next one, or commits after DEFERRED_COMMIT_DELAY_S. ``committer``
+    turns a batch of jobs into a few multi-row statements; a :class:`_Solo` job runs alone.
+    When the transaction is durable, the whole batch is answered with one
+    ``call_soon_threadsafe``; if it fails, every job of the batch gets the error and nothing of
+    it is stored. A cancelled caller's job still commits.
     """
 
     def __init__(self, path: Path, synchronous: str, what: str, committer: Committer) -> None:
@@ -285,6 +289,11 @@ class _GroupWriter:
         self._conn = _connect(path, synchronous, what, WRITER_STATEMENT_CACHE)
         self._wake = threading.Condition(threading.Lock())  # no re-entry: the cheaper lock
         self._queue: list[_Queued] = []
+        # Set when the queue holds a job that must not wait (the thread commits only then or
+        # at close, so deferrable jobs ride along with the next one); cleared when it takes a
+        # batch.
+        self._due = False
+        self._deferred_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self.commits = 0  # transactions committed (tests check that writes share them)
@@ -297,8 +306,9 @@ class _GroupWriter:
         )
         self._thread.start()
 
-    def submit(self, job: Any) -> asyncio.Future[Any]:
-        """Queues ``job``; the future is answered (on this loop) once it is durable."""
+    def submit(self, job: Any, *, deferrable: bool = False) -> asyncio.Future[Any]:
+        """Queues ``job``; the future is answered (on this loop) once it is durable. A
+        ``deferrable`` job waits for the next commit, at most DEFERRED_COMMIT_DELAY_S."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         with self._wake:
@@ -306,16 +316,31 @@ class _GroupWriter:
                 raise StorageClosedError(f"{self._what} is closed")
             self._loop = loop
             self._queue.append((job, future))
-            if len(self._queue) == 1:
+            if not deferrable and not self._due:
+                self._due = True
                 self._wake.notify()
+        if deferrable and self._deferred_timer is None:
+            self._deferred_timer = loop.call_later(DEFERRED_COMMIT_DELAY_S, self._deferred_due)
         self._submitted += 1
         return future
+
+    def _deferred_due(self) -> None:
+        self._deferred_timer = None
+        self._commit_now()
+
+    def _commit_now(self) -> None:
+        """Makes whatever is queued due, deferred jobs too."""
+        with self._wake:
+            if self._queue and not self._due:
+                self._due = True
+                self._wake.notify()
 
     async def barrier(self) -> None:
         """Returns once every job queued so far is answered: a read after it sees them all
         (as if the writes it was issued after had been awaited)."""
         if self._answered == self._submitted:
             return
+        self._commit_now()  # a read does not wait for a deferred write's delay
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._barriers.append((self._submitted, waiter))
         await waiter
@@ -350,11 +375,12 @@ class _GroupWriter:
         try:
             while True:
                 with self._wake:
-                    while not self._queue and not self._closing:
+                    while not self._due and not self._closing:
                         self._wake.wait()
                     if not self._queue:
                         return
                     batch, self._queue = self._queue, []
+                    self._due = False
                     loop = self._loop
                 assert loop is not None
                 answers = self._commit_batch(batch)
@@ -540,10 +566,10 @@ class SqliteDataDB(_SqliteStore, DataDB):
             committer=_commit_documents,
         )
 
-    async def _group_write(self, ops: tuple[_DocOp, ...]) -> int:
+    async def _group_write(self, ops: tuple[_DocOp, ...], deferrable: bool = False) -> int:
         """Queues operations that commit together (all or none) in the next group commit;
         returns the last one's rowcount once durable."""
-        return int(await self._writer.submit(ops))
+        return int(await self._writer.submit(ops, deferrable=deferrable))
 
     async def get(self, kind: str, key: str) -> Any | None:
         params = (check_name("kind", kind), check_name("key", key, allow_empty=True))
@@ -626,7 +652,7 @@ class SqliteDataDB(_SqliteStore, DataDB):
             )
         )
 
-    async def apply(self, mutations: Iterable[Mutation]) -> None:
+    async def apply(self, mutations: Iterable[Mutation], *, deferrable: bool = False) -> None:
         if (
             isinstance(mutations, list | tuple)
             and 0 < len(mutations) <= GROUP_UNIT_MAX
@@ -634,7 +660,7 @@ class SqliteDataDB(_SqliteStore, DataDB):
         ):
             # A few document writes (a session ending, say): one unit of the group commit,
             # encoded here so a bad value fails its caller before anything is queued.
-            await self._group_write(tuple([_doc_op(m) for m in mutations]))
+            await self._group_write(tuple([_doc_op(m) for m in mutations]), deferrable)
             return
 
         def work(conn: sqlite3.Connection) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.storage import DuplicateError, StorageClosedError, Write
+from core.storage import sqlite as sqlite_module
 from core.storage.cdr import Cdr, CdrFilter
 from core.storage.sqlite import ROWS_PER_STATEMENT, SqliteDataDB, SqliteStorDB
 
@@ -72,6 +73,73 @@ async def test_one_batch_replays_sets_and_removes_in_order(tmp_path: Path) -> No
         assert await db.get_all("k") == {"old": {"v": 1}, "unit-a": {"v": 4}}
     finally:
         await db.close()
+
+
+async def test_a_deferrable_write_joins_the_next_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "DEFERRED_COMMIT_DELAY_S", 60.0)  # never by the timer
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    try:
+        await db.set("k", "old", {"v": 0})
+        commits = db.commits
+        cleanup = asyncio.ensure_future(db.apply([Write("k", "old", None)], deferrable=True))
+        await asyncio.sleep(0.05)
+        assert not cleanup.done() and db.commits == commits  # no commit of its own
+        await db.set("k", "new", {"v": 1})  # due: takes the deferred one along
+        await asyncio.wait_for(cleanup, 10)
+        assert db.commits == commits + 1
+        assert await db.get_all("k") == {"new": {"v": 1}}
+    finally:
+        await db.close()
+
+
+async def test_a_read_does_not_wait_for_a_deferred_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "DEFERRED_COMMIT_DELAY_S", 60.0)
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    try:
+        await db.set("k", "a", {"v": 0})
+        cleanup = asyncio.ensure_future(db.apply([Write("k", "a", None)], deferrable=True))
+        await asyncio.sleep(0)  # queued
+        assert await asyncio.wait_for(db.get("k", "a"), 10) is None  # sees it, committed
+        assert cleanup.done()
+    finally:
+        await db.close()
+
+
+async def test_a_deferrable_write_alone_commits_after_the_delay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "DEFERRED_COMMIT_DELAY_S", 0.01)
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    try:
+        await asyncio.wait_for(db.apply([Write("k", "a", {"v": 1})], deferrable=True), 10)
+        await db.close()
+        reopened = SqliteDataDB(tmp_path / "datadb.sqlite3")
+        try:
+            assert await reopened.get("k", "a") == {"v": 1}
+        finally:
+            await reopened.close()
+    finally:
+        await db.close()
+
+
+async def test_close_commits_a_deferred_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "DEFERRED_COMMIT_DELAY_S", 60.0)
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    cleanup = asyncio.ensure_future(db.apply([Write("k", "a", {"v": 1})], deferrable=True))
+    await asyncio.sleep(0)  # queued
+    await asyncio.wait_for(db.close(), 10)
+    await asyncio.wait_for(cleanup, 10)
+    reopened = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    try:
+        assert await reopened.get("k", "a") == {"v": 1}
+    finally:
+        await reopened.close()
 
 
 async def test_more_rows_than_one_statement_holds(tmp_path: Path) -> None:
