@@ -75,15 +75,27 @@ async def test_one_batch_replays_sets_and_removes_in_order(tmp_path: Path) -> No
         await db.close()
 
 
+def _deferring_db(path: Path, monkeypatch: pytest.MonkeyPatch, delay: float) -> SqliteDataDB:
+    """A DataDB whose deferrable writes wait ``delay`` seconds at most."""
+    monkeypatch.setattr(sqlite_module, "DEFERRED_COMMIT_DELAY_S", delay)
+    return SqliteDataDB(path / "datadb.sqlite3")
+
+
+async def _queued_cleanup(db: SqliteDataDB, key: str) -> asyncio.Future[None]:
+    """A deferrable removal of ``key``, queued and not awaited."""
+    cleanup = asyncio.ensure_future(db.apply([Write("k", key, None)], deferrable=True))
+    await asyncio.sleep(0)  # queued
+    return cleanup
+
+
 async def test_a_deferrable_write_joins_the_next_commit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_module, "DEFERRED_COMMIT_DELAY_S", 60.0)  # never by the timer
-    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    db = _deferring_db(tmp_path, monkeypatch, 60.0)  # never by the timer
     try:
         await db.set("k", "old", {"v": 0})
         commits = db.commits
-        cleanup = asyncio.ensure_future(db.apply([Write("k", "old", None)], deferrable=True))
+        cleanup = await _queued_cleanup(db, "old")
         await asyncio.sleep(0.05)
         assert not cleanup.done() and db.commits == commits  # no commit of its own
         await db.set("k", "new", {"v": 1})  # due: takes the deferred one along
@@ -97,49 +109,44 @@ async def test_a_deferrable_write_joins_the_next_commit(
 async def test_a_read_does_not_wait_for_a_deferred_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_module, "DEFERRED_COMMIT_DELAY_S", 60.0)
-    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    db = _deferring_db(tmp_path, monkeypatch, 60.0)
     try:
         await db.set("k", "a", {"v": 0})
-        cleanup = asyncio.ensure_future(db.apply([Write("k", "a", None)], deferrable=True))
-        await asyncio.sleep(0)  # queued
+        cleanup = await _queued_cleanup(db, "a")
         assert await asyncio.wait_for(db.get("k", "a"), 10) is None  # sees it, committed
         assert cleanup.done()
     finally:
         await db.close()
 
 
+async def _stored(path: Path) -> object:
+    reopened = SqliteDataDB(path / "datadb.sqlite3")
+    try:
+        return await reopened.get("k", "a")
+    finally:
+        await reopened.close()
+
+
 async def test_a_deferrable_write_alone_commits_after_the_delay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_module, "DEFERRED_COMMIT_DELAY_S", 0.01)
-    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    db = _deferring_db(tmp_path, monkeypatch, 0.01)
     try:
         await asyncio.wait_for(db.apply([Write("k", "a", {"v": 1})], deferrable=True), 10)
-        await db.close()
-        reopened = SqliteDataDB(tmp_path / "datadb.sqlite3")
-        try:
-            assert await reopened.get("k", "a") == {"v": 1}
-        finally:
-            await reopened.close()
     finally:
         await db.close()
+    assert await _stored(tmp_path) == {"v": 1}
 
 
 async def test_close_commits_a_deferred_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_module, "DEFERRED_COMMIT_DELAY_S", 60.0)
-    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
-    cleanup = asyncio.ensure_future(db.apply([Write("k", "a", {"v": 1})], deferrable=True))
-    await asyncio.sleep(0)  # queued
+    db = _deferring_db(tmp_path, monkeypatch, 60.0)
+    await db.set("k", "a", {"v": 1})
+    cleanup = await _queued_cleanup(db, "a")
     await asyncio.wait_for(db.close(), 10)
     await asyncio.wait_for(cleanup, 10)
-    reopened = SqliteDataDB(tmp_path / "datadb.sqlite3")
-    try:
-        assert await reopened.get("k", "a") == {"v": 1}
-    finally:
-        await reopened.close()
+    assert await _stored(tmp_path) is None
 
 
 async def test_more_rows_than_one_statement_holds(tmp_path: Path) -> None:
