@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from itertools import groupby
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -482,6 +483,9 @@ def _deletes(writes: Iterable[Mutation]) -> Iterator[tuple[str, str]]:
 _DocOp = tuple[str, str, bytes | None]
 
 
+# The SQL of a multi-row statement depends on its row count alone: built once per count (the
+# writer thread builds one or two per commit).
+@lru_cache(maxsize=ROWS_PER_STATEMENT)
 def _upsert_docs_sql(rows: int) -> str:
     return (
         f"INSERT INTO documents (kind, key, value) VALUES {_placeholders(rows, 3)}"
@@ -489,7 +493,8 @@ def _upsert_docs_sql(rows: int) -> str:
     )
 
 
-def _delete_docs_sql(keys_per_kind: Sequence[int]) -> str:
+@lru_cache(maxsize=WRITER_STATEMENT_CACHE)
+def _delete_docs_sql(keys_per_kind: tuple[int, ...]) -> str:
     # "kind = ? AND key IN (...)" per kind, OR-ed: SQLite searches the primary key for each
     # (MULTI-INDEX OR); a row-value IN over (kind, key) would scan the table. One statement
     # for every kind a batch deletes from: the writer thread gives the GIL back at each one.
@@ -506,7 +511,7 @@ def _delete_statements(deleted: list[tuple[str, str]]) -> Iterator[_Statement]:
         for kind, key in chunk:
             by_kind.setdefault(kind, []).append(key)
         params = [item for kind, keys in by_kind.items() for item in (kind, *keys)]
-        yield _delete_docs_sql([len(keys) for keys in by_kind.values()]), params
+        yield _delete_docs_sql(tuple([len(keys) for keys in by_kind.values()])), params
 
 
 def _commit_documents(conn: sqlite3.Connection, jobs: list[tuple[_DocOp, ...]]) -> list[int]:
@@ -529,9 +534,9 @@ def _commit_documents(conn: sqlite3.Connection, jobs: list[tuple[_DocOp, ...]]) 
         for chunk in _chunks(puts)
     )
     returned = _atomically(conn, statements)
-    existed: set[tuple[str, str]] = {
-        (kind, key) for rows in returned[:deletes] for kind, key in rows
-    }
+    existed: set[tuple[str, str]] = set()
+    for rows in returned[:deletes]:
+        existed.update(rows)
     # Each job's answer, replaying the batch in order from what existed before it.
     present = existed
     counts: list[int] = []
@@ -810,6 +815,7 @@ def _store_rows(
     return results
 
 
+@lru_cache(maxsize=2 * ROWS_PER_STATEMENT)
 def _cdr_write_sql(rows: int, allow_update: bool) -> str:
     head = _CDR_UPSERT_HEAD if allow_update else _CDR_INSERT_HEAD
     return head.format(values=_placeholders(rows, len(CDR_COLUMNS) + 2))
