@@ -125,8 +125,11 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
 _Statement = tuple[str, Sequence[Any]]
 
 
-def _atomically(conn: sqlite3.Connection, statements: Sequence[_Statement]) -> list[list[Any]]:
-    """Runs ``statements`` as one transaction, each drained; returns each one's rows.
+def _atomically(
+    conn: sqlite3.Connection, statements: Sequence[_Statement]
+) -> list[tuple[list[Any], int]]:
+    """Runs ``statements`` as one transaction, each drained; returns each one's rows and
+    rowcount.
 
     A single statement runs alone in autocommit mode: SQLite makes it its own transaction (all
     or nothing, durable under ``synchronous=FULL`` when it completes, the write lock taken up
@@ -135,10 +138,14 @@ def _atomically(conn: sqlite3.Connection, statements: Sequence[_Statement]) -> l
     may wait a switch interval while the event loop is busy.
     """
     if len(statements) == 1:
-        sql, params = statements[0]
-        return [conn.execute(sql, params).fetchall()]
+        return [_drained(conn.execute(*statements[0]))]
     with _transaction(conn):
-        return [conn.execute(sql, params).fetchall() for sql, params in statements]
+        return [_drained(conn.execute(sql, params)) for sql, params in statements]
+
+
+def _drained(cursor: sqlite3.Cursor) -> tuple[list[Any], int]:
+    rows = cursor.fetchall()  # no statement left in progress
+    return rows, cursor.rowcount
 
 
 class _SqliteStore:
@@ -493,25 +500,59 @@ def _upsert_docs_sql(rows: int) -> str:
     )
 
 
+# A statement's every result row costs the writer thread one GIL round trip (sqlite3 releases
+# the GIL around each step), up to a switch interval each while the loop is busy. So the writer
+# reads no RETURNING rows where it can help it: which deleted documents existed comes from the
+# DELETE's rowcount (one key) or a SELECT answering one JSON array (more), and the order ids of
+# insert-only CDR batches of at least this many rows (plus statements and 2) from such a SELECT.
+AGGREGATE_FROM_ROWS: Final = 2
+
+
 @lru_cache(maxsize=WRITER_STATEMENT_CACHE)
-def _delete_docs_sql(keys_per_kind: tuple[int, ...]) -> str:
+def _delete_docs_sql(keys_per_kind: tuple[int, ...], aggregate: bool) -> tuple[str, ...]:
+    """The statements deleting the keys (one WHERE, parameters in kind, *keys order per kind):
+    the DELETE alone (one key: its rowcount says whether it existed), or with ``aggregate`` a
+    SELECT of the existing ones as one JSON array first."""
     # "kind = ? AND key IN (...)" per kind, OR-ed: SQLite searches the primary key for each
     # (MULTI-INDEX OR); a row-value IN over (kind, key) would scan the table. One statement
     # for every kind a batch deletes from: the writer thread gives the GIL back at each one.
     where = " OR ".join(
         f"(kind = ? AND key IN ({', '.join('?' * keys)}))" for keys in keys_per_kind
     )
-    return f"DELETE FROM documents WHERE {where} RETURNING kind, key"
+    if not aggregate:
+        return (f"DELETE FROM documents WHERE {where}",)
+    return (
+        f"SELECT json_group_array(json_array(kind, key)) FROM documents WHERE {where}",
+        f"DELETE FROM documents WHERE {where}",
+    )
 
 
-def _delete_statements(deleted: list[tuple[str, str]]) -> Iterator[_Statement]:
-    """The deletes of a batch as statements of at most ROWS_PER_STATEMENT keys: (SQL, params)."""
+def _delete_statements(
+    deleted: list[tuple[str, str]],
+) -> Iterator[tuple[bool, tuple[_Statement, ...]]]:
+    """The deletes of a batch, at most ROWS_PER_STATEMENT keys at a time: per chunk, whether
+    they are aggregated, and the statements of ``_delete_docs_sql`` with their parameters."""
     for chunk in _chunks(deleted):
         by_kind: dict[str, list[str]] = {}
         for kind, key in chunk:
             by_kind.setdefault(kind, []).append(key)
         params = [item for kind, keys in by_kind.items() for item in (kind, *keys)]
-        yield _delete_docs_sql(tuple([len(keys) for keys in by_kind.values()])), params
+        shape = tuple([len(keys) for keys in by_kind.values()])
+        aggregate = len(chunk) > 1
+        yield aggregate, tuple((sql, params) for sql in _delete_docs_sql(shape, aggregate))
+
+
+def _existing(
+    chunk: Sequence[tuple[str, str]], answer: tuple[list[Any], int], aggregated: bool
+) -> Iterator[tuple[str, str]]:
+    """Which keys of a delete's ``chunk`` existed, from its first statement's ``answer``."""
+    rows, rowcount = answer
+    if not aggregated:  # one key
+        if rowcount:
+            yield from chunk
+        return
+    ((pairs,),) = rows  # one JSON array of [kind, key] (lists: made tuples, to be hashed)
+    yield from map(tuple, loads(pairs))
 
 
 def _commit_documents(conn: sqlite3.Connection, jobs: list[tuple[_DocOp, ...]]) -> list[int]:
@@ -524,10 +565,15 @@ def _commit_documents(conn: sqlite3.Connection, jobs: list[tuple[_DocOp, ...]]) 
             if value is None:
                 deleted[(kind, key)] = None
             final[(kind, key)] = value
-    # Keys deleted anywhere in the batch go first (RETURNING says which existed before it);
+    # Keys deleted anywhere in the batch go first (the deletes say which existed before it);
     # the final values are written after, so a later set of a deleted key still wins.
-    statements = list(_delete_statements(list(deleted)))
-    deletes = len(statements)
+    statements: list[_Statement] = []
+    keys = list(deleted)
+    # Per chunk of deleted keys, the statement saying which existed, and how.
+    answering: list[tuple[int, bool]] = []
+    for aggregated, deleting in _delete_statements(keys):
+        answering.append((len(statements), aggregated))
+        statements.extend(deleting)
     puts = [(kind, key, value) for (kind, key), value in final.items() if value is not None]
     statements.extend(
         (_upsert_docs_sql(len(chunk)), [item for row in chunk for item in row])
@@ -535,8 +581,8 @@ def _commit_documents(conn: sqlite3.Connection, jobs: list[tuple[_DocOp, ...]]) 
     )
     returned = _atomically(conn, statements)
     existed: set[tuple[str, str]] = set()
-    for rows in returned[:deletes]:
-        existed.update(rows)
+    for deleted_keys, (index, aggregated) in zip(_chunks(keys), answering, strict=True):
+        existed.update(_existing(deleted_keys, returned[index], aggregated))
     # Each job's answer, replaying the batch in order from what existed before it.
     present = existed
     counts: list[int] = []
@@ -815,9 +861,12 @@ def _store_rows(
     return results
 
 
-@lru_cache(maxsize=2 * ROWS_PER_STATEMENT)
-def _cdr_write_sql(rows: int, allow_update: bool) -> str:
-    head = _CDR_UPSERT_HEAD if allow_update else _CDR_INSERT_HEAD
+@lru_cache(maxsize=3 * ROWS_PER_STATEMENT)
+def _cdr_write_sql(rows: int, allow_update: bool, returning: bool = True) -> str:
+    if allow_update:
+        head = _CDR_UPSERT_HEAD
+    else:
+        head = _CDR_INSERT_HEAD if returning else _CDR_INSERT_ONLY_HEAD
     return head.format(values=_placeholders(rows, len(CDR_COLUMNS) + 2))
 
 
@@ -826,6 +875,13 @@ _CDR_WRITE_HEAD: Final = (
     " ON CONFLICT (cgrid, run_id) DO "
 )
 _CDR_INSERT_HEAD: Final = _CDR_WRITE_HEAD + "NOTHING RETURNING cgrid, run_id, order_id"
+_CDR_INSERT_ONLY_HEAD: Final = _CDR_WRITE_HEAD + "NOTHING"
+# Insert-only batches of many rows: AUTOINCREMENT order ids only grow, and the writer holds the
+# write lock, so the rows this transaction inserted are those above the largest id before it.
+_CDR_LAST_ORDER_ID: Final = "SELECT coalesce(max(order_id), 0) FROM cdrs"
+_CDR_INSERTED_SINCE: Final = (
+    "SELECT json_group_array(json_array(cgrid, run_id, order_id)) FROM cdrs WHERE order_id > ?"
+)
 _CDR_UPSERT_HEAD: Final = (
     _CDR_WRITE_HEAD
     + "UPDATE SET "
@@ -865,16 +921,41 @@ def _commit_cdrs(conn: sqlite3.Connection, jobs: list[_CdrJob]) -> list[list[int
         )
         rows_of.append(statement)
         start = end
-    order_ids: list[int | None] = []
-    for statement, returned in zip(rows_of, _atomically(conn, statements), strict=True):
-        stored = {(cgrid, run_id): int(order_id) for cgrid, run_id, order_id in returned}
-        order_ids.extend(stored.get((row[_CGRID], row[_RUN_ID])) for row in statement)
+    insert_only = not any(mode for _, mode in flat)
+    # RETURNING steps once per row; the aggregate costs the statements and 4 more steps.
+    if insert_only and len(flat) >= AGGREGATE_FROM_ROWS + len(statements) + 2:
+        order_ids = _insert_cdrs_aggregated(conn, rows_of)
+    else:
+        order_ids = []
+        for statement, (returned, _) in zip(rows_of, _atomically(conn, statements), strict=True):
+            stored = {(cgrid, run_id): int(order_id) for cgrid, run_id, order_id in returned}
+            order_ids.extend(stored.get((row[_CGRID], row[_RUN_ID])) for row in statement)
     answers: list[list[int | None]] = []
     taken = 0
     for unit, _mode in jobs:
         answers.append(order_ids[taken : taken + len(unit)])
         taken += len(unit)
     return answers
+
+
+def _insert_cdrs_aggregated(
+    conn: sqlite3.Connection, rows_of: list[list[tuple[Any, ...]]]
+) -> list[int | None]:
+    """Insert-only statements without RETURNING (a GIL round trip per row): the order ids of
+    the rows inserted are read back as one JSON array. A row whose key was already stored, or
+    came earlier in the batch, gets None, as RETURNING would have said."""
+    statements: list[_Statement] = [(_CDR_LAST_ORDER_ID, ())]
+    statements.extend(
+        (_cdr_write_sql(len(rows), False, False), [v for row in rows for v in row])
+        for rows in rows_of
+    )
+    with _transaction(conn):
+        ((last,),) = conn.execute(*statements[0]).fetchall()
+        for sql, params in statements[1:]:
+            conn.execute(sql, params)
+        ((inserted,),) = conn.execute(_CDR_INSERTED_SINCE, (last,)).fetchall()
+    ids = {(cgrid, run_id): int(order_id) for cgrid, run_id, order_id in loads(inserted)}
+    return [ids.pop((row[_CGRID], row[_RUN_ID]), None) for rows in rows_of for row in rows]
 
 
 class SqliteStorDB(_SqliteStore, StorDB):

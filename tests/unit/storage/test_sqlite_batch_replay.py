@@ -11,9 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.storage import sqlite as sqlite_module
+from core.storage.cdr import CDR_COLUMNS
 from core.storage.sqlite import (
     _DATADB_SCHEMA,
+    _STORDB_SCHEMA,
     ROWS_PER_STATEMENT,
+    _commit_cdrs,
     _commit_documents,
 )
 
@@ -126,3 +130,58 @@ def test_a_failing_batch_stores_nothing(tmp_path: Path, first_deletes: bool) -> 
         assert _table(conn) == {("kind", "a"): b"\x01"}
     finally:
         conn.close()
+
+
+# ---------------------------------------------------------------------------------- CDRs
+CDR_KEYS = st.tuples(st.sampled_from(["c1", "c2", "c3"]), st.sampled_from(["*default", "*raw"]))
+CDR_JOBS = st.lists(
+    st.tuples(st.lists(CDR_KEYS, min_size=1, max_size=3), st.booleans()), min_size=1, max_size=12
+)
+
+
+def _cdr_row(cgrid: str, run_id: str, tag: int) -> tuple[object, ...]:
+    values: dict[str, object] = {column: "" for column in CDR_COLUMNS}
+    values.update(cgrid=cgrid, run_id=run_id, usage=tag, cost="-1", pre_rated=0)
+    values.update(setup_time=None, answer_time=None, cost_details=None)
+    return (*(values[column] for column in CDR_COLUMNS), tag, tag)
+
+
+def _cdr_db() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    for statement in _STORDB_SCHEMA:
+        conn.execute(statement)
+    return conn
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=st.lists(CDR_KEYS, unique=True), jobs=CDR_JOBS, insert_only=st.booleans())
+def test_a_cdr_batch_answers_as_with_returning(
+    before: list[tuple[str, str]],
+    jobs: list[tuple[list[tuple[str, str]], bool]],
+    insert_only: bool,
+) -> None:
+    """Order ids read back as one JSON array (insert-only batches of many rows) answer, and
+    store, exactly as RETURNING on every row does (ids a refused duplicate used up included)."""
+    if insert_only:  # the batches that take the aggregate path
+        jobs = [(keys, False) for keys, _ in jobs]
+    returning, aggregated = _cdr_db(), _cdr_db()
+    try:
+        batch = [
+            (tuple(_cdr_row(*key, n) for n, key in enumerate(keys)), allow_update)
+            for keys, allow_update in jobs
+        ]
+        first = [(tuple(_cdr_row(*key, 0) for key in before), False)]
+        answers = []
+        for conn, aggregate_from in ((returning, 10**6), (aggregated, 2)):
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(sqlite_module, "AGGREGATE_FROM_ROWS", aggregate_from)
+                if before:
+                    _commit_cdrs(conn, first)
+                answers.append(_commit_cdrs(conn, batch))
+            assert not conn.in_transaction
+        assert answers[0] == answers[1]
+        table = "SELECT order_id, cgrid, run_id, usage FROM cdrs ORDER BY order_id"
+        assert returning.execute(table).fetchall() == aggregated.execute(table).fetchall()
+    finally:
+        returning.close()
+        aggregated.close()
