@@ -71,6 +71,11 @@ ROWS_PER_STATEMENT: Final = 128
 WRITER_STATEMENT_CACHE: Final = 1_024
 # The longest a deferrable write (a clean-up nobody waits for) waits to join another commit.
 DEFERRED_COMMIT_DELAY_S: Final = 0.05
+# WAL checkpoints: the writer thread copies the log into the database when it has nothing to
+# commit, at most this often; SQLite's own checkpoint, which runs inside the commit that
+# crosses its limit (its callers wait for it), stays only as the bound under constant load.
+IDLE_CHECKPOINT_INTERVAL_S: Final = 1.0
+WAL_AUTOCHECKPOINT_PAGES: Final = 4_000  # SQLite's default: 1,000
 _MAX_CODE_POINT: Final = 0x10FFFF
 _SURROGATES: Final = range(0xD800, 0xE000)
 
@@ -236,9 +241,14 @@ class _SqliteStore:
 
 
 def _connect(
-    path: Path, synchronous: str, what: str, cached_statements: int = 128
+    path: Path,
+    synchronous: str,
+    what: str,
+    cached_statements: int = 128,
+    autocheckpoint_pages: int | None = None,
 ) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, ``synchronous``."""
+    """A connection in autocommit mode (transactions are explicit), WAL, ``synchronous``;
+    ``autocheckpoint_pages``: SQLite's checkpoint limit when not its default."""
     try:
         conn = sqlite3.connect(
             path,
@@ -254,6 +264,8 @@ def _connect(
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute(f"PRAGMA cache_size = -{CACHE_SIZE_KIB}")
         conn.execute("PRAGMA temp_store = MEMORY")
+        if autocheckpoint_pages is not None:
+            conn.execute(f"PRAGMA wal_autocheckpoint = {autocheckpoint_pages}")
     except sqlite3.Error as exc:
         conn.close()
         raise StorageError(f"{what}: cannot open: {exc}") from exc
@@ -294,7 +306,9 @@ class _GroupWriter:
     def __init__(self, path: Path, synchronous: str, what: str, committer: Committer) -> None:
         self._what = what
         self._committer = committer
-        self._conn = _connect(path, synchronous, what, WRITER_STATEMENT_CACHE)
+        self._conn = _connect(
+            path, synchronous, what, WRITER_STATEMENT_CACHE, WAL_AUTOCHECKPOINT_PAGES
+        )
         self._wake = threading.Condition(threading.Lock())  # no re-entry: the cheaper lock
         self._queue: list[_Queued] = []
         # Set when the queue holds a job that must not wait (the thread commits only then or
@@ -305,6 +319,9 @@ class _GroupWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self.commits = 0  # transactions committed (tests check that writes share them)
+        self.idle_checkpoints = 0  # WAL checkpoints run with nothing queued
+        self._checkpointed_at = time.monotonic()
+        self._checkpointed_commits = 0  # self.commits at the last idle checkpoint
         # Jobs queued / answered so far, and reads waiting for the jobs queued before them.
         self._submitted = 0
         self._answered = 0
@@ -395,8 +412,28 @@ class _GroupWriter:
                 # A closed loop has nobody waiting any more.
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(self._answer, answers)
+                self._checkpoint_if_idle()
         finally:
             self._conn.close()
+
+    def _checkpoint_if_idle(self) -> None:
+        """A PASSIVE checkpoint (it waits for no reader), once the batch is answered and only
+        when nothing is due: a job queued meanwhile waits for the rest of it at worst."""
+        now = time.monotonic()
+        if (
+            self.commits == self._checkpointed_commits
+            or now - self._checkpointed_at < IDLE_CHECKPOINT_INTERVAL_S
+        ):
+            return
+        with self._wake:
+            if self._due or self._closing:
+                return
+        self._checkpointed_at, self._checkpointed_commits = now, self.commits
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            return  # SQLite's own checkpoint, or the next idle one, copies the log later
+        self.idle_checkpoints += 1
 
     def _commit_batch(self, batch: list[_Queued]) -> list[_Answer]:
         """Runs of grouped jobs commit together; a solo job alone. Never raises."""

@@ -149,6 +149,25 @@ async def test_close_commits_a_deferred_write(
     assert await _stored(tmp_path) is None
 
 
+async def test_the_writer_checkpoints_the_log_when_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "IDLE_CHECKPOINT_INTERVAL_S", 0.0)
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    try:
+        await db.set("k", "a", {"v": 1})
+        for _ in range(100):  # the checkpoint follows the answer, in the writer thread
+            if db._writer.idle_checkpoints:
+                break
+            await asyncio.sleep(0.01)
+        assert db._writer.idle_checkpoints == 1
+        await db.get("k", "a")  # a read commits nothing: no checkpoint for it
+        await asyncio.sleep(0.05)
+        assert db._writer.idle_checkpoints == 1
+    finally:
+        await db.close()
+
+
 async def test_more_rows_than_one_statement_holds(tmp_path: Path) -> None:
     db = SqliteDataDB(tmp_path / "datadb.sqlite3")
     count = ROWS_PER_STATEMENT * 2 + 3
