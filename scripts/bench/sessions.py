@@ -998,6 +998,11 @@ async def _profile(
         per = max(1, profiled.completed)
         total_own = sum(value[2] for _, value in rows)
         print(f"    total own time {total_own / per * 1e6:,.1f} µs per call (profiler-inflated)")
+        # Python calls per call: the load-independent count the sessions work decides on.
+        print(f"    Python calls per call {stats.total_calls / per:,.1f}")  # type: ignore[attr-defined]
+        dump_to = os.environ.get("CHARGEFLOW_PROFILE_DUMP")
+        if dump_to:  # the whole profile, for pstats (the table shows only the top)
+            stats.dump_stats(dump_to)
         print(f"    {'calls/call':>10} {'own µs':>8} {'cum µs':>8}  function")
         for (filename, line, name), (_, ncalls, own, cumulative, _) in rows[:PROFILE_TOP]:
             where = f"{Path(filename).name}:{line}" if line else filename
