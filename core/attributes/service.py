@@ -354,11 +354,14 @@ class AttributeService:
         context: str | None = None,
         process_runs: int | None = None,
         attribute_ids: Sequence[str] = (),
+        owned: bool = False,
     ) -> ProcessReply:
-        """``V1ProcessEvent``: ``event`` is left as it is; the reply holds the altered copy."""
+        """``V1ProcessEvent``: ``event`` is left as it is; the reply holds the altered copy.
+        ``owned``: the caller's private copy, altered in place (no second copy); after an
+        AttributeSError it may be partly altered (a first run that read a missing field)."""
         runs = process_runs or self.process_runs
         context = context or META_DEFAULT
-        altered_event = event.clone()
+        altered_event = event if owned else event.clone()
         tenant = altered_event.tenant
         variables: dict[str, Any] = {META_PROCESS_RUNS: 0}
         view = EventView(altered_event.event, altered_event.opts, variables, tenant)
