@@ -54,7 +54,6 @@ ACCOUNT_CHARGED: Final = frozenset({PREPAID, PSEUDOPREPAID, POSTPAID})
 DEFAULT_RUN_ID: Final = "*default"
 VOICE: Final = "*voice"
 CGRID_CACHE_SIZE: Final = 4096  # ids of the calls in progress (a few each per request)
-TIME_CACHE_SIZE: Final = 4096  # SetupTime/AnswerTime texts of the calls in progress
 
 
 class ChargingError(CGRError):
@@ -169,25 +168,9 @@ def _moment(fields: Mapping[str, Any], name: str, timezone: tzinfo) -> datetime 
     if raw in (None, ""):
         return None
     try:
-        if type(raw) is str:
-            return _parsed_time(raw, timezone)
-        return parse_time(raw, timezone)
+        return parse_time(raw, timezone)  # RFC 3339 texts come from its cache
     except InvalidValue as exc:
         raise InvalidValue(f"{name}: {exc}") from None
-
-
-def _parsed_time(raw: str, timezone: tzinfo) -> datetime:
-    """``parse_time`` of a string, an RFC 3339 one from the cache: a call's events repeat the
-    same few times. Only those are cached: their parse is pure (datetimes are immutable),
-    unlike ``*now`` or ``+5m``, which read the clock."""
-    if raw[10:11] == "T" and raw[:1].isdigit():
-        return _parsed_rfc3339(raw, timezone)
-    return parse_time(raw, timezone)
-
-
-@lru_cache(maxsize=TIME_CACHE_SIZE)
-def _parsed_rfc3339(raw: str, timezone: tzinfo) -> datetime:
-    return parse_time(raw, timezone)
 
 
 # The plain text fields of a run event, in RunEvent's order; "" when missing.

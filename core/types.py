@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -218,12 +219,9 @@ def parse_time(value: Any, timezone: Any = UTC, now: datetime | None = None) -> 
     """
     if type(value) is str and value[10:11] == "T":
         # RFC 3339, what clients send: the general path below ends in the same fromisoformat.
-        try:
-            iso = _from_iso(value)
-        except ValueError:
-            pass
-        else:
-            return iso if iso.tzinfo else iso.replace(tzinfo=timezone)
+        iso = _parsed_rfc3339(value, timezone)
+        if iso is not None:
+            return iso
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone)
     if isinstance(value, bool):
@@ -248,6 +246,19 @@ def parse_time(value: Any, timezone: Any = UTC, now: datetime | None = None) -> 
 
 
 _from_iso: Final = datetime.fromisoformat
+RFC3339_CACHE_SIZE: Final = 4096  # SetupTime/AnswerTime texts of the calls in progress
+
+
+@lru_cache(maxsize=RFC3339_CACHE_SIZE)
+def _parsed_rfc3339(text: str, timezone: Any) -> datetime | None:
+    """``text`` as an RFC 3339 time (``timezone`` when it names none), or None when it is not
+    one. Cached: a call's events repeat the same few times, and the parse is pure (datetimes
+    are immutable); ``*now`` and ``+5m`` read the clock and never get here."""
+    try:
+        iso = _from_iso(text)
+    except ValueError:
+        return None
+    return iso if iso.tzinfo else iso.replace(tzinfo=timezone)
 
 
 def _parse_layouts(text: str) -> datetime | None:

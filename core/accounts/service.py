@@ -136,15 +136,45 @@ class AccountService:
         in the same transaction as the account (all or none)."""
         key = f"{tenant}:{account_id}"
         async with self._lock_of(key):
-            live = await self._load(key)
-            if live is None and not create:
-                raise AccountError(ERR_ACCOUNT_NOT_FOUND)
-            account = live.clone() if live is not None else Account(tenant, account_id)
+            # A cached account (the usual case) is read without a coroutine.
+            live = self._cache.get(key) or await self._load(key)
+            account = self._copy_to_change(live, tenant, account_id, create)
             result = await change(account)
             if check_triggers and account.triggers and not account.removed:
                 await self.run_triggers(account)
             await self._store(account, () if also is None else also(result))
             return result
+
+    async def _update_now(
+        self,
+        tenant: str,
+        account_id: str,
+        change: Callable[[Account], T],
+        also: Callable[[T], Iterable[Write]] | None,
+    ) -> T:
+        """:meth:`update` for a change that never awaits (debits, refunds): the change is a
+        plain call, not one more coroutine per account write."""
+        key = f"{tenant}:{account_id}"
+        async with self._lock_of(key):
+            # A cached account (the usual case) is read without a coroutine.
+            live = self._cache.get(key) or await self._load(key)
+            account = self._copy_to_change(live, tenant, account_id, False)
+            result = change(account)
+            if account.triggers and not account.removed:
+                await self.run_triggers(account)
+            await self._store(account, () if also is None else also(result))
+            return result
+
+    @staticmethod
+    def _copy_to_change(
+        live: Account | None, tenant: str, account_id: str, create: bool
+    ) -> Account:
+        """A copy of the live account to change; a new one if missing and ``create``."""
+        if live is None:
+            if not create:
+                raise AccountError(ERR_ACCOUNT_NOT_FOUND)
+            return Account(tenant, account_id)
+        return live.clone()
 
     async def update_locked(self, account: Account) -> None:
         """Writes an account changed by a caller already holding its lock (triggers, actions)."""
@@ -210,7 +240,7 @@ class AccountService:
         cannot be rated."""
         rater = self._rater()
 
-        async def change(account: Account) -> DebitResult:
+        def change(account: Account) -> DebitResult:
             if idempotency_key and idempotency_key in account.charge_keys:
                 # Already charged (a repeat after a crash): report it, take nothing.
                 taken = Decimal(account.charge_keys[idempotency_key])
@@ -231,7 +261,7 @@ class AccountService:
                 account.remember_charge(idempotency_key, result.cost)
             return result
 
-        result = await self.update(event.tenant, event.account, change, also=also)
+        result = await self._update_now(event.tenant, event.account, change, also)
         result.account = None  # the live account changes on: callers read it with get()
         return result
 
@@ -275,7 +305,7 @@ class AccountService:
         if amount == ZERO:
             return
 
-        async def change(account: Account) -> None:
+        def change(account: Account) -> None:
             target = next(
                 (b for b in account.balances(MONETARY) if balance_uuid and b.uuid == balance_uuid),
                 None,
@@ -284,7 +314,7 @@ class AccountService:
                 target = account.default_money_balance()
             target.value -= amount
 
-        await self.update(tenant, account_id, change, also=also)
+        await self._update_now(tenant, account_id, change, also)
 
     async def refund(
         self,
@@ -299,7 +329,7 @@ class AccountService:
         writes made from that amount that commit with the balances (see :meth:`update`)."""
         items = list(charges)
 
-        async def change(account: Account) -> Decimal:
+        def change(account: Account) -> Decimal:
             by_uuid = {b.uuid: b for balances in account.balance_map.values() for b in balances}
             refunded = ZERO
             for charge in items:
@@ -312,7 +342,7 @@ class AccountService:
                     refunded += charge.total_cost
             return refunded
 
-        return await self.update(tenant, account_id, change, also=also)
+        return await self._update_now(tenant, account_id, change, also)
 
     # ------------------------------------------------------------------------------ triggers
     async def run_triggers(self, account: Account) -> None:

@@ -294,6 +294,9 @@ class AttributeService:
         self, tenant: str, context: str, attribute_ids: Sequence[str], view: EventView
     ) -> Sequence[CompiledProfile]:
         if attribute_ids:
+            if len(attribute_ids) == 1:  # a charger's one profile, the usual case: no sort
+                one = self.profile(tenant, attribute_ids[0])
+                return (one,) if one is not None else ()
             found = [self.profile(tenant, profile_id) for profile_id in attribute_ids]
             # Given IDs are tried in Weight order, ties in the order given.
             return sorted((p for p in found if p is not None), key=lambda p: -p.weight)
@@ -354,11 +357,17 @@ class AttributeService:
         context: str | None = None,
         process_runs: int | None = None,
         attribute_ids: Sequence[str] = (),
+        owned: bool = False,
     ) -> ProcessReply:
-        """``V1ProcessEvent``: ``event`` is left as it is; the reply holds the altered copy."""
+        """``V1ProcessEvent``: ``event`` is left as it is; the reply holds the altered copy.
+        ``owned``: the caller's private copy, altered in place (no second copy); after an
+        AttributeSError it may be partly altered (a first run that read a missing field)."""
         runs = process_runs or self.process_runs
         context = context or META_DEFAULT
-        altered_event = event.clone()
+        # The event is only read until a profile matches: copied then (most passes of CDRs
+        # and sessions match nothing, and need no copy). ``owned``: never copied.
+        altered_event = event
+        copied = owned
         tenant = altered_event.tenant
         variables: dict[str, Any] = {META_PROCESS_RUNS: 0}
         view = EventView(altered_event.event, altered_event.opts, variables, tenant)
@@ -375,6 +384,10 @@ class AttributeService:
                 if profile is None:
                     not_found = run == 0
                     break
+                if not copied:
+                    altered_event = event.clone()
+                    view = EventView(altered_event.event, altered_event.opts, variables, tenant)
+                    copied = True
                 paths = self._apply(profile, altered_event, view, tenant)
             except MissingField:
                 not_found = run == 0  # a value read a missing field: that run did not happen
@@ -393,7 +406,7 @@ class AttributeService:
                     raise AttributeSError(f"{ERR_MANDATORY_IE_MISSING}: [{name}]")
         if not_found:
             raise AttributeSError(ERR_NOT_FOUND)
-        return ProcessReply(matched, list(altered), altered_event)
+        return ProcessReply(matched, list(altered), altered_event if copied else event.clone())
 
     def _apply(
         self, profile: CompiledProfile, event: CGREvent, view: EventView, tenant: str

@@ -106,7 +106,8 @@ class SessionCosts:
 
     def forget_later(self, cgrid: str, run_id: str) -> None:
         """``remove`` in the background (tracked, so shutdown can wait for it). The removals
-        asked for while the loop is busy are written together, as one write of one task."""
+        asked for while the loop is busy are written together, as one write of one task, and
+        that write joins the next commit instead of starting its own (``deferrable``)."""
         self._forgotten.append(self._drop_live(cgrid, run_id))
         if len(self._forgotten) == 1:
             task = asyncio.ensure_future(self._flush_forgotten())
@@ -115,7 +116,8 @@ class SessionCosts:
 
     async def _flush_forgotten(self) -> None:
         keys, self._forgotten = self._forgotten, []
-        await self._datadb.apply([Write(KIND_SESSION_COSTS, key, None) for key in keys])
+        writes = [Write(KIND_SESSION_COSTS, key, None) for key in keys]
+        await self._datadb.apply(writes, deferrable=True)
 
     async def drain(self) -> None:
         """Waits for background removals (at shutdown, before storage closes)."""

@@ -10,7 +10,6 @@ AttributeS finding nothing leaves the run as it is; any other AttributeS error f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
@@ -126,30 +125,35 @@ class ChargerService:
         process_runs = process_runs_of(event.opts)
         runs: list[ChargerRun] = []
         for profile in self.chargers_for_event(event):
-            run_event = event.clone()
-            run_event.event[RUN_ID] = profile.run_id
-            run_event.opts[OPTS_SUBSYS] = META_CHARGERS
-            run = ChargerRun(profile.id, None, [META_REQ_RUN_ID], run_event)
+            run = ChargerRun(profile.id, None, [META_REQ_RUN_ID], _run_event(event, profile))
             runs.append(run)
             ids = profile.attribute_ids
             if len(ids) == 1 and ids[0] == META_NONE:
                 continue  # AttributeS disabled for this run
-            self._run_attributes(run, profile.attribute_ids, process_runs)
+            self._run_attributes(run, event, profile, process_runs)
         return runs
 
     def _run_attributes(
-        self, run: ChargerRun, attribute_ids: Sequence[str], process_runs: int | None
+        self,
+        run: ChargerRun,
+        event: CGREvent,
+        profile: ChargerProfile,
+        process_runs: int | None,
     ) -> None:
         context = run.event.opts.get(OPTS_CONTEXT)
         try:
+            # The run's event is this run's own copy: AttributeS alters it in place.
             reply = self._attributes.process_event(
                 run.event,
                 context=str(context) if context else META_CHARGERS,
                 process_runs=process_runs,
-                attribute_ids=attribute_ids,
+                attribute_ids=profile.attribute_ids,
+                owned=True,
             )
         except AttributeSError as exc:
             if exc.message == ERR_NOT_FOUND:
+                # A first run that read a missing field may have altered part of it: anew.
+                run.event = _run_event(event, profile)
                 return
             # CGRateS wraps AttributeS's error again: "SERVER_ERROR: SERVER_ERROR: ...".
             raise ChargerSError(f"{ERR_SERVER_ERROR}: {exc.message}") from None
@@ -157,3 +161,11 @@ class ChargerService:
         if reply.altered_fields:
             run.altered_fields.extend(reply.altered_fields)
             run.event = reply.event
+
+
+def _run_event(event: CGREvent, profile: ChargerProfile) -> CGREvent:
+    """The event of one charger's run: a copy with its RunID and ``*subsys`` set."""
+    run_event = event.clone()
+    run_event.event[RUN_ID] = profile.run_id
+    run_event.opts[OPTS_SUBSYS] = META_CHARGERS
+    return run_event

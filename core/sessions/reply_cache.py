@@ -3,6 +3,11 @@
 A request seen again inside the window, while the first is still running or after it answered,
 awaits the same outcome instead of running again, so a retransmitted debit is never charged
 twice. Requests without an event ID are not cached (nothing identifies a retransmission).
+
+An entry holds the outcome itself once known, not a future: every request makes one, and each
+lives the whole window, so what it keeps alive is what the garbage collector's young
+generation fills with. A future is made only for a retransmission that arrives while the first
+request is still running.
 """
 
 from __future__ import annotations
@@ -18,14 +23,33 @@ from core.types import SECOND
 T = TypeVar("T")
 MAX_ENTRIES: Final = 1_000_000  # bounds memory if a client floods unique IDs
 
+_Key = tuple[str, str, str]
+
+
+class _Running:
+    """The outcome of an entry whose first request has not answered yet."""
+
+
+_RUNNING: Final = _Running()
+
+
+class _Failed:
+    """The outcome of an entry whose first request raised: a retransmission raises it too."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
 
 class ReplyCache:
     def __init__(self, ttl_ns: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl_s = ttl_ns / SECOND
         self._clock = clock
-        self._entries: OrderedDict[tuple[str, str, str], tuple[float, asyncio.Future[Any]]] = (
-            OrderedDict()
-        )
+        # key -> (deadline, outcome: the reply, a _Failed, or _RUNNING)
+        self._entries: OrderedDict[_Key, tuple[float, Any]] = OrderedDict()
+        # Retransmissions waiting for a first request that is still running.
+        self._waiters: dict[_Key, list[asyncio.Future[Any]]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -40,25 +64,43 @@ class ReplyCache:
         key = (method, tenant, event_id)
         entry = self._entries.get(key)
         if entry is not None:
-            result: T = await asyncio.shield(entry[1])
-            return result
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._entries[key] = (now + self._ttl_s, future)
+            repeated: T = await self._repeat(key, entry[1])
+            return repeated
+        self._entries[key] = (now + self._ttl_s, _RUNNING)
         try:
             value = await call()
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved here: waiters re-raise it, no "never retrieved" noise
+            self._settle(key, _Failed(exc))
             raise
-        future.set_result(value)
+        self._settle(key, value)
         return value
+
+    async def _repeat(self, key: _Key, outcome: Any) -> Any:
+        """A retransmission: the first request's outcome, once it has one."""
+        if outcome is _RUNNING:
+            waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(key, []).append(waiter)
+            outcome = await waiter  # cancelling this one leaves the first request alone
+        if type(outcome) is _Failed:
+            raise outcome.error
+        return outcome
+
+    def _settle(self, key: _Key, outcome: Any) -> None:
+        """Records the first request's outcome (unless its entry expired meanwhile) and hands
+        it to the retransmissions waiting for it."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries[key] = (entry[0], outcome)  # an existing key keeps its place
+        for waiter in self._waiters.pop(key, ()):
+            if not waiter.done():
+                waiter.set_result(outcome)
 
     def _expire(self, now: float) -> None:
         entries = self._entries
         while entries:
-            _key, (deadline, future) = next(iter(entries.items()))
+            _key, (deadline, outcome) = next(iter(entries.items()))
             if deadline > now and len(entries) < MAX_ENTRIES:
                 break
-            if not future.done() and deadline > now:
+            if outcome is _RUNNING and deadline > now:
                 break
             entries.popitem(last=False)

@@ -158,13 +158,17 @@ class DataDB(_Closeable):
         """Deletes every document of ``kind``; returns how many there were."""
 
     @abstractmethod
-    async def apply(self, mutations: Iterable[Mutation]) -> None:
+    async def apply(self, mutations: Iterable[Mutation], *, deferrable: bool = False) -> None:
         """Applies ``mutations`` in order, atomically: all of them or, on any error, none.
 
         A value that cannot be encoded, a bad kind or key, or a back-end failure leaves the store
         as it was and raises. Made for bulk loads: pass a list, or a generator to save memory.
         Cancelling the caller does not stop a write the back end has started: it still
         completes or fails as a whole.
+
+        ``deferrable``: nobody waits on the reply path for this write (a clean-up), so a back end
+        may hold it back a bounded time to join the next commit instead of starting one; it
+        still returns only once durable, and a read issued after it still sees it.
         """
 
 

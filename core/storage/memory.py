@@ -98,7 +98,7 @@ class MemoryDataDB(_MemoryStore, DataDB):
         self._check_open()
         return len(self._kinds.pop(check_name("kind", kind), {}))
 
-    async def apply(self, mutations: Iterable[Mutation]) -> None:
+    async def apply(self, mutations: Iterable[Mutation], *, deferrable: bool = False) -> None:
         self._check_open()
         # Validate and encode everything first; after that nothing can fail half-way.
         prepared: list[tuple[str, str | None, bytes | None]] = []

@@ -128,6 +128,7 @@ TARGET_P99_MS: Final = 10.0
 PROFILE_TOP: Final = 25
 PROFILE_GC_THRESHOLD: Final = 10_000  # --profile runs with the collector set as the load runs
 GC_PAUSES: Final = "Bench.GcPauses"
+COMMITS: Final = "Bench.Commits"  # the server's group commits so far, per SQLite store
 GENERATOR_SATURATED: Final = 0.85  # share of one core above which the generator may limit
 BUSY_MACHINE: Final = 0.15  # share of a core used by other processes that spoils a run
 IDLE_PROBE_S: Final = 1.0
@@ -255,9 +256,11 @@ class Samples:
 
 
 # -------------------------------------------------------------------------------- load modes
-def cpu_of(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process ``pid`` (Linux /proc)."""
-    with open(f"/proc/{pid}/stat", "rb") as stat:
+def cpu_of(pid: int, thread: int | None = None) -> float:
+    """CPU seconds (user + system) used so far by process ``pid``, or by its thread ``thread``
+    alone (Linux /proc; the main thread's id is the process id)."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    with open(path, "rb") as stat:
         fields = stat.read().rpartition(b")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -279,6 +282,8 @@ class Window:
     start_ns: int
     end_ns: int
     server_cpu: float = 0.0  # seconds
+    server_loop_cpu: float = 0.0  # the server's event-loop (main) thread alone
+    server_commits: list[int] = field(default_factory=list)  # per SQLite store, in the window
     generator_cpu: float = 0.0
     other_cpu: float = 0.0  # used by the rest of the machine (neighbours)
     steal: float = 0.0  # stolen by the hypervisor
@@ -292,12 +297,18 @@ class Window:
         """Samples both processes' CPU and the server's GC pauses at the window's start and
         end (run as a task)."""
         await asyncio.sleep(max(0.0, (self.start_ns - time.perf_counter_ns()) / NS))
-        server0 = cpu_of(probe.server_pid) if probe.server_pid else 0.0
+        pid = probe.server_pid
+        server0 = cpu_of(pid) if pid else 0.0
+        loop0 = cpu_of(pid, pid) if pid else 0.0
         generator0 = time.process_time()
         busy0, steal0 = machine_busy()
         await probe.control(GC_PAUSES, {"Reset": True})
+        commits0 = await probe.control(COMMITS, {})
         await asyncio.sleep(max(0.0, (self.end_ns - time.perf_counter_ns()) / NS))
-        self.server_cpu = (cpu_of(probe.server_pid) if probe.server_pid else 0.0) - server0
+        self.server_cpu = (cpu_of(pid) if pid else 0.0) - server0
+        self.server_loop_cpu = (cpu_of(pid, pid) if pid else 0.0) - loop0
+        commits1 = await probe.control(COMMITS, {})
+        self.server_commits = [b - a for a, b in zip(commits0, commits1, strict=True)]
         self.generator_cpu = time.process_time() - generator0
         busy1, steal1 = machine_busy()
         self.other_cpu = max(0.0, busy1 - busy0 - self.server_cpu - self.generator_cpu)
@@ -449,7 +460,8 @@ async def engine_registry(
     collector settings without touching the engine: ``gc_freeze`` moves everything alive after
     start-up (the plan, the caches) out of the collector's reach; ``gc_threshold`` > 0 sets
     the young-generation threshold (CPython's default is 700)."""
-    registry = (await start_engine(storage, data_dir)).registry
+    engine = await start_engine(storage, data_dir)
+    registry = engine.registry
     if gc_freeze:
         gc.collect()
         gc.freeze()
@@ -458,6 +470,7 @@ async def engine_registry(
     pauses = GcPauses()
     gc.callbacks.append(pauses)
     registry.register(GC_PAUSES, pauses.report)
+    registry.register(COMMITS, lambda params, ctx: store_commits(engine))
     return registry
 
 
@@ -594,6 +607,8 @@ class RunResult:
     call_p50: float
     call_p99: float
     server_cpu: float  # share of one core
+    server_loop_cpu: float  # share of one core used by the server's event-loop thread
+    server_commits: list[int]  # group commits in the window, per SQLite store
     generator_cpu: float
     other_cpu: float
     steal: float
@@ -611,6 +626,24 @@ class RunResult:
             if isinstance(item, dict)
         )
         return f"{pauses}; {self.server_gc.get('tracked', 0):,} objects tracked at the end"
+
+    def cpu_text(self) -> str:
+        """The server's CPU and group commits per completed call: the load-independent view
+        (the writer threads' commits and their fsyncs count in the server's CPU)."""
+        calls = max(1, self.calls)
+        per_call = self.server_cpu * self.window_s / calls * 1e6
+        loop = self.server_loop_cpu * self.window_s / calls * 1e6
+        text = (
+            f"server CPU per call {per_call:,.0f} µs (event-loop thread {loop:,.0f}, "
+            f"other threads {per_call - loop:,.0f})"
+        )
+        if self.server_commits:
+            stores = ", ".join(
+                f"{name} {count / calls:.3f}"
+                for name, count in zip(("DataDB", "StorDB"), self.server_commits, strict=False)
+            )
+            text += f"; group commits per call: {stores}"
+        return text
 
     @property
     def request_p99(self) -> float:
@@ -635,6 +668,7 @@ class RunResult:
         for (label, _), p50, p99 in zip(STEPS, self.step_p50, self.step_p99, strict=True):
             rows.append(f"    {label:<18} {p50:>8.2f} {p99:>8.2f}")
         rows.append(f"    {'whole call':<18} {self.call_p50:>8.2f} {self.call_p99:>8.2f}")
+        rows.append(f"    {self.cpu_text()}")
         if self.server_gc:
             rows.append(f"    server GC pauses in the window: {self.gc_text()}")
         for error, count in self.errors.most_common(5):
@@ -675,6 +709,8 @@ def summarize(
         call_p50=percentile(whole, 0.5),
         call_p99=percentile(whole, 0.99),
         server_cpu=window.server_cpu / seconds if seconds else 0.0,
+        server_loop_cpu=window.server_loop_cpu / seconds if seconds else 0.0,
+        server_commits=window.server_commits,
         generator_cpu=window.generator_cpu / seconds if seconds else 0.0,
         other_cpu=window.other_cpu / seconds if seconds else 0.0,
         steal=window.steal / seconds if seconds else 0.0,
@@ -962,6 +998,11 @@ async def _profile(
         per = max(1, profiled.completed)
         total_own = sum(value[2] for _, value in rows)
         print(f"    total own time {total_own / per * 1e6:,.1f} µs per call (profiler-inflated)")
+        # Python calls per call: the load-independent count the sessions work decides on.
+        print(f"    Python calls per call {stats.total_calls / per:,.1f}")  # type: ignore[attr-defined]
+        dump_to = os.environ.get("CHARGEFLOW_PROFILE_DUMP")
+        if dump_to:  # the whole profile, for pstats (the table shows only the top)
+            stats.dump_stats(dump_to)
         print(f"    {'calls/call':>10} {'own µs':>8} {'cum µs':>8}  function")
         for (filename, line, name), (_, ncalls, own, cumulative, _) in rows[:PROFILE_TOP]:
             where = f"{Path(filename).name}:{line}" if line else filename

@@ -62,6 +62,9 @@ def test_rfc3339_fast_path_matches_fromisoformat(moment: datetime, suffix: str) 
     parsed = parse_time(text, ZONE)
     reference = datetime.fromisoformat(text)
     assert parsed == (reference if reference.tzinfo else reference.replace(tzinfo=ZONE))
+    assert parse_time(text, ZONE) == parsed  # again: from the cache
+    if reference.tzinfo is None:  # the zone is part of the cached key
+        assert parse_time(text, UTC) == reference.replace(tzinfo=UTC)
 
 
 def _go_time_reference(moment: datetime) -> str:

@@ -393,3 +393,20 @@ def test_bad_profiles_fail_the_load() -> None:
         r"<\*frobnicate>",
     ):
         attributes.prepare(plan)
+
+
+def test_the_callers_event_is_never_altered_nor_handed_back(
+    tutorial_attributes: AttributeService,
+) -> None:
+    # The copy is made only once a profile matches: the reply must still own its event, and
+    # an event that matched nothing (NOT_FOUND) must come out as it went in.
+    original = event({"SubscriberId": "1006"})
+    reply = tutorial_attributes.process_event(original, context="*sessions", process_runs=2)
+    assert reply.event is not original
+    assert reply.event.event is not original.event
+    assert reply.event.opts is not original.opts
+    assert original.event == {"SubscriberId": "1006"}
+    unmatched = event({"SubscriberId": "none"})
+    with pytest.raises(AttributeSError, match=r"^NOT_FOUND$"):
+        tutorial_attributes.process_event(unmatched, context="*cdrs")
+    assert unmatched.event == {"SubscriberId": "none"}

@@ -167,3 +167,29 @@ def test_process_runs_option_reaches_attributes() -> None:
     [run] = chargers.process(event({}, opts={"*processRuns": 2}))
     assert run.attribute_profiles == ["ATTR_1", "ATTR_2"]
     assert run.event.event["Trail"] == "12"
+
+
+def test_a_run_whose_attributes_read_a_missing_field_is_kept_unaltered() -> None:
+    # The first attribute is set before the second finds its field missing: AttributeS found
+    # nothing (NOT_FOUND), so the run's event must not show the first one's write.
+    half = AttributeProfile(
+        TENANT, "ATTR_HALF", ("*any",), (), None,
+        (
+            Attribute("*req.Category", "*constant", "half"),
+            Attribute("*req.Subject", "*variable", "~*req.Missing"),
+        ),
+        False, Decimal(0),
+    )  # fmt: skip
+    chargers = _chargers(_charger("CH", "run", "ATTR_HALF"), attributes=(half,))
+    original = event({"Account": "1001", "Category": "call"})
+    [run] = chargers.process(original)
+    assert run.attribute_profiles is None
+    assert run.altered_fields == ["*req.RunID"]
+    assert run.event.event == {"Account": "1001", "Category": "call", "RunID": "run"}
+    assert run.event.opts == {"*subsys": "*chargers"}
+    assert original.event == {"Account": "1001", "Category": "call"}
+    # With the field there, the same profile alters the run.
+    [run] = chargers.process(event({"Account": "1001", "Category": "call", "Missing": "x"}))
+    assert run.attribute_profiles == ["ATTR_HALF"]
+    assert run.event.event["Category"] == "half"
+    assert run.event.event["Subject"] == "x"

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core import charging
+from core import types
 from core.charging import (
     DEFAULT_RUN_ID,
     VOICE,
@@ -115,10 +115,10 @@ def test_read_matches_the_field_by_field_read(
 
 
 def test_relative_times_are_never_cached() -> None:
-    before = charging._parsed_rfc3339.cache_info()
+    before = types._parsed_rfc3339.cache_info()
     first = read({"SetupTime": "*now", "AnswerTime": "+1s"})
     second = read({"SetupTime": "*now", "AnswerTime": "+1s"})
-    after = charging._parsed_rfc3339.cache_info()
+    after = types._parsed_rfc3339.cache_info()
     assert (after.hits, after.misses) == (before.hits, before.misses)
     assert first.setup_time is not None and second.setup_time is not None
     assert second.setup_time >= first.setup_time

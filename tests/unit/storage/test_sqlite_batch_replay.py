@@ -1,18 +1,24 @@
 """Property: one group commit of many document jobs (``_commit_documents``) leaves the table and
-answers each job exactly as running the jobs one by one would."""
+answers each job exactly as running the jobs one by one would; the committer commits the batch
+itself, all or nothing."""
 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.storage import sqlite as sqlite_module
+from core.storage.cdr import CDR_COLUMNS
 from core.storage.sqlite import (
     _DATADB_SCHEMA,
+    _STORDB_SCHEMA,
     ROWS_PER_STATEMENT,
+    _commit_cdrs,
     _commit_documents,
-    _transaction,
 )
 
 Op = tuple[str, str, bytes | None]
@@ -58,8 +64,7 @@ def test_a_batch_equals_its_jobs_run_one_by_one(
             conn.execute(statement)
         rows = [(*key, value) for key, value in before.items()]
         conn.executemany("INSERT INTO documents VALUES (?, ?, ?)", rows)
-        with _transaction(conn):
-            counts = _commit_documents(conn, jobs)
+        counts = _commit_documents(conn, jobs)
         expected_table, expected_counts = _sequential(before, jobs)
         assert counts == expected_counts
         assert _table(conn) == expected_table
@@ -74,11 +79,109 @@ def test_a_batch_larger_than_one_statement() -> None:
             conn.execute(statement)
         keys = [f"k{n}" for n in range(ROWS_PER_STATEMENT * 2 + 1)]
         jobs: list[tuple[Op, ...]] = [(("kind", key, key.encode()),) for key in keys]
-        with _transaction(conn):
-            assert _commit_documents(conn, jobs) == [1] * len(keys)
+        assert _commit_documents(conn, jobs) == [1] * len(keys)
         removals: list[tuple[Op, ...]] = [(("kind", key, None),) for key in [*keys, "missing"]]
-        with _transaction(conn):
-            assert _commit_documents(conn, removals) == [1] * len(keys) + [0]
+        assert _commit_documents(conn, removals) == [1] * len(keys) + [0]
         assert _table(conn) == {}
     finally:
         conn.close()
+
+
+def _file_db(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    for statement in _DATADB_SCHEMA:
+        conn.execute(statement)
+    return conn
+
+
+@pytest.mark.parametrize(
+    "jobs",
+    [
+        [(("kind", "a", b"1"),)],  # one statement: committed in autocommit mode
+        [(("kind", "gone", None),), (("kind", "a", b"1"),)],  # a delete and a put: BEGIN..COMMIT
+    ],
+)
+def test_the_committer_commits_the_batch(tmp_path: Path, jobs: list[tuple[Op, ...]]) -> None:
+    conn, other = _file_db(tmp_path / "d.sqlite3"), None
+    try:
+        _commit_documents(conn, jobs)
+        assert not conn.in_transaction
+        other = sqlite3.connect(tmp_path / "d.sqlite3")  # another connection sees it committed
+        assert other.execute("SELECT value FROM documents WHERE key = 'a'").fetchall() == [(b"1",)]
+    finally:
+        conn.close()
+        if other is not None:
+            other.close()
+
+
+@pytest.mark.parametrize("first_deletes", [False, True])
+def test_a_failing_batch_stores_nothing(tmp_path: Path, first_deletes: bool) -> None:
+    conn = _file_db(tmp_path / "d.sqlite3")
+    try:
+        conn.execute("INSERT INTO documents VALUES ('kind', 'a', x'01')")
+        bad: Op = ("kind", "b", object())  # type: ignore[assignment]  # cannot be bound
+        jobs: list[tuple[Op, ...]] = [(("kind", "a", b"2"),), (bad,)]
+        if first_deletes:
+            jobs.insert(0, (("kind", "a", None),))
+        with pytest.raises(sqlite3.Error):
+            _commit_documents(conn, jobs)
+        assert not conn.in_transaction
+        assert _table(conn) == {("kind", "a"): b"\x01"}
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------------- CDRs
+CDR_KEYS = st.tuples(st.sampled_from(["c1", "c2", "c3"]), st.sampled_from(["*default", "*raw"]))
+CDR_JOBS = st.lists(
+    st.tuples(st.lists(CDR_KEYS, min_size=1, max_size=3), st.booleans()), min_size=1, max_size=12
+)
+
+
+def _cdr_row(cgrid: str, run_id: str, tag: int) -> tuple[object, ...]:
+    values: dict[str, object] = {column: "" for column in CDR_COLUMNS}
+    values.update(cgrid=cgrid, run_id=run_id, usage=tag, cost="-1", pre_rated=0)
+    values.update(setup_time=None, answer_time=None, cost_details=None)
+    return (*(values[column] for column in CDR_COLUMNS), tag, tag)
+
+
+def _cdr_db() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    for statement in _STORDB_SCHEMA:
+        conn.execute(statement)
+    return conn
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=st.lists(CDR_KEYS, unique=True), jobs=CDR_JOBS, insert_only=st.booleans())
+def test_a_cdr_batch_answers_as_with_returning(
+    before: list[tuple[str, str]],
+    jobs: list[tuple[list[tuple[str, str]], bool]],
+    insert_only: bool,
+) -> None:
+    """Order ids read back as one JSON array (insert-only batches of many rows) answer, and
+    store, exactly as RETURNING on every row does (ids a refused duplicate used up included)."""
+    if insert_only:  # the batches that take the aggregate path
+        jobs = [(keys, False) for keys, _ in jobs]
+    returning, aggregated = _cdr_db(), _cdr_db()
+    try:
+        batch = [
+            (tuple(_cdr_row(*key, n) for n, key in enumerate(keys)), allow_update)
+            for keys, allow_update in jobs
+        ]
+        first = [(tuple(_cdr_row(*key, 0) for key in before), False)]
+        answers = []
+        for conn, aggregate_from in ((returning, 10**6), (aggregated, 2)):
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(sqlite_module, "AGGREGATE_FROM_ROWS", aggregate_from)
+                if before:
+                    _commit_cdrs(conn, first)
+                answers.append(_commit_cdrs(conn, batch))
+            assert not conn.in_transaction
+        assert answers[0] == answers[1]
+        table = "SELECT order_id, cgrid, run_id, usage FROM cdrs ORDER BY order_id"
+        assert returning.execute(table).fetchall() == aggregated.execute(table).fetchall()
+    finally:
+        returning.close()
+        aggregated.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.storage import DuplicateError, StorageClosedError, Write
+from core.storage import sqlite as sqlite_module
 from core.storage.cdr import Cdr, CdrFilter
 from core.storage.sqlite import ROWS_PER_STATEMENT, SqliteDataDB, SqliteStorDB
 
@@ -70,6 +71,99 @@ async def test_one_batch_replays_sets_and_removes_in_order(tmp_path: Path) -> No
         assert results == [True, False, None, False, None, True, None, None]
         assert db.commits == commits + 1  # one transaction for all of them
         assert await db.get_all("k") == {"old": {"v": 1}, "unit-a": {"v": 4}}
+    finally:
+        await db.close()
+
+
+def _deferring_db(path: Path, monkeypatch: pytest.MonkeyPatch, delay: float) -> SqliteDataDB:
+    """A DataDB whose deferrable writes wait ``delay`` seconds at most."""
+    monkeypatch.setattr(sqlite_module, "DEFERRED_COMMIT_DELAY_S", delay)
+    return SqliteDataDB(path / "datadb.sqlite3")
+
+
+async def _queued_cleanup(db: SqliteDataDB, key: str) -> asyncio.Future[None]:
+    """A deferrable removal of ``key``, queued and not awaited."""
+    cleanup = asyncio.ensure_future(db.apply([Write("k", key, None)], deferrable=True))
+    await asyncio.sleep(0)  # queued
+    return cleanup
+
+
+async def test_a_deferrable_write_joins_the_next_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = _deferring_db(tmp_path, monkeypatch, 60.0)  # never by the timer
+    try:
+        await db.set("k", "old", {"v": 0})
+        commits = db.commits
+        cleanup = await _queued_cleanup(db, "old")
+        await asyncio.sleep(0.05)
+        assert not cleanup.done() and db.commits == commits  # no commit of its own
+        await db.set("k", "new", {"v": 1})  # due: takes the deferred one along
+        await asyncio.wait_for(cleanup, 10)
+        assert db.commits == commits + 1
+        assert await db.get_all("k") == {"new": {"v": 1}}
+    finally:
+        await db.close()
+
+
+async def test_a_read_does_not_wait_for_a_deferred_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = _deferring_db(tmp_path, monkeypatch, 60.0)
+    try:
+        await db.set("k", "a", {"v": 0})
+        cleanup = await _queued_cleanup(db, "a")
+        assert await asyncio.wait_for(db.get("k", "a"), 10) is None  # sees it, committed
+        assert cleanup.done()
+    finally:
+        await db.close()
+
+
+async def _stored(path: Path) -> object:
+    reopened = SqliteDataDB(path / "datadb.sqlite3")
+    try:
+        return await reopened.get("k", "a")
+    finally:
+        await reopened.close()
+
+
+async def test_a_deferrable_write_alone_commits_after_the_delay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = _deferring_db(tmp_path, monkeypatch, 0.01)
+    try:
+        await asyncio.wait_for(db.apply([Write("k", "a", {"v": 1})], deferrable=True), 10)
+    finally:
+        await db.close()
+    assert await _stored(tmp_path) == {"v": 1}
+
+
+async def test_close_commits_a_deferred_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = _deferring_db(tmp_path, monkeypatch, 60.0)
+    await db.set("k", "a", {"v": 1})
+    cleanup = await _queued_cleanup(db, "a")
+    await asyncio.wait_for(db.close(), 10)
+    await asyncio.wait_for(cleanup, 10)
+    assert await _stored(tmp_path) is None
+
+
+async def test_the_writer_checkpoints_the_log_when_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "IDLE_CHECKPOINT_INTERVAL_S", 0.0)
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    try:
+        await db.set("k", "a", {"v": 1})
+        for _ in range(100):  # the checkpoint follows the answer, in the writer thread
+            if db._writer.idle_checkpoints:
+                break
+            await asyncio.sleep(0.01)
+        assert db._writer.idle_checkpoints == 1
+        await db.get("k", "a")  # a read commits nothing: no checkpoint for it
+        await asyncio.sleep(0.05)
+        assert db._writer.idle_checkpoints == 1
     finally:
         await db.close()
 
