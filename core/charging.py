@@ -10,7 +10,7 @@ from datetime import datetime, tzinfo
 from functools import lru_cache
 from itertools import compress
 from operator import is_, is_not
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from core.accounts.debit import DebitEvent
 from core.errors import CGRError
@@ -241,8 +241,7 @@ def read_run_event(
 
 # The fields read_run_event reads besides the texts: a copy must share them to be read "like".
 _VALUE_FIELDS: Final = (USAGE, SETUP_TIME, ANSWER_TIME)
-# RunEvent's text fields, in _TEXT_FIELDS' order.
-_Texts = tuple[str, str, str, str, str, str, str, str, str, str]
+_TEXT_INDEXES: Final = range(len(_TEXT_FIELDS))
 
 
 def _reread_texts(
@@ -255,19 +254,19 @@ def _reread_texts(
         read.run_id, read.request_type, read.tor, read.category, read.account, read.subject,
         read.destination, read.origin_id, read.origin_host, read.source,
     ]  # fmt: skip
-    defaults = (DEFAULT_RUN_ID, default_request_type, VOICE, default_category)
+    defaults = (DEFAULT_RUN_ID, default_request_type, VOICE, default_category, *_EMPTY_TEXTS[4:])
     changed = map(is_not, map(fields.get, _TEXT_FIELDS), map(old.get, _TEXT_FIELDS))
-    for index in compress(range(len(_TEXT_FIELDS)), changed):
-        default = defaults[index] if index < len(defaults) else ""
-        texts[index] = _text(fields, _TEXT_FIELDS[index]) or default
+    for index in compress(_TEXT_INDEXES, changed):
+        value = fields.get(_TEXT_FIELDS[index])
+        if type(value) is not str:  # what clients send is a string; else the checked read
+            value = _text(fields, _TEXT_FIELDS[index])
+        texts[index] = value or defaults[index]
+    run_id, request_type, tor, category, account, subject, destination, *origin = texts
+    origin_id, origin_host, source = origin
     return RunEvent(
-        read.tenant,
-        *cast(_Texts, texts),
-        read.setup_time,
-        read.answer_time,
-        read.usage,
-        fields,
-    )
+        read.tenant, run_id, request_type, tor, category, account, subject, destination,
+        origin_id, origin_host, source, read.setup_time, read.answer_time, read.usage, fields,
+    )  # fmt: skip
 
 
 def cdr_event_fields(cdr: Cdr) -> dict[str, Any]:
