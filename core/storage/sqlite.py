@@ -775,9 +775,13 @@ _ONLY_WRITES: Final = {Write}  # the mutation types of an apply that can join a 
 
 
 def _doc_op(write: Write) -> _DocOp:
-    kind = check_name("kind", write.kind)
-    key = check_name("key", write.key, allow_empty=True)
-    return kind, key, None if write.value is None else dumps(check_value(write.value))
+    kind, key, value = write.kind, write.key, write.value
+    if type(kind) is not str or not kind or type(key) is not str:
+        # check_name's errors, in its order; a valid name (every account and session write)
+        # costs no call. A None value is a removal, so check_value has nothing to refuse.
+        check_name("kind", kind)
+        check_name("key", key, allow_empty=True)
+    return kind, key, None if value is None else dumps(value)
 
 
 # ----------------------------------------------------------------------------------- StorDB
