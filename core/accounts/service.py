@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from core.rating import Rater
 from core.storage import DataDB, Write
@@ -224,7 +224,7 @@ class AccountService:
     def _timing(self, timing_id: str) -> Timing | None:
         return self._timings().get(timing_id)
 
-    async def debit(
+    def debit(
         self,
         event: DebitEvent,
         *,
@@ -232,7 +232,7 @@ class AccountService:
         charge_connect_fee: bool = True,
         idempotency_key: str = "",
         also: Callable[[DebitResult], Iterable[Write]] | None = None,
-    ) -> DebitResult:
+    ) -> Coroutine[Any, Any, DebitResult]:
         """Charges ``event`` to its account. ``allow_negative`` None = the account's flag (True is
         CGRateS's default !DenyNegativeAccount for postpaid). ``also``: DataDB writes made from
         the result that commit with the balances (a session's backup recording this debit).
@@ -259,11 +259,11 @@ class AccountService:
             count_debits(account, result.charges)
             if idempotency_key:
                 account.remember_charge(idempotency_key, result.cost)
+            result.account = None  # the live account changes on: callers read it with get()
             return result
 
-        result = await self._update_now(event.tenant, event.account, change, also)
-        result.account = None  # the live account changes on: callers read it with get()
-        return result
+        # The update's own coroutine, not one more around it (a debit is on every request).
+        return self._update_now(event.tenant, event.account, change, also)
 
     async def max_usage(
         self,
@@ -316,14 +316,14 @@ class AccountService:
 
         await self._update_now(tenant, account_id, change, also)
 
-    async def refund(
+    def refund(
         self,
         tenant: str,
         account_id: str,
         charges: Iterable[Charge],
         *,
         also: Callable[[Decimal], Iterable[Write]] | None = None,
-    ) -> Decimal:
+    ) -> Coroutine[Any, Any, Decimal]:
         """Gives back what ``charges`` took (e.g. ``DebitResult.unused_charges(unused)``);
         balances removed since are skipped. Returns the money refunded. ``also``: DataDB
         writes made from that amount that commit with the balances (see :meth:`update`)."""
@@ -342,7 +342,7 @@ class AccountService:
                     refunded += charge.total_cost
             return refunded
 
-        return await self._update_now(tenant, account_id, change, also)
+        return self._update_now(tenant, account_id, change, also)
 
     # ------------------------------------------------------------------------------ triggers
     async def run_triggers(self, account: Account) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from core.api._params import ERR_MANDATORY_IE_MISSING, ERR_NOT_FOUND, OK, as_object, cgr_event
 from core.cdrs.service import CdrService
@@ -125,6 +125,14 @@ def _routes_digest(routes: list[dict[str, Any]] | None) -> str | None:
     )
 
 
+T = TypeVar("T")
+
+
+def _rpc_error(error: Exception) -> Exception:
+    """A charging error as the reply's error (its text); any other error as it is."""
+    return RpcError(str(error)) if isinstance(error, ChargingError) else error
+
+
 def register(
     registry: MethodRegistry,
     sessions: SessionService,
@@ -137,7 +145,7 @@ def register(
     routes_of: RoutesOf | None = None,
 ) -> None:
     tz = zone(timezone)
-    cache = ReplyCache(sessions.config.reply_cache_ttl)
+    cache = ReplyCache(sessions.config.reply_cache_ttl, failure=_rpc_error)
 
     def event_of(params: Any) -> tuple[Mapping[str, Any], CGREvent]:
         args = as_object(params)
@@ -163,11 +171,8 @@ def register(
             raise RpcError("ROUTES_ERROR:NOT_CONNECTED")
         return await routes_of(event, args)
 
-    async def cached(method: str, event: CGREvent, work: Callable[[], Awaitable[Any]]) -> Any:
-        try:
-            return await cache.run(method, event.tenant, event.id, work)
-        except ChargingError as exc:
-            raise RpcError(str(exc)) from None
+    def cached(method: str, event: CGREvent, work: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        return cache.run(method, event.tenant, event.id, work)
 
     # ---------------------------------------------------------------------------- authorize
     async def authorize_reply(

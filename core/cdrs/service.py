@@ -153,13 +153,16 @@ class CdrService:
         self._timezone = timezone
         self._clock = clock
 
-    def run_event(self, event: CGREvent) -> RunEvent:
+    def run_event(self, event: CGREvent, like: RunEvent | None = None) -> RunEvent:
+        """Reads ``event``; ``like``: the reading of an event it was copied from (another run
+        of the same CDR: only the fields that differ are read again)."""
         return read_run_event(
             event.tenant,
             event.event,
             default_category=self._default_category,
             default_request_type=self._default_request_type,
             timezone=self._timezone,
+            like=like,
         )
 
     # ------------------------------------------------------------------------------ process
@@ -177,8 +180,9 @@ class CdrService:
         # Runs that move no money are stored together (one commit to wait for, not one per
         # run); a run charged to an account is stored, charged and updated on its own, in order.
         priced: list[Cdr] = []
+        run_event: RunEvent | None = None
         for run in runs:
-            run_event = self.run_event(run)
+            run_event = self.run_event(run, run_event)
             cdr = run_event.to_cdr(run_event.usage or 0)
             if run_event.request_type == NONE or await self._price_without_charging(run_event, cdr):
                 priced.append(cdr)

@@ -42,10 +42,24 @@ class _Failed:
         self.error = error
 
 
+def _as_raised(error: Exception) -> BaseException:
+    return error
+
+
 class ReplyCache:
-    def __init__(self, ttl_ns: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl_ns: int,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        failure: Callable[[Exception], BaseException] = _as_raised,
+    ) -> None:
+        """``failure``: what the caller raises for an error of the work (the first request
+        and its retransmissions alike); here rather than in a wrapper coroutine around
+        :meth:`run`, which would be one more coroutine layer per request."""
         self._ttl_s = ttl_ns / SECOND
         self._clock = clock
+        self._failure = failure
         # key -> (deadline, outcome: the reply, a _Failed, or _RUNNING)
         self._entries: OrderedDict[_Key, tuple[float, Any]] = OrderedDict()
         # Retransmissions waiting for a first request that is still running.
@@ -58,7 +72,13 @@ class ReplyCache:
         self, method: str, tenant: str, event_id: str, call: Callable[[], Awaitable[T]]
     ) -> T:
         if not event_id or self._ttl_s <= 0:
-            return await call()
+            try:
+                return await call()
+            except Exception as exc:
+                failure = self._failure(exc)
+                if failure is exc:
+                    raise
+                raise failure from None
         now = self._clock()
         self._expire(now)
         key = (method, tenant, event_id)
@@ -70,8 +90,11 @@ class ReplyCache:
         try:
             value = await call()
         except BaseException as exc:
-            self._settle(key, _Failed(exc))
-            raise
+            failure = self._failure(exc) if isinstance(exc, Exception) else exc
+            self._settle(key, _Failed(failure))
+            if failure is exc:
+                raise
+            raise failure from None
         self._settle(key, value)
         return value
 

@@ -110,7 +110,9 @@ class SessionService:
         self.node_id = platform.node()
 
     # ------------------------------------------------------------------------------- helpers
-    def _run_event(self, event: CGREvent) -> RunEvent:
+    def _run_event(self, event: CGREvent, like: RunEvent | None = None) -> RunEvent:
+        """Reads ``event``; ``like``: the reading of the event it was copied from (only the
+        fields that differ are read again)."""
         try:
             return read_run_event(
                 event.tenant,
@@ -118,12 +120,15 @@ class SessionService:
                 default_category=self._default_category,
                 default_request_type=self.config.default_request_type,
                 timezone=self._timezone,
+                like=like,
             )
         except InvalidValue as exc:
             raise SessionError(f"SERVER_ERROR: invalid params: {exc}") from None
 
-    async def _runs(self, event: CGREvent) -> list[RunEvent]:
-        return [self._run_event(run) for run in await self._runs_of(event)]
+    async def _runs(self, event: CGREvent, request: RunEvent) -> list[RunEvent]:
+        """The charger runs of ``event``, read from ``request`` (its reading): a run copies
+        the request, so only the fields its charger changed are read again."""
+        return [self._run_event(run, request) for run in await self._runs_of(event)]
 
     def requested_usage(self, event: CGREvent) -> int:
         return self._requested(self._run_event(event))
@@ -142,10 +147,11 @@ class SessionService:
     async def max_usage(self, event: CGREvent) -> int:
         """MaxUsage of AuthorizeEvent: the requested usage (default max_call_duration), capped
         by what each balance-checked run's account allows; the minimum over the runs."""
-        requested = self.requested_usage(event)
+        request = self._run_event(event)
+        requested = self._requested(request)
         allowed = requested
         now = self._clock()
-        for run in await self._runs(event):
+        for run in await self._runs(event, request):
             if run.request_type not in BALANCE_CHECKED:
                 continue
             try:
@@ -164,8 +170,9 @@ class SessionService:
     ) -> int:
         """Opens the session and makes its first debit; returns MaxUsage. ``run_event``:
         ``event`` already read (saves reading it again)."""
-        requested = self._requested(run_event or self._run_event(event))
-        runs = await self._runs(event)
+        request = run_event or self._run_event(event)
+        requested = self._requested(request)
+        runs = await self._runs(event, request)
         if not runs:
             raise SessionError(ERR_NOT_FOUND)
         session_id = cgrid(runs[0].origin_id, runs[0].origin_host)
@@ -289,7 +296,7 @@ class SessionService:
         session_id = cgrid(run_event.origin_id, run_event.origin_host)
         session = self.sessions.get(session_id)
         if session is None:
-            runs = await self._runs(event)
+            runs = await self._runs(event, run_event)
             session = Session(session_id, event, [Run(run) for run in runs], self._clock())
             self.sessions[session_id] = session
         async with session.lock:

@@ -726,7 +726,7 @@ class SqliteDataDB(_SqliteStore, DataDB):
             check_name("key", key, allow_empty=True),
             dumps(check_value(value)),
         )
-        await self._group_write((op,))
+        await self._writer.submit((op,))  # as apply does
 
     async def remove(self, kind: str, key: str) -> bool:
         op = (check_name("kind", kind), check_name("key", key, allow_empty=True), None)
@@ -748,7 +748,10 @@ class SqliteDataDB(_SqliteStore, DataDB):
         ):
             # A few document writes (a session ending, say): one unit of the group commit,
             # encoded here so a bad value fails its caller before anything is queued.
-            await self._group_write(tuple([_doc_op(m) for m in mutations]), deferrable)
+            # The writer directly, not through _group_write: one coroutine layer less on
+            # every account write (each layer is resumed again when the commit answers).
+            ops = tuple([_doc_op(m) for m in mutations])
+            await self._writer.submit(ops, deferrable=deferrable)
             return
 
         def work(conn: sqlite3.Connection) -> None:
@@ -772,9 +775,13 @@ _ONLY_WRITES: Final = {Write}  # the mutation types of an apply that can join a 
 
 
 def _doc_op(write: Write) -> _DocOp:
-    kind = check_name("kind", write.kind)
-    key = check_name("key", write.key, allow_empty=True)
-    return kind, key, None if write.value is None else dumps(check_value(write.value))
+    kind, key, value = write.kind, write.key, write.value
+    if type(kind) is not str or not kind or type(key) is not str:
+        # check_name's errors, in its order; a valid name (every account and session write)
+        # costs no call. A None value is a removal, so check_value has nothing to refuse.
+        check_name("kind", kind)
+        check_name("key", key, allow_empty=True)
+    return kind, key, None if value is None else dumps(value)
 
 
 # ----------------------------------------------------------------------------------- StorDB

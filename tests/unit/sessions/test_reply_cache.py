@@ -142,3 +142,45 @@ async def test_no_event_id_is_never_cached() -> None:
     await run("")
     await run("")
     assert work.runs == 2 and len(cache) == 0
+
+
+class Refused(Exception):
+    """What the caller answers for a KeyError of the work (a translated failure)."""
+
+
+def refused(error: Exception) -> Exception:
+    return Refused(f"refused: {error}") if isinstance(error, KeyError) else error
+
+
+@pytest.mark.parametrize("event_id", ["e1", ""])
+async def test_a_failure_is_raised_as_the_caller_asks_first_and_again(event_id: str) -> None:
+    work = Work(error=KeyError("NOT_FOUND"))
+    run = runner(ReplyCache(TTL, Clock(), failure=refused), work)
+    for _ in range(2):
+        with pytest.raises(Refused, match="refused: 'NOT_FOUND'"):
+            await run(event_id)
+    assert work.runs == (1 if event_id else 2)
+
+
+async def test_a_failure_the_caller_does_not_translate_is_raised_as_it_is() -> None:
+    error = ValueError("bad")
+    work = Work(error=error)
+    run = runner(ReplyCache(TTL, Clock(), failure=refused), work)
+    with pytest.raises(ValueError) as raised:
+        await run("e1")
+    assert raised.value is error
+
+
+async def test_a_translated_failure_reaches_a_waiting_retransmission() -> None:
+    work = Work(error=KeyError("NOT_FOUND"))
+    work.release.clear()
+    run = runner(ReplyCache(TTL, Clock(), failure=refused), work)
+    first = asyncio.ensure_future(run("e1"))
+    await asyncio.sleep(0)
+    again = asyncio.ensure_future(run("e1"))
+    await asyncio.sleep(0)
+    work.release.set()
+    for outcome in (first, again):
+        with pytest.raises(Refused):
+            await outcome
+    assert work.runs == 1

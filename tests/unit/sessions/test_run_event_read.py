@@ -135,3 +135,71 @@ def test_a_timezone_is_part_of_the_cached_key() -> None:
 def test_a_bool_text_field_is_refused() -> None:
     with pytest.raises(InvalidValue, match="Account"):
         read({"Account": True})
+
+
+def read_like(previous: RunEvent | None, tenant: str, fields: Mapping[str, Any]) -> RunEvent:
+    return read_run_event(
+        tenant,
+        fields,
+        default_category=DEFAULT_CATEGORY,
+        default_request_type=DEFAULT_REQUEST_TYPE,
+        timezone=UTC,
+        like=previous,
+    )
+
+
+changed_fields = st.one_of(
+    st.tuples(st.sampled_from([*TEXT_FIELDS, "Extra"]), field_values),
+    st.tuples(st.sampled_from(["SetupTime", "AnswerTime"]), times),
+    st.tuples(st.just("Usage"), st.sampled_from([None, "", "60s", "90s", 5, -1, "bad"])),
+)
+every_field = st.sampled_from([*TEXT_FIELDS, "Usage", "SetupTime", "AnswerTime", "Extra"])
+
+
+@given(
+    request=st.dictionaries(st.sampled_from(TEXT_FIELDS), field_values),
+    setup=times,
+    usage=st.sampled_from([None, "", "60s", 5]),
+    changes=st.lists(changed_fields, max_size=6).map(dict),
+    removed=st.lists(every_field, max_size=3),
+    tenant=st.sampled_from(["cgrates.org", "other.org"]),
+)
+def test_a_copy_read_from_its_original_reads_as_the_copy_itself(
+    request: dict[str, Any],
+    setup: Any,
+    usage: Any,
+    changes: dict[str, Any],
+    removed: list[str],
+    tenant: str,
+) -> None:
+    """A charger run (the request copied, some fields set or dropped) read from the request's
+    reading gives what reading the run gives: the same RunEvent or the same first error."""
+    original: dict[str, Any] = {**request, "SetupTime": setup, "Usage": usage}
+    copy = {**original, **changes}
+    for name in removed:
+        copy.pop(name, None)
+    try:
+        previous = read_like(None, "cgrates.org", original)
+    except InvalidValue:
+        return  # a request that does not read is refused before its runs are made
+    expected = outcome(lambda: read_like(None, tenant, copy))  # read_run_event
+    assert outcome(lambda: read_like(previous, tenant, copy)) == expected
+
+
+def test_the_very_event_read_again_is_the_same_reading() -> None:
+    fields = {"Account": "1001", "Usage": "60s"}
+    previous = read(fields)
+    assert read_like(previous, "cgrates.org", fields) is previous
+    assert read_like(previous, "other.org", fields).tenant == "other.org"
+
+
+def test_only_the_changed_text_fields_are_read_again() -> None:
+    """A run whose charger set its RunID and RequestType keeps the request's other readings
+    (the same parsed times), and a bad changed field is named as read_run_event names it."""
+    request = {"Account": "1001", "SetupTime": "2014-08-04T13:00:00Z", "Usage": "60s"}
+    previous = read(request)
+    run = read_like(previous, "cgrates.org", {**request, "RunID": "*raw", "RequestType": "*none"})
+    assert (run.run_id, run.request_type, run.account) == ("*raw", "*none", "1001")
+    assert run.setup_time is previous.setup_time
+    with pytest.raises(InvalidValue, match="RequestType"):
+        read_like(previous, "cgrates.org", {**request, "RequestType": True, "Subject": False})

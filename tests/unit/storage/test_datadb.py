@@ -88,6 +88,26 @@ async def test_bad_names_are_refused(
         await datadb.get(kind, key)
 
 
+@pytest.mark.parametrize(
+    ("kind", "key", "error", "message"),
+    [
+        ("", "a", ValueError, "kind must not be empty"),
+        (1, "a", TypeError, "kind must be str"),
+        ("k", 1, TypeError, "key must be str"),
+        ("k", None, TypeError, "key must be str"),
+        (None, None, TypeError, "kind must be str"),  # the kind is named first
+    ],
+)
+@pytest.mark.parametrize("value", [1, None])
+async def test_a_bad_name_in_an_apply_refuses_the_whole_apply(
+    datadb: DataDB, kind: Any, key: Any, error: type[Exception], message: str, value: Any
+) -> None:
+    """A few writes (one group-commit unit) with one bad name: nothing is stored."""
+    with pytest.raises(error, match=message):
+        await datadb.apply([Write("k", "good", 1), Write(kind, key, value)])
+    assert await datadb.get("k", "good") is None
+
+
 async def test_unencodable_value_is_refused(datadb: DataDB) -> None:
     with pytest.raises(TypeError):
         await datadb.set("k", "a", Unencodable())
