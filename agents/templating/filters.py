@@ -193,20 +193,18 @@ def _compiled_compare(flt: Filter) -> Callable[[Mapping[str, RequestTree]], bool
         number: Decimal | int | None = value if type(value) is int else number_or_none(text)
         duration: int | bool | None = False  # parsed on first need
         for reference, other, other_number, other_duration in operands:
+            order: int | None = None
             if reference is not None:
                 try:
                     other = reference(trees)
                 except NotFoundError:
                     continue
-                other_number = number_or_none(other)
-            order: int | None = None
-            if number is not None and other_number is not None:
+                order = order_with_text(text, number, other)
+            elif number is not None and other_number is not None:
                 order = (number > other_number) - (number < other_number)
             else:
                 if duration is False:
                     duration = duration_or_none(text)
-                if reference is not None and duration is not None:
-                    other_duration = duration_or_none(other)
                 if duration is not None and other_duration is not None:
                     assert not isinstance(duration, bool)
                     order = (duration > other_duration) - (duration < other_duration)
@@ -218,6 +216,47 @@ def _compiled_compare(flt: Filter) -> Callable[[Mapping[str, RequestTree]], bool
         return False
 
     return positive
+
+
+# Parsed durations of the texts comparisons meet (a grant "60000000000", a usage "60s"): a
+# pure function of the text, so remembered; bounded (cleared when full).
+_DURATIONS: dict[str, int | None] = {}
+_DURATIONS_MAX: Final = 4096
+_UNPARSED: Final = object()
+
+
+def cached_duration(text: str) -> int | None:
+    """``duration_or_none(text)``, remembered per text."""
+    duration = _DURATIONS.get(text, _UNPARSED)
+    if duration is _UNPARSED:
+        if len(_DURATIONS) >= _DURATIONS_MAX:
+            _DURATIONS.clear()
+        duration = _DURATIONS[text] = duration_or_none(text)
+    assert duration is None or type(duration) is int
+    return duration
+
+
+def order_with_text(text: str, number: Decimal | int | None, other: str) -> int | None:
+    """How a value (``text`` as text, ``number`` as a number or None) orders against a
+    referenced operand's text ``other``: as numbers when both are, else as durations; None
+    when they are not comparable."""
+    other_number = number_or_none(other)
+    if number is not None and other_number is not None:
+        return (number > other_number) - (number < other_number)
+    duration = cached_duration(text)
+    if duration is None:
+        return None
+    other_duration = cached_duration(other)
+    if other_duration is None:
+        return None
+    return (duration > other_duration) - (duration < other_duration)
+
+
+def order_with(value: Any, other: str) -> int | None:
+    """``order_with_text`` for a value read in line by compiled filters."""
+    text = value if type(value) is str else as_text(value)
+    number: Decimal | int | None = value if type(value) is int else number_or_none(text)
+    return order_with_text(text, number, other)
 
 
 def parse_filter(text: str) -> Filter:
