@@ -199,7 +199,7 @@ def _compiled_compare(flt: Filter) -> Callable[[Mapping[str, RequestTree]], bool
                     other = reference(trees)
                 except NotFoundError:
                     continue
-                order = order_with_text(text, number, other)
+                order = order_with(value, other)
             elif number is not None and other_number is not None:
                 order = (number > other_number) - (number < other_number)
             else:
@@ -218,45 +218,36 @@ def _compiled_compare(flt: Filter) -> Callable[[Mapping[str, RequestTree]], bool
     return positive
 
 
-# Parsed durations of the texts comparisons meet (a grant "60000000000", a usage "60s"): a
-# pure function of the text, so remembered; bounded (cleared when full).
-_DURATIONS: dict[str, int | None] = {}
-_DURATIONS_MAX: Final = 4096
-_UNPARSED: Final = object()
+# The texts comparisons meet (a grant "60000000000", a usage "60s") as a number and as a
+# duration: a pure function of the text, so remembered; bounded (cleared when full).
+_PARSED: dict[str, tuple[Decimal | None, int | None]] = {}
+_PARSED_MAX: Final = 4096
 
 
-def cached_duration(text: str) -> int | None:
-    """``duration_or_none(text)``, remembered per text."""
-    duration = _DURATIONS.get(text, _UNPARSED)
-    if duration is _UNPARSED:
-        if len(_DURATIONS) >= _DURATIONS_MAX:
-            _DURATIONS.clear()
-        duration = _DURATIONS[text] = duration_or_none(text)
-    assert duration is None or type(duration) is int
-    return duration
-
-
-def order_with_text(text: str, number: Decimal | int | None, other: str) -> int | None:
-    """How a value (``text`` as text, ``number`` as a number or None) orders against a
-    referenced operand's text ``other``: as numbers when both are, else as durations; None
-    when they are not comparable."""
-    other_number = number_or_none(other)
-    if number is not None and other_number is not None:
-        return (number > other_number) - (number < other_number)
-    duration = cached_duration(text)
-    if duration is None:
-        return None
-    other_duration = cached_duration(other)
-    if other_duration is None:
-        return None
-    return (duration > other_duration) - (duration < other_duration)
+def parsed(text: str) -> tuple[Decimal | None, int | None]:
+    """``(number_or_none(text), duration_or_none(text))``, remembered per text."""
+    found = _PARSED.get(text)
+    if found is None:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        found = _PARSED[text] = (number_or_none(text), duration_or_none(text))
+    return found
 
 
 def order_with(value: Any, other: str) -> int | None:
-    """``order_with_text`` for a value read in line by compiled filters."""
+    """How ``value`` orders against a referenced operand's text ``other``, as a comparison
+    filter orders them: as numbers when both are (an int value as itself), else as
+    durations; None when they are not comparable."""
     text = value if type(value) is str else as_text(value)
-    number: Decimal | int | None = value if type(value) is int else number_or_none(text)
-    return order_with_text(text, number, other)
+    value_parsed = _PARSED.get(text) or parsed(text)
+    other_number, other_duration = _PARSED.get(other) or parsed(other)
+    number = value if type(value) is int else value_parsed[0]
+    if number is not None and other_number is not None:
+        return (number > other_number) - (number < other_number)
+    duration = value_parsed[1]
+    if duration is None or other_duration is None:
+        return None
+    return (duration > other_duration) - (duration < other_duration)
 
 
 def parse_filter(text: str) -> Filter:
