@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from agents.templating.errors import NotFoundError, TemplateError
 from agents.templating.fields import NONE, REMOVE, REMOVE_ALL, STRING_TYPES, Field, top_name
-from agents.templating.filters import Filter, is_empty
+from agents.templating.filters import COMPARE_TYPES, Filter, is_empty, order_with
 from agents.templating.paths import LENGTH, Path, as_text, number_or_none
 from agents.templating.trees import MemoTree, ReplyTree, RequestTree, plain_item
 
@@ -257,7 +257,7 @@ def _inline_filter(source: _Source, flt: Filter) -> list[str] | None:
     if path.names and path.names[-1] == LENGTH:
         return None
     if any(operand.reference is not None for operand in flt.operands):
-        return None
+        return _reference_comparison(source, flt)
     literals = tuple(operand.literal for operand in flt.operands)
     found: list[str]
     missing = "False"
@@ -296,6 +296,30 @@ def _inline_filter(source: _Source, flt: Filter) -> list[str] | None:
         found[-1] = found[-1].replace("passed = ", "passed = not (", 1) + ")"
         missing = "not " + missing
     return _with_read(source, path.root, path.names, found, missing)
+
+
+def _reference_comparison(source: _Source, flt: Filter) -> list[str] | None:
+    """Lines setting ``passed`` for ``*gt``/``*gte``/``*lt``/``*lte`` against one plain
+    reference (``*lt:~*cgrep.MaxUsage:~*cgreq.Usage``), both read in line and ordered by
+    ``order_with`` as the filter's check orders them; None for any other shape."""
+    if flt.kind not in COMPARE_TYPES or len(flt.operands) != 1:
+        return None
+    reference = flt.operands[0].reference
+    path = reference.path if reference is not None else None
+    if reference is None or path is None or reference.rules or reference.converters:
+        return None
+    if not path.plain or (path.names and path.names[-1] == LENGTH):
+        return None
+    element = flt.element.path
+    assert element is not None  # _inline_filter checked it
+    compare = f"order is not None and order {INT_COMPARISONS[flt.kind]} 0"
+    passed, missing = (f"not ({compare})", "True") if flt.negated else (compare, "False")
+    order = f"order = {source.name('order_with', order_with)}(left, {VALUE_AS_TEXT})"
+    found = [
+        "left = value",
+        *_with_read(source, path.root, path.names, [order, f"passed = {passed}"], missing),
+    ]
+    return _with_read(source, element.root, element.names, found, missing)
 
 
 def _with_read(

@@ -193,20 +193,18 @@ def _compiled_compare(flt: Filter) -> Callable[[Mapping[str, RequestTree]], bool
         number: Decimal | int | None = value if type(value) is int else number_or_none(text)
         duration: int | bool | None = False  # parsed on first need
         for reference, other, other_number, other_duration in operands:
+            order: int | None = None
             if reference is not None:
                 try:
                     other = reference(trees)
                 except NotFoundError:
                     continue
-                other_number = number_or_none(other)
-            order: int | None = None
-            if number is not None and other_number is not None:
+                order = order_with(value, other)
+            elif number is not None and other_number is not None:
                 order = (number > other_number) - (number < other_number)
             else:
                 if duration is False:
                     duration = duration_or_none(text)
-                if reference is not None and duration is not None:
-                    other_duration = duration_or_none(other)
                 if duration is not None and other_duration is not None:
                     assert not isinstance(duration, bool)
                     order = (duration > other_duration) - (duration < other_duration)
@@ -218,6 +216,38 @@ def _compiled_compare(flt: Filter) -> Callable[[Mapping[str, RequestTree]], bool
         return False
 
     return positive
+
+
+# The texts comparisons meet (a grant "60000000000", a usage "60s") as a number and as a
+# duration: a pure function of the text, so remembered; bounded (cleared when full).
+_PARSED: dict[str, tuple[Decimal | None, int | None]] = {}
+_PARSED_MAX: Final = 4096
+
+
+def parsed(text: str) -> tuple[Decimal | None, int | None]:
+    """``(number_or_none(text), duration_or_none(text))``, remembered per text."""
+    found = _PARSED.get(text)
+    if found is None:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        found = _PARSED[text] = (number_or_none(text), duration_or_none(text))
+    return found
+
+
+def order_with(value: Any, other: str) -> int | None:
+    """How ``value`` orders against a referenced operand's text ``other``, as a comparison
+    filter orders them: as numbers when both are (an int value as itself), else as
+    durations; None when they are not comparable."""
+    text = value if type(value) is str else as_text(value)
+    value_parsed = _PARSED.get(text) or parsed(text)
+    other_number, other_duration = _PARSED.get(other) or parsed(other)
+    number = value if type(value) is int else value_parsed[0]
+    if number is not None and other_number is not None:
+        return (number > other_number) - (number < other_number)
+    duration = value_parsed[1]
+    if duration is None or other_duration is None:
+        return None
+    return (duration > other_duration) - (duration < other_duration)
 
 
 def parse_filter(text: str) -> Filter:

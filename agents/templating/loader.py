@@ -66,20 +66,27 @@ class Processor:
         )
 
 
+# A processor with the filter function to try it with (all its filters, or those after a
+# first filter the gate has already found passing).
+Candidate = tuple[Processor, FilterList]
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessorGate:
     """The processors that can match, decided by one read: most processors begin with the
     same ``*string`` filter on a read-only request value (``*string:~*req.CC-Request-Type:2``),
     so for a given text only the processors accepting it, or not beginning with that filter,
     can pass. A processor whose first filter fails checks no other, so skipping it changes
-    nothing; a read that fails otherwise than with "not found" gives ``None`` (every processor
-    is tried, and the error is raised where it was)."""
+    nothing; one whose first filter the gate found passing is tried with its other filters
+    only (the tree read is read-only: a second read gives the same text). A read that fails
+    otherwise than with "not found" gives ``None`` (every processor is tried with all its
+    filters, and the error is raised where it was)."""
 
     value_of: Callable[[Mapping[str, Any]], Any]
-    by_text: Mapping[str, tuple[Processor, ...]]
-    ungated: tuple[Processor, ...]  # the processors not beginning with the gate's filter
+    by_text: Mapping[str, tuple[Candidate, ...]]
+    ungated: tuple[Candidate, ...]  # the processors not beginning with the gate's filter
 
-    def candidates(self, trees: Mapping[str, Any]) -> tuple[Processor, ...] | None:
+    def candidates(self, trees: Mapping[str, Any]) -> tuple[Candidate, ...] | None:
         try:
             value = self.value_of(trees)
             text = value if type(value) is str else as_text(value)
@@ -130,16 +137,25 @@ def processor_gate(
     gate = elements[counts.index(max(counts))]
     gated = [literals if element == gate else None for element, literals in firsts]
     texts = frozenset().union(*(literals for literals in gated if literals is not None))
+    # The filters after the gate's: what is left to check once the gate has read a text
+    # the first filter accepts.
+    after_gate = {
+        index: compile_filters(processor.filters[1:], f"processor {processor.id} filters")
+        for index, (processor, literals) in enumerate(zip(processors, gated, strict=True))
+        if literals is not None
+    }
     by_text = {
         text: tuple(
-            processor
-            for processor, literals in zip(processors, gated, strict=True)
+            (processor, processor.passes if literals is None else after_gate[index])
+            for index, (processor, literals) in enumerate(zip(processors, gated, strict=True))
             if literals is None or text in literals
         )
         for text in texts
     }
     ungated = tuple(
-        processor for processor, literals in zip(processors, gated, strict=True) if literals is None
+        (processor, processor.passes)
+        for processor, literals in zip(processors, gated, strict=True)
+        if literals is None
     )
     return ProcessorGate(gate.value_of, by_text, ungated)
 
@@ -156,17 +172,21 @@ class Templates:
     files: tuple[str, ...] = field(default=())
     # Derived at construction: which processors can match, from one read (None: try all).
     gate: ProcessorGate | None = field(init=False, repr=False, compare=False)
+    # Derived at construction: every processor with all its filters (no gate, or no gate read).
+    every_candidate: tuple[Candidate, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gate", processor_gate(self.processors, self.read_only_trees))
+        object.__setattr__(self, "every_candidate", tuple((p, p.passes) for p in self.processors))
 
-    def candidates(self, trees: Mapping[str, Any]) -> tuple[Processor, ...]:
-        """The processors, in order, that can pass their filters on ``trees``."""
+    def candidates(self, trees: Mapping[str, Any]) -> tuple[Candidate, ...]:
+        """The processors, in order, that can pass their filters on ``trees``, each with the
+        function checking what is left of its filters."""
         gate = self.gate
         if gate is None:
-            return self.processors
+            return self.every_candidate
         candidates = gate.candidates(trees)
-        return self.processors if candidates is None else candidates
+        return self.every_candidate if candidates is None else candidates
 
     def template(self, name: str) -> tuple[Field, ...]:
         """A named template's fields (e.g. ``*asr`` for an agent building a request)."""

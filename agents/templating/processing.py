@@ -100,8 +100,8 @@ async def process(
     outcome = Outcome(
         trees={name: tree for name, tree in all_trees.items() if isinstance(tree, ReplyTree)}
     )
-    for processor in templates.candidates(all_trees):
-        if not processor.passes(all_trees, processor):
+    for processor, passes in templates.candidates(all_trees):
+        if not passes(all_trees, processor):
             continue
         outcome.matched = True
         outcome.processors.append(processor.id)

@@ -249,6 +249,11 @@ FILTERS = [
     "*contains:~*req.B:x|b",
     "*notcontains:~*req.B:b",
     "*eq:~*req.A:~*req.B",
+    # Comparisons with a path operand (compiled in line): numbers, durations, missing sides.
+    "*lt:~*req.A:~*req.B",
+    "*notgt:~*req.B:~*req.A",
+    "*gte:~*req.A:~*cgreq.A",
+    "*lte:~*req.A:~*req.G.D",
     "*regex:~*req.B:^a",
     "*string:~*req.A{*duration}:60000000000",
     "*gt:~*req.A{*duration}:0",

@@ -380,6 +380,17 @@ GATED = [
         filters=["*string:~*vars.OriginHost:cgr.local", "*string:~*req.CC-Request-Type:3"],
     ),
     processor("unfiltered", ["*none", "*continue"]),
+    # Gated, and checked further once the gate passes it: the second filter fails or passes.
+    processor(
+        "update_elsewhere",
+        ["*none", "*continue"],
+        filters=["*string:~*req.CC-Request-Type:2", "*string:~*vars.OriginHost:other"],
+    ),
+    processor(
+        "update_here",
+        ["*none", "*continue"],
+        filters=["*string:~*req.CC-Request-Type:2|3", "*string:~*vars.OriginHost:cgr.local"],
+    ),
     processor("terminate", ["*none", "*continue"], filters=["*string:~*req.CC-Request-Type:3"]),
 ]
 
@@ -398,11 +409,13 @@ async def test_gated_processors_run_as_every_processor_tried_in_order(request_ty
     outcome = await process(loaded, DictTree(ccr), VARS, FakeEngine())
     assert outcome.processors == expected
     # Only processors whose first filter fails are left out.
-    kept = {p.id for p in loaded.candidates(trees)}
+    kept = {p.id for p, _ in loaded.candidates(trees)}
     assert {p.id for p in loaded.processors if p.id not in kept} <= {
         "data_update",
         "init_or_update",
         "terminate",
+        "update_elsewhere",
+        "update_here",
     }
 
 
