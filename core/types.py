@@ -226,6 +226,15 @@ def parse_time(value: Any, timezone: Any = UTC, now: datetime | None = None) -> 
         return value if value.tzinfo else value.replace(tzinfo=timezone)
     if isinstance(value, bool):
         raise InvalidValue(f"not a time: {value!r}")
+    try:
+        return _parse_time_general(value, timezone, now)
+    except InvalidValue:
+        raise
+    except (OverflowError, ValueError):  # past year 9999, or a NaN number
+        raise InvalidValue(f"not a time: {value!r}") from None
+
+
+def _parse_time_general(value: Any, timezone: Any, now: datetime | None) -> datetime:
     if isinstance(value, int | float):
         return _EPOCH + timedelta(seconds=value)
     if not isinstance(value, str):

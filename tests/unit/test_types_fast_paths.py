@@ -91,3 +91,12 @@ def test_format_time_matches_go_rfc3339(moment: datetime) -> None:
     text = format_time(moment)
     assert text == _go_time_reference(moment)
     assert text.endswith("Z") == (moment.utcoffset() in (None, timedelta(0)))
+
+
+@pytest.mark.parametrize(
+    "value", [10**20, -(10**20), "99999999999999999", "+9999999999h", float("nan"), float("inf")]
+)
+def test_times_out_of_range_are_invalid_values_not_crashes(value: object) -> None:
+    # Past year 9999 (or NaN): the API answers a clear error, never an OverflowError.
+    with pytest.raises(InvalidValue, match="not a time"):
+        parse_time(value)
