@@ -480,8 +480,15 @@ class DiameterMessage:
 
     def first(self, code: int, vendor: int = 0, default: Any = None) -> Any:
         """The value of the first top-level AVP with this code, or ``default``."""
-        found = self.find(code, vendor)
-        return found[0].value if found else default
+        by_key = self._by_key  # find's index read in line once built: ~4 reads a CCR-U
+        found = by_key.get((code, vendor)) if by_key is not None else self.find(code, vendor)
+        if not found:
+            return default
+        item = found[0]  # the value property, in line
+        value = item._value
+        if value is _UNSET:
+            value = item._value = _decode_value(item)
+        return value
 
     def get(self, path: tuple[str, ...]) -> list[Any]:
         """Values at a path of AVP names, fanning out over repeated AVPs.
