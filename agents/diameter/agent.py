@@ -452,7 +452,8 @@ class DiameterAgent(Agent):
             answer = self._cca(request, outcome.reply.to_data(), outcome)
             return answer, _result_code(answer)
         given = [value for value in nodes[RESULT_CODE] if value is not None]
-        return codec.decode(data), _int(given[-1]) if given else 0
+        # Our own encoding: the header is read without decode's checks (they cannot fail).
+        return codec.decode_header(data), _int(given[-1]) if given else 0
 
     def _cca(
         self, request: DiameterMessage, data: dict[str, Any], outcome: Outcome
