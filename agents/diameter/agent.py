@@ -713,7 +713,10 @@ def _reported(tree: RequestTree) -> dict[int, int]:
         for group in tree.get(path):
             if not isinstance(group, Avp):
                 continue
-            for item in group.children:
+            children = group._children  # walked by validate already: no property call
+            if children is None:
+                children = group.children
+            for item in children:
                 if item.code in USED_UNIT_AVPS and not item.vendor:
                     totals[item.code] = totals.get(item.code, 0) + _int(item.value)
     return totals
