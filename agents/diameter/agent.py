@@ -452,7 +452,8 @@ class DiameterAgent(Agent):
             answer = self._cca(request, outcome.reply.to_data(), outcome)
             return answer, _result_code(answer)
         given = [value for value in nodes[RESULT_CODE] if value is not None]
-        return codec.decode(data), _int(given[-1]) if given else 0
+        # Our own encoding: the header is read without decode's checks (they cannot fail).
+        return codec.decode_header(data), _int(given[-1]) if given else 0
 
     def _cca(
         self, request: DiameterMessage, data: dict[str, Any], outcome: Outcome
@@ -712,7 +713,10 @@ def _reported(tree: RequestTree) -> dict[int, int]:
         for group in tree.get(path):
             if not isinstance(group, Avp):
                 continue
-            for item in group.children:
+            children = group._children  # walked by validate already: no property call
+            if children is None:
+                children = group.children
+            for item in children:
                 if item.code in USED_UNIT_AVPS and not item.vendor:
                     totals[item.code] = totals.get(item.code, 0) + _int(item.value)
     return totals

@@ -480,8 +480,15 @@ class DiameterMessage:
 
     def first(self, code: int, vendor: int = 0, default: Any = None) -> Any:
         """The value of the first top-level AVP with this code, or ``default``."""
-        found = self.find(code, vendor)
-        return found[0].value if found else default
+        by_key = self._by_key  # find's index read in line once built: ~4 reads a CCR-U
+        found = by_key.get((code, vendor)) if by_key is not None else self.find(code, vendor)
+        if not found:
+            return default
+        item = found[0]  # the value property, in line
+        value = item._value
+        if value is _UNSET:
+            value = item._value = _decode_value(item)
+        return value
 
     def get(self, path: tuple[str, ...]) -> list[Any]:
         """Values at a path of AVP names, fanning out over repeated AVPs.
@@ -492,12 +499,18 @@ class DiameterMessage:
         """
         if not path:
             return []
-        keys = _path_keys(path)
+        keys = _PATH_KEYS.get(path) or _path_keys(path)  # the cache read in line: ~16 a CCR-U
         by_path = self._by_path
         if by_path is not None:
             if len(keys) == 1:  # the top level is indexed by find
                 first = keys[0]
-                indexed = self.find(*first) if first is not None else None
+                by_key = self._by_key
+                if first is None:
+                    indexed = None
+                elif by_key is not None:  # find's index read in line
+                    indexed = by_key.get(first)
+                else:
+                    indexed = self.find(*first)
             else:
                 indexed = by_path.get(keys)
             if not indexed:
@@ -627,7 +640,14 @@ def _validate(avps: list[Avp], parent: PathKeys, by_path: dict[PathKeys, list[Av
         else:
             found.append(item)
         if (item._def or item.definition).type == AvpType.GROUPED:
-            _validate(item.children, keys, by_path)
+            children = item._children
+            if children is None:  # a decoded group walked here: one call less than `children`
+                buf = item._buf
+                if buf:
+                    children = item._children = _walk(buf, item._start, item._end, item)
+                else:
+                    children = item.children
+            _validate(children, keys, by_path)
 
 
 # ------------------------------------------------------------------------------------ decode

@@ -357,7 +357,7 @@ def _read_lines(source: _Source, root: str, names: tuple[str, ...]) -> list[str]
         f"{lines[-1] if lines else ''}if {kind} == {READ_MEMO}:",
         f"{_INDENT}values = {tree}.cache.get({path})",
         f"{_INDENT}if values is None:",
-        f"{_INDENT * 2}values = {tree}.get({path})",
+        f"{_INDENT * 2}values = {_memo_miss(tree, path)}",
         f"{_INDENT}if values:",
         f"{_INDENT * 2}value = values[0]",
         "else:",
@@ -366,6 +366,12 @@ def _read_lines(source: _Source, root: str, names: tuple[str, ...]) -> list[str]
         f"{_INDENT * 2}value = values[0]",
     ]
     return lines
+
+
+def _memo_miss(tree: str, path: str) -> str:
+    """The expression reading ``path`` from a MemoTree whose cache missed it: what
+    ``MemoTree.get`` does after its own cache probe, without the call and second probe."""
+    return f"{tree}.cache[{path}] = {tree}.tree.get({path})"
 
 
 def _last_step_selected(path: Path) -> bool:
@@ -393,14 +399,14 @@ def _selected_read_lines(source: _Source, path: Path) -> list[str]:
         f"if {kind} == {READ_MEMO}:",
         f"{_INDENT}values = {tree}.cache.get({names})",
         f"{_INDENT}if values is None:",
-        f"{_INDENT * 2}values = {tree}.get({names})",
+        f"{_INDENT * 2}values = {_memo_miss(tree, names)}",
         "else:",
         f"{_INDENT}values = {tree}.get({names}) if {tree} is not None else None",
         "if values:",
         f"{_INDENT}if {kind} == {READ_MEMO}:",
         f"{_INDENT * 2}siblings = {tree}.cache.get({siblings})",
         f"{_INDENT * 2}if siblings is None:",
-        f"{_INDENT * 3}siblings = {tree}.get({siblings})",
+        f"{_INDENT * 3}siblings = {_memo_miss(tree, siblings)}",
         f"{_INDENT}else:",
         f"{_INDENT * 2}siblings = {tree}.get({siblings})",
         f"{_INDENT}picked = None",

@@ -162,7 +162,9 @@ def _trees(
     reply_tree: ReplyTree | None,
     extra: Mapping[str, RequestTree] | None,
 ) -> dict[str, RequestTree]:
-    trees: dict[str, RequestTree] = {name: ReplyTree() for name in templates.writable_trees}
+    trees: dict[str, RequestTree] = {}
+    for name in templates.writable_trees:  # a loop: no comprehension frame per request
+        trees[name] = ReplyTree()
     trees[VARS] = ReplyTree.from_data(vars)
     trees[REP] = reply_tree if reply_tree is not None else ReplyTree()
     if extra:
@@ -170,7 +172,8 @@ def _trees(
             if name not in templates.read_only_trees and not isinstance(tree, ReplyTree):
                 raise TemplateError(f"tree {name} is writable: pass a ReplyTree")
             trees[name] = _memo(tree) if name in templates.read_only_trees else tree
-    trees[REQ] = _memo(request_tree)
+    # _memo in line (once per request)
+    trees[REQ] = request_tree if isinstance(request_tree, ReplyTree) else MemoTree(request_tree)
     return trees
 
 
