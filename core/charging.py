@@ -218,25 +218,32 @@ def read_run_event(
     texts = list(map(fields.get, _TEXT_FIELDS, _EMPTY_TEXTS))
     if set(map(type, texts)) != _ALL_TEXT:
         texts = [_text(fields, name) for name in _TEXT_FIELDS]
+    setup_time = _moment(fields, SETUP_TIME, timezone)
+    answer_time = _moment(fields, ANSWER_TIME, timezone)
+    return _run_event(
+        tenant, texts, default_category, default_request_type, setup_time, answer_time, usage,
+        fields,
+    )  # fmt: skip
+
+
+def _run_event(
+    tenant: str,
+    texts: list[str],
+    default_category: str,
+    default_request_type: str,
+    setup_time: datetime | None,
+    answer_time: datetime | None,
+    usage: int | None,
+    fields: Mapping[str, Any],
+) -> RunEvent:
+    """The RunEvent of ``texts`` (read in ``_TEXT_FIELDS`` order; "" takes the default)."""
     run_id, request_type, tor, category, account, subject, destination, *origin = texts
     origin_id, origin_host, source = origin
     return RunEvent(
-        tenant,
-        run_id or DEFAULT_RUN_ID,
-        request_type or default_request_type,
-        tor or VOICE,
-        category or default_category,
-        account,
-        subject,
-        destination,
-        origin_id,
-        origin_host,
-        source,
-        _moment(fields, SETUP_TIME, timezone),
-        _moment(fields, ANSWER_TIME, timezone),
-        usage,
-        fields,
-    )
+        tenant, run_id or DEFAULT_RUN_ID, request_type or default_request_type, tor or VOICE,
+        category or default_category, account, subject, destination, origin_id, origin_host,
+        source, setup_time, answer_time, usage, fields,
+    )  # fmt: skip
 
 
 # The fields read_run_event reads besides the texts: a copy must share them to be read "like".
@@ -254,18 +261,15 @@ def _reread_texts(
         read.run_id, read.request_type, read.tor, read.category, read.account, read.subject,
         read.destination, read.origin_id, read.origin_host, read.source,
     ]  # fmt: skip
-    defaults = (DEFAULT_RUN_ID, default_request_type, VOICE, default_category, *_EMPTY_TEXTS[4:])
     changed = map(is_not, map(fields.get, _TEXT_FIELDS), map(old.get, _TEXT_FIELDS))
     for index in compress(_TEXT_INDEXES, changed):
         value = fields.get(_TEXT_FIELDS[index])
         if type(value) is not str:  # what clients send is a string; else the checked read
             value = _text(fields, _TEXT_FIELDS[index])
-        texts[index] = value or defaults[index]
-    run_id, request_type, tor, category, account, subject, destination, *origin = texts
-    origin_id, origin_host, source = origin
-    return RunEvent(
-        read.tenant, run_id, request_type, tor, category, account, subject, destination,
-        origin_id, origin_host, source, read.setup_time, read.answer_time, read.usage, fields,
+        texts[index] = value
+    return _run_event(
+        read.tenant, texts, default_category, default_request_type, read.setup_time,
+        read.answer_time, read.usage, fields,
     )  # fmt: skip
 
 

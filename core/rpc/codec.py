@@ -58,9 +58,6 @@ _RESULT_MIDDLE: Final = b',"result":'
 _RESULT_TAIL: Final = b',"error":null}\n'
 REPLY_TAIL: Final = _RESULT_TAIL
 """The end of ``encode_response``'s line after a result's value (see ``reply_lead``)."""
-REPLY_HEAD: Final = _RESULT_HEAD
-REPLY_MIDDLE: Final = _RESULT_MIDDLE
-"""``reply_lead`` is ``REPLY_HEAD``, the id's JSON (``dump_id``) and ``REPLY_MIDDLE``."""
 _NO_ERROR_POSITION: Final = -1
 
 ERROR_GARBAGE: Final = "jsonrpc: unexpected data outside a JSON object"
@@ -185,15 +182,12 @@ def encode_response(id: Any, result: Any, error: str | None) -> bytes:
     return dumps({"id": id, "result": result, "error": None}) + _NEWLINE
 
 
-# A request id as dumps writes it: ids are what orjson decoded (numbers, strings, null...), on
-# which dumps' Decimal default and UTC option never act, so orjson alone (no Python frame).
-dump_id: Final = orjson.dumps
-
-
 def reply_lead(id: Any) -> bytes:
     """The start of ``encode_response``'s line for a result, up to the result's value; the
     line ends with ``REPLY_TAIL``. Raises ``TypeError`` if ``id`` cannot be encoded."""
-    return _RESULT_HEAD + dump_id(id) + _RESULT_MIDDLE
+    # Ids are what orjson decoded (numbers, strings, null...), on which dumps' Decimal default
+    # and UTC option never act: orjson alone, no Python frame.
+    return _RESULT_HEAD + orjson.dumps(id) + _RESULT_MIDDLE
 
 
 # ------------------------------------------------------------------------------------- framing

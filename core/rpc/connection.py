@@ -21,16 +21,14 @@ from typing import Any, Final, cast
 
 from core.rpc.codec import (
     MAX_MESSAGE_SIZE,
-    REPLY_HEAD,
-    REPLY_MIDDLE,
     REPLY_TAIL,
     MessageDecoder,
     Request,
     Response,
     RpcProtocolError,
-    dump_id,
     encode_request,
     encode_response,
+    reply_lead,
 )
 from core.rpc.registry import (
     SERVER_ERROR,
@@ -235,7 +233,7 @@ class RpcConnection(asyncio.Protocol):
                         if writer is not None:  # the result encoded, skipping encode_response
                             parts = writer(item.params, ctx)
                             if parts is not None:  # joined with the other replies by _flush
-                                out.append(REPLY_HEAD + dump_id(item.id) + REPLY_MIDDLE)
+                                out.append(reply_lead(item.id))
                                 out += parts
                                 out.append(REPLY_TAIL)
                                 continue
