@@ -102,6 +102,7 @@ def test_missing_answer_time_is_now(registry: MethodRegistry) -> None:
         ({"Category": {"a": 1}}, "SERVER_ERROR: invalid params: Category must be a string"),
         ({"Usage": "abc"}, "SERVER_ERROR: not a duration: 'abc'"),
         ({"AnswerTime": "yesterday"}, "SERVER_ERROR: not a time: 'yesterday'"),
+        ({"AnswerTime": 10**20}, "SERVER_ERROR: not a time: 100000000000000000000"),
         ({"Subject": "nobody", "Tenant": "x.org"}, "SERVER_ERROR: RATING_PLAN_NOT_FOUND"),
         ({"Destination": "999"}, "SERVER_ERROR: UNAUTHORIZED_DESTINATION"),
     ],

@@ -8,6 +8,7 @@ encoder/decoder for CER, DWR, DPR, CCR and the answers.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import ssl
 import subprocess
@@ -560,6 +561,30 @@ async def test_pipelined_requests_all_answered(server: ServerFactory, raw: Any) 
         client.send(ccr(number))
     numbers = sorted([(await client.recv()).cc_request_number for _ in range(200)])
     assert numbers == list(range(200))
+
+
+async def test_frames_split_across_reads_and_joined_in_one_are_all_answered(
+    server: ServerFactory, raw: Any
+) -> None:
+    # The transport frames what it reads itself: a frame may arrive in pieces (a header cut
+    # in two, a body in several reads) and several frames, or a frame and a piece of the
+    # next, may arrive in one read.
+    node = await server()
+    client = await raw(node.port)
+    await client.cer()
+    frames = []
+    for number in range(6):
+        request = ccr(number)
+        request.header.hop_by_hop_identifier = request.header.end_to_end_identifier = 100 + number
+        frames.append(request.as_bytes())
+    stream = b"".join(frames)
+    cuts = [0, 3, 17, len(frames[0]) + 5, len(frames[0]) + len(frames[1]) + 30, len(stream)]
+    for start, end in itertools.pairwise(cuts):
+        client.send_raw(stream[start:end])
+        await client.writer.drain()
+        await asyncio.sleep(0.01)  # separate reads on the server's side
+    numbers = sorted([(await client.recv()).cc_request_number for _ in range(6)])
+    assert numbers == list(range(6))
 
 
 async def test_garbage_frames_never_take_the_server_down(
