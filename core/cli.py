@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from core import _native
 from core.config import AgentConfig, Config, ConfigError, load_config, parse_address
 
 log = logging.getLogger("chargeflow")
@@ -334,6 +335,9 @@ async def _template_dry_run(config: Config, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if stale := _native.stale():
+        print(f"chargeflow: {_native.stale_message(stale)}", file=sys.stderr)
+        return EXIT_USAGE
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
