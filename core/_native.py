@@ -44,28 +44,31 @@ def digest(paths: list[Path]) -> str:
     return hasher.hexdigest()
 
 
-def compiled_modules() -> list[Path]:
+def compiled_modules(root: Path = ROOT) -> list[Path]:
     """Extension modules present in the source tree (whatever built them)."""
     found: list[Path] = []
     for package in ("core", "agents"):
-        found.extend((ROOT / package).rglob(f"*{EXTENSION_SUFFIX}"))
+        found.extend((root / package).rglob(f"*{EXTENSION_SUFFIX}"))
     return found
 
 
-def stale() -> list[Path]:
+def stale(root: Path = ROOT) -> list[Path]:
     """Compiled modules whose ``.py`` source is newer than the compiled copy."""
     return [
         module
-        for module in compiled_modules()
+        for module in compiled_modules(root)
         if (source := module.with_name(module.name[: -len(EXTENSION_SUFFIX)] + ".py")).exists()
         and source.stat().st_mtime > module.stat().st_mtime
     ]
 
 
 def stale_message(modules: list[Path]) -> str:
-    names = ", ".join(str(path.relative_to(ROOT)) for path in modules[:5])
+    names = ", ".join(
+        str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path) for path in modules[:5]
+    )
     more = f" and {len(modules) - 5} more" if len(modules) > 5 else ""
     return (
         f"compiled modules older than their sources: {names}{more}; "
-        "run scripts/setup to rebuild them (or scripts/setup --pure to remove them)"
+        "run scripts/setup to rebuild them (or .venv/bin/python scripts/native/build.py --pure "
+        "to remove them)"
     )
