@@ -31,7 +31,10 @@ from core._native import (
     stale,
 )
 
-SHARED_LIBRARY_GLOB = f"*__mypyc{EXTENSION_SUFFIX}"  # mypyc's runtime library, at the root
+# mypyc's shared library for the whole group lives inside the `core` package, so the installed
+# `chargeflow` command finds it from any directory (the repository root is not on its path).
+GROUP_NAME = "core.native"
+SHARED_LIBRARY_GLOB = f"*__mypyc{EXTENSION_SUFFIX}"  # older builds put it at the root
 LOG = BUILD_DIR / "build.log"
 
 
@@ -55,10 +58,11 @@ def build(paths: list[Path]) -> bool:
         "import sys\n"
         "from setuptools import setup\n"
         "from mypyc.build import mypycify\n"
-        f"modules = mypycify({relative!r}, opt_level='3', target_dir={str(BUILD_DIR / 'c')!r})\n"
+        f"modules = mypycify({relative!r}, opt_level='3', group_name={GROUP_NAME!r}, "
+        f"target_dir={str(BUILD_DIR / 'c')!r})\n"
         "setup(name='chargeflow-native', ext_modules=modules, script_args=["
         f"'build_ext', '--inplace', '--parallel', '{os.cpu_count() or 1}', "
-        f"'--build-temp', {str(BUILD_DIR / 'obj')!r}])\n"
+        f"'--build-temp', {str(BUILD_DIR / 'obj')!r}, '--build-lib', {str(BUILD_DIR / 'lib')!r}])\n"
     )
     with LOG.open("w") as log:
         done = subprocess.run(
@@ -94,7 +98,8 @@ def main() -> int:
         )
         return 1 if args.strict else 0
     STAMP.write_text(want + "\n")
-    shutil.rmtree(BUILD_DIR / "obj", ignore_errors=True)
+    for scratch in ("obj", "lib"):
+        shutil.rmtree(BUILD_DIR / scratch, ignore_errors=True)
     print(f"native: {len(paths)} modules compiled in {time.monotonic() - started:.0f} s")
     return 0
 
