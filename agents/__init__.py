@@ -1,0 +1,5 @@
+"""chargeflow's protocol agents (each in its own package of the same shape)."""
+
+from core._native import prefer_sources_when_asked
+
+prefer_sources_when_asked()  # CHARGEFLOW_PURE=1: plain Python even where compiled copies exist

@@ -10,15 +10,22 @@ the CLI and the test suite refuse to start on stale copies (``scripts/setup`` re
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
 import importlib.machinery
+import os
 import sys
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
 from pathlib import Path
+from types import ModuleType
+from typing import Final
 
 ROOT = Path(__file__).resolve().parent.parent
 LISTS_DIR = ROOT / "scripts" / "native"  # one *.txt per area: a source glob per line
 BUILD_DIR = ROOT / "build" / "native"
 STAMP = BUILD_DIR / "stamp"
 EXTENSION_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
+PURE_ENV: Final = "CHARGEFLOW_PURE"  # set to 1: import our sources even where compiled copies exist
 
 
 def sources() -> list[Path]:
@@ -72,3 +79,32 @@ def stale_message(modules: list[Path]) -> str:
         "run scripts/setup to rebuild them (or .venv/bin/python scripts/native/build.py --pure "
         "to remove them)"
     )
+
+
+class _SourceFirstFinder(importlib.abc.MetaPathFinder):
+    """Finds ``core.*`` and ``agents.*`` modules as ``.py`` files, ignoring compiled copies."""
+
+    _LOADERS: Final = [(importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES)]
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> ModuleSpec | None:
+        if path is None or not fullname.startswith(("core.", "agents.")):
+            return None
+        for entry in path:
+            spec = importlib.machinery.FileFinder(entry, *self._LOADERS).find_spec(fullname)
+            if spec is not None:
+                return spec
+        return None
+
+
+def prefer_sources_when_asked() -> None:
+    """With ``CHARGEFLOW_PURE=1`` the fallback (plain Python) runs although compiled copies
+    exist: the test script checks both modes on one build."""
+    if os.environ.get(PURE_ENV) == "1" and not any(
+        isinstance(finder, _SourceFirstFinder) for finder in sys.meta_path
+    ):
+        sys.meta_path.insert(0, _SourceFirstFinder())

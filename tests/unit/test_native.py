@@ -33,3 +33,15 @@ def test_a_compiled_module_older_than_its_source_is_stale(tmp_path: Path) -> Non
     assert _native.stale(tmp_path) == [tmp_path / "agents" / "x" / f"old{suffix}"]
     assert "old" in _native.stale_message(_native.stale(tmp_path))
 
+
+
+def test_pure_mode_finds_the_source_beside_a_compiled_copy(tmp_path: Path) -> None:
+    _touch(tmp_path / "fresh.py", 1_000)
+    _touch(tmp_path / f"fresh{_native.EXTENSION_SUFFIX}", 2_000)
+    finder = _native._SourceFirstFinder()
+
+    spec = finder.find_spec("core.fresh", [str(tmp_path)])
+
+    assert spec is not None and spec.origin == str(tmp_path / "fresh.py")
+    assert finder.find_spec("core.absent", [str(tmp_path)]) is None
+    assert finder.find_spec("elsewhere.fresh", [str(tmp_path)]) is None  # only our packages
