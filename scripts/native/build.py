@@ -44,6 +44,11 @@ def remove_compiled() -> None:
     STAMP.unlink(missing_ok=True)
 
 
+def remove_scratch() -> None:
+    for scratch in ("obj", "lib", "c"):
+        shutil.rmtree(BUILD_DIR / scratch, ignore_errors=True)
+
+
 def up_to_date(paths: list[Path], want: str) -> bool:
     if not STAMP.exists() or STAMP.read_text().strip() != want or stale():
         return False
@@ -52,6 +57,8 @@ def up_to_date(paths: list[Path], want: str) -> bool:
 
 def build(paths: list[Path]) -> bool:
     """Runs mypyc + the C compiler in a child process; True when every module was built."""
+    # Always from scratch: objects kept from a failed build would be copied in with old times.
+    remove_scratch()
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     relative = [str(path.relative_to(ROOT)) for path in paths]
     program = (
@@ -98,8 +105,7 @@ def main() -> int:
         )
         return 1 if args.strict else 0
     STAMP.write_text(want + "\n")
-    for scratch in ("obj", "lib"):
-        shutil.rmtree(BUILD_DIR / scratch, ignore_errors=True)
+    remove_scratch()
     print(f"native: {len(paths)} modules compiled in {time.monotonic() - started:.0f} s")
     return 0
 
