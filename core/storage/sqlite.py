@@ -71,6 +71,14 @@ ROWS_PER_STATEMENT: Final = 128
 WRITER_STATEMENT_CACHE: Final = 1_024
 # The longest a deferrable write (a clean-up nobody waits for) waits to join another commit.
 DEFERRED_COMMIT_DELAY_S: Final = 0.05
+# Gather window (as PostgreSQL's commit_delay): while jobs arrive less than
+# GATHER_BELOW_GAP_S apart on average, the job that makes the queue due waits GATHER_S for the
+# ones about to follow, so one fsync answers them all; an idle store never waits. Each gap
+# counts at most GATHER_GAP_CAP times that bound in the average (weight GAP_SMOOTHING).
+GATHER_S: Final = 0.001
+GATHER_BELOW_GAP_S: Final = 0.002
+GATHER_GAP_CAP: Final = 5.0
+GAP_SMOOTHING: Final = 0.25
 # WAL checkpoints: the writer thread copies the log into the database when it has nothing to
 # commit, at most this often; SQLite's own checkpoint, which runs inside the commit that
 # crosses its limit (its callers wait for it), stays only as the bound under constant load.
@@ -295,8 +303,10 @@ class _GroupWriter:
     """One thread and its own connection committing, in order, the jobs the event loop queues.
 
     Every job queued while a transaction is in flight joins the next one (group commit: one
-    fsync for all of them). A deferrable job (a clean-up nobody waits for) does not start a
-    commit: it joins the next one, or commits after DEFERRED_COMMIT_DELAY_S. ``committer``
+    fsync for all of them). While jobs keep arriving close together (other requests in
+    flight), the job that makes the queue due first waits a gather window for them (see
+    GATHER_S). A deferrable job (a clean-up nobody waits for) does not start a commit: it
+    joins the next one, or commits after ``deferred_delay_s``. ``committer``
     turns a batch of jobs into a few multi-row statements; a :class:`_Solo` job runs alone.
     When the transaction is durable, the whole batch is answered with one
     ``call_soon_threadsafe``; if it fails, every job of the batch gets the error and nothing of
@@ -316,10 +326,20 @@ class _GroupWriter:
         # batch.
         self._due = False
         self._deferred_timer: asyncio.TimerHandle | None = None
+        self.deferred_delay_s = DEFERRED_COMMIT_DELAY_S
+        # The gather window (see GATHER_S): its length, the smoothed gap between jobs
+        # below which it opens, and that gap (loop clock) with the last job's time.
+        self.gather_s = GATHER_S
+        self.gather_below_gap_s = GATHER_BELOW_GAP_S
+        self._gap_cap_s = GATHER_GAP_CAP * GATHER_BELOW_GAP_S
+        self._gather_timer: asyncio.TimerHandle | None = None
+        self._gap = self._gap_cap_s  # idle at start
+        self._submitted_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self.commits = 0  # transactions committed (tests check that writes share them)
         self.idle_checkpoints = 0  # WAL checkpoints run with nothing queued
+        self.idle_checkpoint_interval_s = IDLE_CHECKPOINT_INTERVAL_S
         self._checkpointed_at = time.monotonic()
         self._checkpointed_commits = 0  # self.commits at the last idle checkpoint
         # Jobs queued / answered so far, and reads waiting for the jobs queued before them.
@@ -333,21 +353,38 @@ class _GroupWriter:
 
     def submit(self, job: Any, *, deferrable: bool = False) -> asyncio.Future[Any]:
         """Queues ``job``; the future is answered (on this loop) once it is durable. A
-        ``deferrable`` job waits for the next commit, at most DEFERRED_COMMIT_DELAY_S."""
+        ``deferrable`` job waits for the next commit, at most ``deferred_delay_s``; any other
+        job makes the queue due at once, or, while jobs keep arriving, at the end of a gather
+        window (see GATHER_S); a job queued while a window is open joins it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
+        gather = False
         with self._wake:
             if self._closing:
                 raise StorageClosedError(f"{self._what} is closed")
             self._loop = loop
             self._queue.append((job, future))
-            if not deferrable and not self._due:
-                self._due = True
-                self._wake.notify()
+            # The gap since the previous job, capped: one quiet spell ends gathering at once.
+            now = loop.time()
+            gap = min(now - self._submitted_at, self._gap_cap_s)
+            self._gap += (gap - self._gap) * GAP_SMOOTHING
+            self._submitted_at = now
+            if not deferrable and not self._due and self._gather_timer is None:
+                if self._gap < self.gather_below_gap_s and self.gather_s > 0.0:
+                    gather = True
+                else:
+                    self._due = True
+                    self._wake.notify()
+        if gather:
+            self._gather_timer = loop.call_at(now + self.gather_s, self._gathered)
         if deferrable and self._deferred_timer is None:
-            self._deferred_timer = loop.call_later(DEFERRED_COMMIT_DELAY_S, self._deferred_due)
+            self._deferred_timer = loop.call_later(self.deferred_delay_s, self._deferred_due)
         self._submitted += 1
         return future
+
+    def _gathered(self) -> None:
+        self._gather_timer = None
+        self._commit_now()
 
     def _deferred_due(self) -> None:
         self._deferred_timer = None
@@ -422,7 +459,7 @@ class _GroupWriter:
         now = time.monotonic()
         if (
             self.commits == self._checkpointed_commits
-            or now - self._checkpointed_at < IDLE_CHECKPOINT_INTERVAL_S
+            or now - self._checkpointed_at < self.idle_checkpoint_interval_s
         ):
             return
         with self._wake:
