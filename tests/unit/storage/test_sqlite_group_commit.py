@@ -11,7 +11,8 @@ import pytest
 
 from core.storage import DuplicateError, StorageClosedError, Write
 from core.storage.cdr import Cdr, CdrFilter
-from core.storage.sqlite import ROWS_PER_STATEMENT, SqliteDataDB, SqliteStorDB
+from core.storage.sqlite import SqliteDataDB, SqliteStorDB
+from core.storage.sqlite_writer import ROWS_PER_STATEMENT
 
 WRITERS = 200
 BATCHED = WRITERS // 10  # far fewer transactions than writes
