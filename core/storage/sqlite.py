@@ -11,9 +11,11 @@ local I/O), in a worker thread when they may touch many rows, so the loop keeps 
 from one event loop. Each waits first for the writes queued before it (see ``barrier``).
 
 The hot writes (DataDB documents, CDRs) go to one writer thread per file with its own
-connection (:class:`_GroupWriter`): everything queued while it commits joins its next
-transaction, each caller is answered once that transaction is durable, and the whole batch is
-answered with one wake-up of the loop. A batch is a handful of multi-row statements, whatever
+connection (``sqlite_writer._GroupWriter``, the compiled part of this back end): everything
+queued while it commits joins its next transaction, and while writes keep arriving close
+together the first one waits a short gather window for the next ones; each caller is answered
+once that transaction is durable, and the whole batch is answered with one wake-up of the
+loop. A batch is a handful of multi-row statements, whatever
 its size: the thread gives the GIL back to the loop at every statement, and taking it again
 costs up to a switch interval (5 ms) while the loop is busy, so statements per batch, not rows,
 set the commit latency under load.

@@ -173,11 +173,13 @@ class _GroupWriter:
         self._deferred_timer: asyncio.TimerHandle | None = None
         self.deferred_delay_s = DEFERRED_COMMIT_DELAY_S
         # The gather window (see GATHER_S): its length, the smoothed gap between jobs
-        # below which it opens, and that gap (loop clock) with the last job's time.
+        # below which it opens, and that gap with the last job's time (time.monotonic).
         self.gather_s = GATHER_S
         self.gather_below_gap_s = GATHER_BELOW_GAP_S
         self._gap_cap_s = GATHER_GAP_CAP * GATHER_BELOW_GAP_S
-        self._gather_timer: asyncio.TimerHandle | None = None
+        # When the open gather window ends (time.monotonic), 0.0 when none is open; cleared
+        # when the writer takes the batch.
+        self._gather_until = 0.0
         self._gap = self._gap_cap_s  # idle at start
         self._submitted_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -203,33 +205,37 @@ class _GroupWriter:
         window (see GATHER_S); a job queued while a window is open joins it."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        gather = False
+        until = 0.0  # the end of the gather window this job opens, if it opens one
         with self._wake:
             if self._closing:
                 raise StorageClosedError(f"{self._what} is closed")
             self._loop = loop
             self._queue.append((job, future))
             # The gap since the previous job, capped: one quiet spell ends gathering at once.
-            now = loop.time()
+            now = time.monotonic()
             gap = min(now - self._submitted_at, self._gap_cap_s)
             self._gap += (gap - self._gap) * GAP_SMOOTHING
             self._submitted_at = now
-            if not deferrable and not self._due and self._gather_timer is None:
+            if not deferrable and not self._due and not self._gather_until:
                 if self._gap < self.gather_below_gap_s and self.gather_s > 0.0:
-                    gather = True
+                    until = self._gather_until = now + self.gather_s
                 else:
                     self._due = True
                     self._wake.notify()
-        if gather:
-            self._gather_timer = loop.call_at(now + self.gather_s, self._gathered)
+        if until:
+            # The loop ends the window if the writer is idle; a busy writer sees it ended
+            # itself when its commit is done (a busy loop may run this timer late).
+            loop.call_later(self.gather_s, self._gathered, until)
         if deferrable and self._deferred_timer is None:
             self._deferred_timer = loop.call_later(self.deferred_delay_s, self._deferred_due)
         self._submitted += 1
         return future
 
-    def _gathered(self) -> None:
-        self._gather_timer = None
-        self._commit_now()
+    def _gathered(self, until: float) -> None:
+        with self._wake:
+            if self._gather_until == until and not self._due:  # still that window's jobs
+                self._due = True
+                self._wake.notify()
 
     def _deferred_due(self) -> None:
         self._deferred_timer = None
@@ -283,11 +289,18 @@ class _GroupWriter:
             while True:
                 with self._wake:
                     while not self._due and not self._closing:
-                        self._wake.wait()
+                        if not self._gather_until:
+                            self._wake.wait()
+                            continue
+                        left = self._gather_until - time.monotonic()
+                        if left <= 0.0:
+                            break  # the window is over: no need to wait for the loop's timer
+                        self._wake.wait(left)
                     if not self._queue:
                         return
                     batch, self._queue = self._queue, []
                     self._due = False
+                    self._gather_until = 0.0
                     loop = self._loop
                 assert loop is not None
                 answers = self._commit_batch(batch)

@@ -4,6 +4,7 @@ order with the results each would have had alone, and are all durable."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from core.storage import DuplicateError, StorageClosedError, Write
 from core.storage.cdr import Cdr, CdrFilter
 from core.storage.sqlite import SqliteDataDB, SqliteStorDB
-from core.storage.sqlite_writer import ROWS_PER_STATEMENT
+from core.storage.sqlite_writer import ROWS_PER_STATEMENT, _Solo
 
 WRITERS = 200
 BATCHED = WRITERS // 10  # far fewer transactions than writes
@@ -159,6 +160,25 @@ async def test_while_writes_keep_arriving_a_due_one_waits_for_the_next(tmp_path:
         assert await asyncio.wait_for(db.get("k", "b"), 10) == {"v": 2}  # a read does not wait
         await asyncio.wait_for(asyncio.gather(first, second), 10)
         assert db.commits == 1
+    finally:
+        await db.close()
+
+
+async def test_a_busy_writer_ends_a_gather_window_without_the_loop(tmp_path: Path) -> None:
+    """A window that ends while the writer commits is over when the commit is done, even if the
+    loop is too busy to run its timer."""
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    writer = db._writer
+    writer.gather_s = 0.05
+    writer.gather_below_gap_s = 3600.0
+    try:
+        slow = writer.submit(_Solo(lambda conn: time.sleep(0.2)))  # a long commit, due at once
+        await asyncio.sleep(0.05)  # the writer is in it
+        write = asyncio.ensure_future(db.set("k", "a", {"v": 1}))
+        await asyncio.sleep(0)  # queued: its window opens
+        time.sleep(0.6)  # the loop is busy: its timer cannot run
+        assert writer.commits == 2  # the writer ended the window itself
+        await asyncio.wait_for(asyncio.gather(slow, write), 10)
     finally:
         await db.close()
 
