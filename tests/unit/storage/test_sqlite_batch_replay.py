@@ -11,15 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.storage import sqlite as sqlite_module
 from core.storage.cdr import CDR_COLUMNS
-from core.storage.sqlite import (
-    _DATADB_SCHEMA,
-    _STORDB_SCHEMA,
-    ROWS_PER_STATEMENT,
-    _commit_cdrs,
-    _commit_documents,
-)
+from core.storage.sqlite import _DATADB_SCHEMA, _STORDB_SCHEMA
+from core.storage.sqlite_writer import ROWS_PER_STATEMENT, _commit_cdrs, _commit_documents
 
 Op = tuple[str, str, bytes | None]
 
@@ -120,8 +114,12 @@ def test_a_failing_batch_stores_nothing(tmp_path: Path, first_deletes: bool) -> 
     conn = _file_db(tmp_path / "d.sqlite3")
     try:
         conn.execute("INSERT INTO documents VALUES ('kind', 'a', x'01')")
-        bad: Op = ("kind", "b", object())  # type: ignore[assignment]  # cannot be bound
-        jobs: list[tuple[Op, ...]] = [(("kind", "a", b"2"),), (bad,)]
+        # SQLite refuses key 'b' inside the batch's transaction, after the other writes ran.
+        conn.execute(
+            "CREATE TRIGGER refuse_b BEFORE INSERT ON documents WHEN NEW.key = 'b'"
+            " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+        jobs: list[tuple[Op, ...]] = [(("kind", "a", b"2"),), (("kind", "b", b"3"),)]
         if first_deletes:
             jobs.insert(0, (("kind", "a", None),))
         with pytest.raises(sqlite3.Error):
@@ -173,11 +171,9 @@ def test_a_cdr_batch_answers_as_with_returning(
         first = [(tuple(_cdr_row(*key, 0) for key in before), False)]
         answers = []
         for conn, aggregate_from in ((returning, 10**6), (aggregated, 2)):
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(sqlite_module, "AGGREGATE_FROM_ROWS", aggregate_from)
-                if before:
-                    _commit_cdrs(conn, first)
-                answers.append(_commit_cdrs(conn, batch))
+            if before:
+                _commit_cdrs(conn, first, aggregate_from)
+            answers.append(_commit_cdrs(conn, batch, aggregate_from))
             assert not conn.in_transaction
         assert answers[0] == answers[1]
         table = "SELECT order_id, cgrid, run_id, usage FROM cdrs ORDER BY order_id"

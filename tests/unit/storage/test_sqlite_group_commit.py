@@ -4,15 +4,16 @@ order with the results each would have had alone, and are all durable."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from core.storage import DuplicateError, StorageClosedError, Write
-from core.storage import sqlite as sqlite_module
 from core.storage.cdr import Cdr, CdrFilter
-from core.storage.sqlite import ROWS_PER_STATEMENT, SqliteDataDB, SqliteStorDB
+from core.storage.sqlite import SqliteDataDB, SqliteStorDB
+from core.storage.sqlite_writer import ROWS_PER_STATEMENT, _Solo
 
 WRITERS = 200
 BATCHED = WRITERS // 10  # far fewer transactions than writes
@@ -75,10 +76,11 @@ async def test_one_batch_replays_sets_and_removes_in_order(tmp_path: Path) -> No
         await db.close()
 
 
-def _deferring_db(path: Path, monkeypatch: pytest.MonkeyPatch, delay: float) -> SqliteDataDB:
+def _deferring_db(path: Path, delay: float) -> SqliteDataDB:
     """A DataDB whose deferrable writes wait ``delay`` seconds at most."""
-    monkeypatch.setattr(sqlite_module, "DEFERRED_COMMIT_DELAY_S", delay)
-    return SqliteDataDB(path / "datadb.sqlite3")
+    db = SqliteDataDB(path / "datadb.sqlite3")
+    db._writer.deferred_delay_s = delay
+    return db
 
 
 async def _queued_cleanup(db: SqliteDataDB, key: str) -> asyncio.Future[None]:
@@ -88,10 +90,8 @@ async def _queued_cleanup(db: SqliteDataDB, key: str) -> asyncio.Future[None]:
     return cleanup
 
 
-async def test_a_deferrable_write_joins_the_next_commit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    db = _deferring_db(tmp_path, monkeypatch, 60.0)  # never by the timer
+async def test_a_deferrable_write_joins_the_next_commit(tmp_path: Path) -> None:
+    db = _deferring_db(tmp_path, 60.0)  # never by the timer
     try:
         await db.set("k", "old", {"v": 0})
         commits = db.commits
@@ -106,10 +106,8 @@ async def test_a_deferrable_write_joins_the_next_commit(
         await db.close()
 
 
-async def test_a_read_does_not_wait_for_a_deferred_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    db = _deferring_db(tmp_path, monkeypatch, 60.0)
+async def test_a_read_does_not_wait_for_a_deferred_write(tmp_path: Path) -> None:
+    db = _deferring_db(tmp_path, 60.0)
     try:
         await db.set("k", "a", {"v": 0})
         cleanup = await _queued_cleanup(db, "a")
@@ -127,10 +125,8 @@ async def _stored(path: Path) -> object:
         await reopened.close()
 
 
-async def test_a_deferrable_write_alone_commits_after_the_delay(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    db = _deferring_db(tmp_path, monkeypatch, 0.01)
+async def test_a_deferrable_write_alone_commits_after_the_delay(tmp_path: Path) -> None:
+    db = _deferring_db(tmp_path, 0.01)
     try:
         await asyncio.wait_for(db.apply([Write("k", "a", {"v": 1})], deferrable=True), 10)
     finally:
@@ -138,10 +134,8 @@ async def test_a_deferrable_write_alone_commits_after_the_delay(
     assert await _stored(tmp_path) == {"v": 1}
 
 
-async def test_close_commits_a_deferred_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    db = _deferring_db(tmp_path, monkeypatch, 60.0)
+async def test_close_commits_a_deferred_write(tmp_path: Path) -> None:
+    db = _deferring_db(tmp_path, 60.0)
     await db.set("k", "a", {"v": 1})
     cleanup = await _queued_cleanup(db, "a")
     await asyncio.wait_for(db.close(), 10)
@@ -149,11 +143,89 @@ async def test_close_commits_a_deferred_write(
     assert await _stored(tmp_path) is None
 
 
-async def test_the_writer_checkpoints_the_log_when_idle(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sqlite_module, "IDLE_CHECKPOINT_INTERVAL_S", 0.0)
+async def test_while_writes_keep_arriving_a_due_one_waits_for_the_next(tmp_path: Path) -> None:
+    """Gather window: a write that would start a commit while others keep arriving waits up to
+    the window, so the one arriving meanwhile shares its commit (one fsync for both)."""
     db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    writer = db._writer
+    writer.gather_s = 60.0  # ended by nothing but the read below
+    writer.gather_below_gap_s = 3600.0  # every write counts as arriving close together
+    try:
+        first = asyncio.ensure_future(db.set("k", "a", {"v": 1}))
+        await asyncio.sleep(0.05)
+        assert not first.done() and db.commits == 0  # waiting in the window
+        second = asyncio.ensure_future(db.set("k", "b", {"v": 2}))
+        await asyncio.sleep(0.05)
+        assert not second.done()  # joined the open window: no window of its own
+        assert await asyncio.wait_for(db.get("k", "b"), 10) == {"v": 2}  # a read does not wait
+        await asyncio.wait_for(asyncio.gather(first, second), 10)
+        assert db.commits == 1
+    finally:
+        await db.close()
+
+
+async def test_a_busy_writer_ends_a_gather_window_without_the_loop(tmp_path: Path) -> None:
+    """A window that ends while the writer commits is over when the commit is done, even if the
+    loop is too busy to run its timer."""
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    writer = db._writer
+    writer.gather_s = 0.05
+    writer.gather_below_gap_s = 3600.0
+    try:
+        slow = writer.submit(_Solo(lambda conn: time.sleep(0.2)))  # a long commit, due at once
+        await asyncio.sleep(0.05)  # the writer is in it
+        write = asyncio.ensure_future(db.set("k", "a", {"v": 1}))
+        await asyncio.sleep(0)  # queued: its window opens
+        time.sleep(0.6)  # the loop is busy: its timer cannot run
+        assert writer.commits == 2  # the writer ended the window itself
+        await asyncio.wait_for(asyncio.gather(slow, write), 10)
+    finally:
+        await db.close()
+
+
+async def test_a_write_after_a_quiet_spell_never_waits(tmp_path: Path) -> None:
+    """A burst opens gather windows; one quiet gap later, a write commits at once."""
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    writer = db._writer
+    writer.gather_s = 0.05
+    try:
+        burst = [db.set("k", f"b{n}", {"v": n}) for n in range(40)]
+        await asyncio.wait_for(asyncio.gather(*burst), 10)
+        assert db.commits < 10
+        assert writer._gap < writer.gather_below_gap_s  # the next write would gather
+        await asyncio.sleep(0.1)  # quiet
+        writer.gather_s = 60.0  # a window the write below would never outwait
+        await asyncio.wait_for(db.set("k", "after", {"v": 1}), 30)
+        assert await db.get("k", "after") == {"v": 1}
+    finally:
+        await db.close()
+
+
+async def test_the_first_write_of_a_store_never_waits(tmp_path: Path) -> None:
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    db._writer.gather_s = 60.0
+    try:
+        await asyncio.wait_for(db.set("k", "a", {"v": 1}), 30)
+        assert db.commits == 1
+    finally:
+        await db.close()
+
+
+async def test_close_commits_a_write_waiting_in_a_gather_window(tmp_path: Path) -> None:
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    db._writer.gather_s = 60.0
+    db._writer.gather_below_gap_s = 3600.0
+    write = asyncio.ensure_future(db.set("k", "a", {"v": 1}))
+    await asyncio.sleep(0.02)
+    assert not write.done()
+    await asyncio.wait_for(db.close(), 10)
+    await asyncio.wait_for(write, 10)
+    assert await _stored(tmp_path) == {"v": 1}
+
+
+async def test_the_writer_checkpoints_the_log_when_idle(tmp_path: Path) -> None:
+    db = SqliteDataDB(tmp_path / "datadb.sqlite3")
+    db._writer.idle_checkpoint_interval_s = 0.0
     try:
         await db.set("k", "a", {"v": 1})
         for _ in range(100):  # the checkpoint follows the answer, in the writer thread
