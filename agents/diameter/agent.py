@@ -61,7 +61,7 @@ from agents.diameter.transport import (
     DiameterConfig,
     DiameterNode,
     DiameterTransportError,
-    Peer,
+    PeerInfo,
 )
 from agents.sessions import (
     DEFAULT_SESSION_IDLE,
@@ -278,7 +278,7 @@ class DiameterAgent(Agent):
             await self.answers.close()
 
     # ------------------------------------------------------------------------------- requests
-    async def handle(self, request: DiameterMessage, peer: Peer) -> DiameterMessage:
+    async def handle(self, request: DiameterMessage, peer: PeerInfo) -> DiameterMessage:
         """One CCR -> its CCA (the transport only hands us Credit-Control requests)."""
         if request.code != CMD_CREDIT_CONTROL:
             return self._error(request, codec.DIAMETER_COMMAND_UNSUPPORTED)
@@ -312,7 +312,7 @@ class DiameterAgent(Agent):
             future.set_result(data)
 
     async def _answer(
-        self, request: DiameterMessage, peer: Peer, session_id: str, number: int
+        self, request: DiameterMessage, peer: PeerInfo, session_id: str, number: int
     ) -> tuple[DiameterMessage, int]:
         """The answer and its Result-Code (known without reading the answer back when it was
         built from the reply tree: its bytes then go out untouched)."""
@@ -329,7 +329,7 @@ class DiameterAgent(Agent):
     async def _charge(
         self,
         request: DiameterMessage,
-        peer: Peer,
+        peer: PeerInfo,
         session_id: str,
         number: int,
         request_type: Any,
@@ -385,7 +385,7 @@ class DiameterAgent(Agent):
     async def _fan_out(
         self,
         request: DiameterMessage,
-        peer: Peer,
+        peer: PeerInfo,
         session_id: str,
         number: int,
         request_type: Any,
@@ -520,7 +520,7 @@ class DiameterAgent(Agent):
         )
 
     # ------------------------------------------------------------------------- bookkeeping
-    def _variables(self, request: DiameterMessage, peer: Peer) -> dict[str, Any]:
+    def _variables(self, request: DiameterMessage, peer: PeerInfo) -> dict[str, Any]:
         return {
             "OriginHost": self.origin_host,
             "OriginRealm": self.origin_realm,
@@ -563,7 +563,7 @@ class DiameterAgent(Agent):
     def _track(
         self,
         request: DiameterMessage,
-        peer: Peer,
+        peer: PeerInfo,
         request_type: Any,
         rating_group: str,
         outcome: Outcome,

@@ -211,6 +211,18 @@ def _build_dictionary() -> tuple[dict[tuple[int, int], AvpDef], dict[str, AvpDef
 
 
 DICTIONARY_BY_KEY, DICTIONARY_BY_NAME = _build_dictionary()
+
+
+def avp_key(code: int, vendor: int) -> int:
+    """(code, vendor) as one int, the codec's index key: cheaper to build and hash than a
+    tuple (vendor ids and codes are 32-bit)."""
+    return vendor << 32 | code
+
+
+# The dictionary by avp_key, for the AVP walk.
+_DEFS: Final[dict[int, AvpDef]] = {
+    vendor << 32 | code: definition for (code, vendor), definition in DICTIONARY_BY_KEY.items()
+}
 # The answer head as answer_to builds it (M bit always set); a tree's Result-Code as avp() does.
 _ORIGIN_HOST_DEF: Final = replace(DICTIONARY_BY_KEY[(AVP_ORIGIN_HOST, 0)], mandatory=True)
 _ORIGIN_REALM_DEF: Final = replace(DICTIONARY_BY_KEY[(AVP_ORIGIN_REALM, 0)], mandatory=True)
@@ -431,7 +443,7 @@ class DiameterMessage:
         self._data = _data
         self.length = len(_data)
         self._avps: list[Avp] | None = avps if avps is not None else ([] if not _data else None)
-        self._by_key: dict[tuple[int, int], list[Avp]] | None = None
+        self._by_key: dict[int, list[Avp]] | None = None  # by avp_key
         # Every AVP by its path of keys, in message order; built by validate() (which walks
         # every header anyway), so a path read is one dict probe instead of a walk.
         self._by_path: dict[PathKeys, list[Avp]] | None = None
@@ -471,17 +483,23 @@ class DiameterMessage:
 
     def find(self, code: int, vendor: int = 0) -> list[Avp]:
         """All top-level AVPs with this code and vendor, in order."""
-        if self._by_key is None:
-            index: dict[tuple[int, int], list[Avp]] = {}
+        index = self._by_key
+        if index is None:
+            index = {}
             for item in self.avps:
-                index.setdefault((item.code, item.vendor), []).append(item)
+                key = item.vendor << 32 | item.code
+                found = index.get(key)
+                if found is None:
+                    index[key] = [item]
+                else:
+                    found.append(item)
             self._by_key = index
-        return self._by_key.get((code, vendor), [])
+        return index.get(vendor << 32 | code, [])
 
     def first(self, code: int, vendor: int = 0, default: Any = None) -> Any:
         """The value of the first top-level AVP with this code, or ``default``."""
         by_key = self._by_key  # find's index read in line once built: ~4 reads a CCR-U
-        found = by_key.get((code, vendor)) if by_key is not None else self.find(code, vendor)
+        found = by_key.get(vendor << 32 | code) if by_key is not None else self.find(code, vendor)
         if not found:
             return default
         item = found[0]  # the value property, in line
@@ -502,15 +520,16 @@ class DiameterMessage:
         keys = _PATH_KEYS.get(path) or _path_keys(path)  # the cache read in line: ~16 a CCR-U
         by_path = self._by_path
         if by_path is not None:
+            indexed: list[Avp] | None
             if len(keys) == 1:  # the top level is indexed by find
                 first = keys[0]
                 by_key = self._by_key
-                if first is None:
+                if first == _NO_KEY:
                     indexed = None
                 elif by_key is not None:  # find's index read in line
                     indexed = by_key.get(first)
                 else:
-                    indexed = self.find(*first)
+                    indexed = self.find(first & 0xFFFFFFFF, first >> 32)
             else:
                 indexed = by_path.get(keys)
             if not indexed:
@@ -527,9 +546,9 @@ class DiameterMessage:
                 leaves.append(value)
             return leaves
         first = keys[0]
-        if first is None:
+        if first == _NO_KEY:
             return []
-        found = self.find(*first)
+        found = self.find(first & 0xFFFFFFFF, first >> 32)
         if len(keys) == 1:
             return [_leaf(item) for item in found]
         values: list[Any] = []
@@ -548,7 +567,7 @@ class DiameterMessage:
         by_path: dict[PathKeys, list[Avp]] = {}
         for item in self.avps:
             if (item._def or item.definition).type == _GROUPED:
-                _validate(item.children, ((item.code, item.vendor),), by_path)
+                _validate(item.children, (item.vendor << 32 | item.code,), by_path)
         self._by_path = by_path
 
     def __repr__(self) -> str:
@@ -557,7 +576,7 @@ class DiameterMessage:
 
 
 # ----------------------------------------------------------------------------- path reading
-_NAME_CACHE: dict[str, AvpDef | None] = {}
+_NAME_CACHE: Final[dict[str, AvpDef | None]] = {}
 
 
 def _resolve(name: str) -> AvpDef | None:
@@ -572,10 +591,11 @@ def _resolve(name: str) -> AvpDef | None:
         return found
 
 
-# A path of AVP names as (code, vendor) keys, None for a name not in the dictionary; paths
-# come from templates, so this stays small (bounded all the same).
-PathKeys = tuple[tuple[int, int] | None, ...]
-_PATH_KEYS: dict[tuple[str, ...], PathKeys] = {}
+# A path of AVP names as avp_key keys, _NO_KEY for a name not in the dictionary; paths come
+# from templates, so this stays small (bounded all the same).
+PathKeys = tuple[int, ...]
+_NO_KEY: Final = -1  # matches no AVP
+_PATH_KEYS: Final[dict[tuple[str, ...], PathKeys]] = {}
 _PATH_KEYS_MAX: Final = 4096
 
 
@@ -583,7 +603,7 @@ def _path_keys(path: tuple[str, ...]) -> PathKeys:
     keys = _PATH_KEYS.get(path)
     if keys is None:
         keys = tuple(
-            None if definition is None else (definition.code, definition.vendor)
+            _NO_KEY if definition is None else definition.vendor << 32 | definition.code
             for definition in map(_resolve, path)
         )
         if len(_PATH_KEYS) < _PATH_KEYS_MAX:
@@ -598,13 +618,12 @@ def _leaf(item: Avp) -> Any:
 
 def _get(avps: list[Avp], keys: PathKeys, depth: int) -> list[Any]:
     key = keys[depth]
-    if key is None:
+    if key == _NO_KEY:
         return []
-    code, vendor = key
     last = depth == len(keys) - 1
     values: list[Any] = []
     for item in avps:
-        if item.code == code and item.vendor == vendor:
+        if item.vendor << 32 | item.code == key:
             if last:
                 values.append(_leaf(item))
             else:
@@ -633,7 +652,7 @@ def _validate(avps: list[Avp], parent: PathKeys, by_path: dict[PathKeys, list[Av
     path of keys: a depth-first walk in message order, so each list is in the order the
     general path read (``_get``) gives."""
     for item in avps:
-        keys = (*parent, (item.code, item.vendor))
+        keys = (*parent, item.vendor << 32 | item.code)
         found = by_path.get(keys)
         if found is None:
             by_path[keys] = [item]
@@ -704,21 +723,19 @@ def _walk(
 ) -> list[Avp]:
     """Reads the AVP headers in ``buf[pos:end]`` (one level)."""
     avps: list[Avp] = []
-    unpack = _AVP_HDR.unpack_from
-    unpack_v = _AVP_HDR_V.unpack_from
-    unset = Avp._UNSET
-    by_key = DICTIONARY_BY_KEY.get
-    new = object.__new__
     while pos < end:
         if end - pos < 8:
             raise _avp_length_error(buf, pos, end, parent, message)
-        code, flags_len = unpack(buf, pos)
-        flags = flags_len >> 24
-        length = flags_len & 0xFFFFFF
+        # The header read byte by byte: plain int arithmetic, which mypyc compiles to machine
+        # code (struct's unpack is a Python call returning a tuple of objects).
+        code = buf[pos] << 24 | buf[pos + 1] << 16 | buf[pos + 2] << 8 | buf[pos + 3]
+        flags = buf[pos + 4]
+        length = buf[pos + 5] << 16 | buf[pos + 6] << 8 | buf[pos + 7]
+        vendor: int
         if flags & AVP_FLAG_VENDOR:
             if length < 12 or end - pos < 12:
                 raise _avp_length_error(buf, pos, end, parent, message)
-            vendor = unpack_v(buf, pos)[2]
+            vendor = buf[pos + 8] << 24 | buf[pos + 9] << 16 | buf[pos + 10] << 8 | buf[pos + 11]
             start = pos + 12
         else:
             if length < 8:
@@ -728,18 +745,8 @@ def _walk(
         stop = pos + length
         if stop > end:
             raise _avp_length_error(buf, pos, end, parent, message)
-        # What Avp(code, vendor, flags, unset, buf, start, stop) sets, without the call (half
-        # the cost; a CCR-U has ~25 AVPs). The flags hold the V bit already.
-        item = new(Avp)
-        item.code = code
-        item.vendor = vendor
-        item.flags = flags
-        item._value = unset
-        item._buf = buf
-        item._start = start
-        item._end = stop
-        item._children = None
-        item._def = by_key((code, vendor))  # now: later reads skip the `definition` property
+        item = Avp(code, vendor, flags, _UNSET, buf, start, stop)  # flags hold the V bit
+        item._def = _DEFS.get(vendor << 32 | code)  # now: later reads skip `definition`
         if flags & _AVP_FLAGS_RESERVED:
             raise DiameterDecodeError(
                 f"AVP {code} has reserved flag bits {flags:#04x}",
@@ -1084,7 +1091,7 @@ class _NotFast(Exception):
 
 # Encoded scalar AVPs by (code, vendor, M bit, value type, value): answers repeat the same few
 # (Result-Code "2001", CC-Request-Type "2", grants of "60" ...). Bounded: cleared when full.
-_FAST_CACHE: dict[tuple[int, int, bool, type, Any], bytes] = {}
+_FAST_CACHE: Final[dict[tuple[int, int, bool, type, Any], bytes]] = {}
 _FAST_CACHE_MAX: Final = 4096
 
 

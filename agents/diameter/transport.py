@@ -18,7 +18,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final, Protocol, cast
 
 from . import codec
 from .codec import (
@@ -68,7 +68,22 @@ INBAND_SECURITY_NO: Final = 0
 DRAIN_ABOVE: Final = 16 * 1024  # bytes buffered for a peer beyond which an answer waits
 READ_SIZE: Final = 64 * 1024
 
-Handler = Callable[[DiameterMessage, "Peer"], Awaitable[DiameterMessage | None]]
+
+class PeerInfo(Protocol):
+    """What a request handler reads of the peer that sent the request: a ``Peer``, or a
+    stand-in (dry runs, benchmarks). A Protocol, so compiled handlers take either."""
+
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def origin_host(self) -> str | None: ...
+
+    @property
+    def origin_realm(self) -> str | None: ...
+
+
+Handler = Callable[[DiameterMessage, PeerInfo], Awaitable[DiameterMessage | None]]
 
 
 class DiameterTransportError(Exception):
@@ -337,29 +352,40 @@ class Peer:
 
     # ------------------------------------------------------------------------------ running
     async def run(self) -> None:
-        """Reads and dispatches until the connection ends."""
+        """Reads and dispatches until the connection ends, then tears the connection down.
+
+        No ``await`` in an exception handler or ``finally`` here: compiled by mypyc (2.4), a
+        coroutine suspended in one, awaited by another compiled coroutine, lets an exception
+        thrown into it (a future failing, e.g. the socket's close waiter with BrokenPipeError)
+        past the ``try``/``except`` of the coroutine it awaits (here ``_teardown``'s)."""
         try:
-            if self.initiator:
-                self._start_task(self._send_cer())
-            else:
-                self._start_task(self._cer_deadline())
-            protocol = self.writer.transport.get_protocol()
-            if isinstance(protocol, _FrameProtocol):
-                # Frames are dispatched from the protocol as bytes arrive; the reader then
-                # only sees the end of the connection.
-                protocol.attach(self._received)
-            read = self.reader.read
-            while self.state is not PeerState.CLOSED and not self._refused:
-                data = await read(READ_SIZE)
-                if not data:
-                    break
-                self._received(data)
+            await self._serve()
         except (ConnectionError, asyncio.IncompleteReadError, OSError):
             pass
         except Exception:
             log.exception("%r: closing after an unexpected error", self)  # one peer, not all
-        finally:
-            await self._teardown()
+        except BaseException:  # cancelled: torn down without waiting for the socket to close
+            self._close_down()
+            self.closed.set()
+            raise
+        await self._teardown()
+
+    async def _serve(self) -> None:
+        if self.initiator:
+            self._start_task(self._send_cer())
+        else:
+            self._start_task(self._cer_deadline())
+        protocol = self.writer.transport.get_protocol()
+        if isinstance(protocol, _FrameProtocol):
+            # Frames are dispatched from the protocol as bytes arrive; the reader then only
+            # sees the end of the connection.
+            protocol.attach(self._received)
+        read = self.reader.read
+        while self.state is not PeerState.CLOSED and not self._refused:
+            data = await read(READ_SIZE)
+            if not data:
+                break
+            self._received(data)
 
     def _received(self, data: bytes) -> None:
         """Dispatches every whole frame in what was received so far; keeps the rest."""
@@ -609,6 +635,12 @@ class Peer:
         self.writer.close()
 
     async def _teardown(self) -> None:
+        self._close_down()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+        self.closed.set()
+
+    def _close_down(self) -> None:
         self.state = PeerState.CLOSED
         self.node.unregister(self)
         if self._watchdog is not None:
@@ -620,9 +652,6 @@ class Peer:
                 future.set_exception(DiameterTransportError(f"{self!r} closed"))
         self._flush()  # what was answered before the end still goes out
         self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
-        self.closed.set()
 
     def _start_task(self, coro: Awaitable[None]) -> asyncio.Future[None]:
         task: asyncio.Future[None] = asyncio.ensure_future(coro)
@@ -695,8 +724,12 @@ class DiameterNode:
     @property
     def port(self) -> int:
         """The bound port (useful with ``listen_port=0``)."""
-        assert self._server is not None and self._server.sockets
-        port: int = self._server.sockets[0].getsockname()[1]
+        assert self._server is not None
+        # Read as Any: typeshed says a tuple, uvloop's server gives a list, and a compiled
+        # (mypyc) read of a declared tuple checks that it is one.
+        sockets: Any = cast(Any, self._server).sockets
+        assert sockets
+        port: int = sockets[0].getsockname()[1]
         return port
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -224,8 +224,9 @@ def as_tree(value: Any) -> RequestTree | None:
     """A group instance as a tree: codecs may return sub-trees, plain trees return dicts."""
     if isinstance(value, Mapping):
         return DictTree(value)
-    if isinstance(value, RequestTree):
-        return value
+    if getattr(value, "get", None) is not None:  # a RequestTree (a Protocol: no isinstance)
+        tree: RequestTree = value
+        return tree
     return None
 
 

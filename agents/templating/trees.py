@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol
 
 # One node of a ReplyTree: element name -> its instances (leaves, or nodes for groups).
 Node = dict[str, list[Any]]
 Indexes = tuple[int | None, ...] | None
 
 
-@runtime_checkable
 class RequestTree(Protocol):
     """Read access to a decoded message.
 
@@ -50,6 +49,10 @@ class DictTree:
 
     def __repr__(self) -> str:
         return f"DictTree({self.data!r})"
+
+    def __reduce__(self) -> tuple[type[DictTree], tuple[Mapping[str, Any]]]:
+        # copy/pickle rebuild it through the constructor (a compiled class needs its args).
+        return DictTree, (self.data,)
 
 
 def _extend(out: list[Any], value: Any) -> None:
@@ -239,6 +242,9 @@ class MemoTree:
         if found is None:
             found = self.cache[path] = self.tree.get(path)
         return found
+
+    def __reduce__(self) -> tuple[type[MemoTree], tuple[RequestTree]]:
+        return MemoTree, (self.tree,)  # as DictTree's (a remembered read is not kept)
 
 
 # Values that are certainly no Mapping: checked by type first (a Mapping isinstance is slow).
