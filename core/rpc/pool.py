@@ -347,6 +347,7 @@ class EnginePool:
         failures = 0
         try:
             while not self._closing:
+                connection: RpcConnection | None = None
                 try:
                     async with asyncio.timeout(self.connect_timeout):
                         _, connection = await loop.create_connection(
@@ -362,6 +363,9 @@ class EnginePool:
                     failures += 1
                     if failures == 1:  # once per outage, not once per attempt
                         logger.warning("cannot connect to engine %s: %s", engine.label, exc)
+                # Back off outside the handler: compiled code must not suspend while
+                # handling an exception (tests/unit/test_native.py says why).
+                if connection is None:
                     await asyncio.sleep(backoff_delay(delay))
                     delay = min(delay * 2, self._delay_max)
                     continue
