@@ -372,8 +372,8 @@ class MessageDecoder:
                     if type(obj) is dict:
                         try:
                             out.append(classify(obj))
-                        except RpcDecodeError as exc:
-                            out.append(exc)
+                        except RpcDecodeError as invalid:  # mypyc types each name once
+                            out.append(invalid)
                         pos = line_end + 1
                         continue
             if pos < error_at < line_end:
@@ -387,8 +387,8 @@ class MessageDecoder:
                     if type(obj) is dict:
                         try:
                             out.append(classify(obj))
-                        except RpcDecodeError as exc:
-                            out.append(exc)
+                        except RpcDecodeError as invalid:  # mypyc types each name once
+                            out.append(invalid)
                         pos = error_at
                         continue
             if not data[pos:line_end].strip(JSON_WHITESPACE):  # a blank line
