@@ -105,6 +105,41 @@ class RunEvent:
     usage: int | None  # None: the event named no Usage
     fields: Mapping[str, Any]
 
+    def __init__(
+        self,
+        tenant: str,
+        run_id: str,
+        request_type: str,
+        tor: str,
+        category: str,
+        account: str,
+        subject: str,
+        destination: str,
+        origin_id: str,
+        origin_host: str,
+        source: str,
+        setup_time: datetime | None,
+        answer_time: datetime | None,
+        usage: int | None,
+        fields: Mapping[str, Any],
+    ) -> None:
+        # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
+        self.tenant = tenant
+        self.run_id = run_id
+        self.request_type = request_type
+        self.tor = tor
+        self.category = category
+        self.account = account
+        self.subject = subject
+        self.destination = destination
+        self.origin_id = origin_id
+        self.origin_host = origin_host
+        self.source = source
+        self.setup_time = setup_time
+        self.answer_time = answer_time
+        self.usage = usage
+        self.fields = fields
+
     @property
     def cgrid(self) -> str:
         return cgrid(self.origin_id, self.origin_host)

@@ -117,6 +117,14 @@ class ProcessReply:
     altered_fields: list[str]
     event: CGREvent
 
+    def __init__(
+        self, matched_profiles: list[str], altered_fields: list[str], event: CGREvent
+    ) -> None:
+        # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
+        self.matched_profiles = matched_profiles
+        self.altered_fields = altered_fields
+        self.event = event
+
     def to_wire(self) -> dict[str, Any]:
         return {
             "MatchedProfiles": self.matched_profiles,

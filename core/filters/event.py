@@ -193,6 +193,21 @@ class CGREvent:
     event: dict[str, Any] = field(default_factory=dict)
     opts: dict[str, Any] = field(default_factory=dict)
 
+    def __init__(
+        self,
+        tenant: str,
+        id: str = "",
+        time: datetime | None = None,
+        event: dict[str, Any] | None = None,
+        opts: dict[str, Any] | None = None,
+    ) -> None:
+        # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
+        self.tenant = tenant
+        self.id = id
+        self.time = time
+        self.event = {} if event is None else event
+        self.opts = {} if opts is None else opts
+
     @classmethod
     def from_wire(
         cls, params: Mapping[str, Any], default_tenant: str, timezone: tzinfo = UTC_ZONE
