@@ -164,12 +164,10 @@ _SCALARS: Final = frozenset({str, int, float, bool, type(None), Decimal, datetim
 def copy_value(value: Any) -> Any:
     """A copy deep enough that writing into nested maps/lists never reaches the original."""
     if isinstance(value, dict):
-        # Events are mostly flat maps of scalars: a C-level copy then, no per-item recursion;
-        # their value types are checked in one C-level pass, not one isinstance per item.
-        if _SCALARS.issuperset(map(type, value.values())):
-            return dict(value)
+        # Events are mostly flat maps of scalars: a C-level copy then, no per-item recursion.
+        # (A plain loop over the value types: compiled by mypyc, cheaper than map tricks.)
         for item in value.values():
-            if isinstance(item, _CONTAINERS):
+            if type(item) not in _SCALARS and isinstance(item, _CONTAINERS):
                 return {key: copy_value(item) for key, item in value.items()}
         return dict(value)
     if isinstance(value, list):

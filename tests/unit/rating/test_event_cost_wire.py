@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from types import SimpleNamespace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -82,10 +83,10 @@ def line_of(rater: Rater) -> CommonLine:
     return writer
 
 
-def fast(rater: Rater, fields: Fields, writer: CommonLine | None = None) -> bytes | str:
-    """What GetCost writes: the common line, else the general path's wire form."""
+def params_of(fields: Fields) -> dict[str, Any]:
+    """GetCost's argument object for ``fields``."""
     tenant, category, subject, destination, start, usage = fields
-    params = {
+    return {
         "Tenant": tenant,
         "Category": category,
         "Subject": subject,
@@ -93,7 +94,12 @@ def fast(rater: Rater, fields: Fields, writer: CommonLine | None = None) -> byte
         "AnswerTime": start,
         "Usage": usage,
     }
-    parts = (writer or line_of(rater))(params, None)
+
+
+def fast(rater: Rater, fields: Fields, writer: CommonLine | None = None) -> bytes | str:
+    """What GetCost writes: the common line, else the general path's wire form."""
+    tenant, category, subject, destination, start, usage = fields
+    parts = (writer or line_of(rater))(params_of(fields), None)
     if parts is not None:
         return b"".join(parts)
     try:
@@ -136,16 +142,7 @@ def test_memo_hit_gives_the_same_bytes_as_the_general_path() -> None:
 def common_only(rater: Rater, fields: Fields) -> bytes:
     """What the common line alone answers (no fallback to ``Rater.cost_of``: the rater may be
     compiled, so its methods cannot be patched to watch them)."""
-    tenant, category, subject, destination, start, usage = fields
-    params = {
-        "Tenant": tenant,
-        "Category": category,
-        "Subject": subject,
-        "Destination": destination,
-        "AnswerTime": start,
-        "Usage": usage,
-    }
-    parts = line_of(rater)(params, None)
+    parts = line_of(rater)(params_of(fields), None)
     assert parts is not None, "took the general path"
     return b"".join(parts)
 
