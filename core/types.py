@@ -14,6 +14,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 NANOSECOND: Final = 1
 MICROSECOND: Final = 1_000
@@ -305,6 +306,7 @@ _FRAGMENT_CACHE_LIMIT: Final = 65536
 _fragments: dict[Decimal, orjson.Fragment] = {}
 
 
+@mypyc_attr(native_class=False)  # mypyc: a native class cannot derive from tuple
 class JsonParts(tuple[bytes, ...]):
     """A value already encoded as JSON, in parts to be written one after the other.
 

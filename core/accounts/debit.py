@@ -62,6 +62,29 @@ class DebitEvent:
     subject: str = ""
     elapsed: int = 0
 
+    def __init__(
+        self,
+        tenant: str,
+        account: str,
+        destination: str,
+        start_time: datetime,
+        usage: int,
+        tor: str = VOICE,
+        category: str = DEFAULT_CATEGORY,
+        subject: str = "",
+        elapsed: int = 0,
+    ) -> None:
+        # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
+        object.__setattr__(self, "tenant", tenant)  # frozen: set as the generated one does
+        object.__setattr__(self, "account", account)
+        object.__setattr__(self, "destination", destination)
+        object.__setattr__(self, "start_time", start_time)
+        object.__setattr__(self, "usage", usage)
+        object.__setattr__(self, "tor", tor)
+        object.__setattr__(self, "category", category)
+        object.__setattr__(self, "subject", subject)
+        object.__setattr__(self, "elapsed", elapsed)
+
     def cost_query(self, subject: str = "") -> CostQuery:
         """The whole call up to this debit's end, rated from its start."""
         return CostQuery(
@@ -91,6 +114,27 @@ class Charge:
     money_balance: str = ""
     cost: Decimal = ZERO
 
+    def __init__(
+        self,
+        offset: int,
+        usage: int,
+        count: int,
+        unit_balance: str = "",
+        unit_type: str = "",
+        units: Decimal = ZERO,
+        money_balance: str = "",
+        cost: Decimal = ZERO,
+    ) -> None:
+        # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
+        object.__setattr__(self, "offset", offset)  # frozen: set as the generated one does
+        object.__setattr__(self, "usage", usage)
+        object.__setattr__(self, "count", count)
+        object.__setattr__(self, "unit_balance", unit_balance)
+        object.__setattr__(self, "unit_type", unit_type)
+        object.__setattr__(self, "units", units)
+        object.__setattr__(self, "money_balance", money_balance)
+        object.__setattr__(self, "cost", cost)
+
     @property
     def total_usage(self) -> int:
         return self.usage * self.count
@@ -119,6 +163,25 @@ class DebitResult:
     account: Account | None = None  # snapshot after the debit (None for dry runs by max_usage)
     max_cost_reached: bool = False
     repeated: bool = False  # its idempotency key was charged before: nothing was taken now
+
+    def __init__(
+        self,
+        event: DebitEvent,
+        usage: int,
+        cost: Decimal,
+        charges: list[Charge] | None = None,
+        account: Account | None = None,
+        max_cost_reached: bool = False,
+        repeated: bool = False,
+    ) -> None:
+        # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
+        self.event = event
+        self.usage = usage
+        self.cost = cost
+        self.charges = [] if charges is None else charges
+        self.account = account
+        self.max_cost_reached = max_cost_reached
+        self.repeated = repeated
 
     def balance_amounts(self) -> dict[str, Decimal]:
         """uuid -> amount taken (money for monetary balances, units for unit balances)."""

@@ -162,6 +162,35 @@ class Balance:
     blocker: bool = False
     disabled: bool = False
 
+    def __init__(
+        self,
+        uuid: str | None = None,
+        id: str = "",
+        value: Decimal = ZERO,
+        expiry: datetime | None = None,
+        weight: Decimal = ZERO,
+        destination_ids: dict[str, bool] | None = None,
+        rating_subject: str = "",
+        categories: dict[str, bool] | None = None,
+        shared_groups: dict[str, bool] | None = None,
+        timing_ids: dict[str, bool] | None = None,
+        blocker: bool = False,
+        disabled: bool = False,
+    ) -> None:
+        # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
+        self.uuid = new_uuid() if uuid is None else uuid
+        self.id = id
+        self.value = value
+        self.expiry = expiry
+        self.weight = weight
+        self.destination_ids = {} if destination_ids is None else destination_ids
+        self.rating_subject = rating_subject
+        self.categories = {} if categories is None else categories
+        self.shared_groups = {} if shared_groups is None else shared_groups
+        self.timing_ids = {} if timing_ids is None else timing_ids
+        self.blocker = blocker
+        self.disabled = disabled
+
     def is_expired(self, moment: datetime) -> bool:
         return self.expiry is not None and moment >= self.expiry
 
@@ -477,6 +506,33 @@ class Account:
     # changed, so a debit repeated after a crash (e.g. re-rating a CDR whose cost was not yet
     # written) takes nothing twice. Oldest first, bounded by MAX_CHARGE_KEYS.
     charge_keys: dict[str, str] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        tenant: str,
+        id: str,
+        balance_map: dict[str, list[Balance]] | None = None,
+        triggers: list[AccountTrigger] | None = None,
+        unit_counters: list[UnitCounter] | None = None,
+        allow_negative: bool = False,
+        disabled: bool = False,
+        update_time: datetime | None = None,
+        action_plan_ids: list[str] | None = None,
+        removed: bool = False,
+        charge_keys: dict[str, str] | None = None,
+    ) -> None:
+        # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
+        self.tenant = tenant
+        self.id = id
+        self.balance_map = {} if balance_map is None else balance_map
+        self.triggers = [] if triggers is None else triggers
+        self.unit_counters = [] if unit_counters is None else unit_counters
+        self.allow_negative = allow_negative
+        self.disabled = disabled
+        self.update_time = datetime.now(UTC) if update_time is None else update_time
+        self.action_plan_ids = [] if action_plan_ids is None else action_plan_ids
+        self.removed = removed
+        self.charge_keys = {} if charge_keys is None else charge_keys
 
     @property
     def key(self) -> str:

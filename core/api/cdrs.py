@@ -91,8 +91,8 @@ def register(
             await cdrs.process_event(event, chargers=chargers, attributes=attributes)
         except ChargingError as exc:
             raise RpcError(str(exc)) from None
-        except InvalidValue as exc:
-            raise RpcError(f"SERVER_ERROR: invalid params: {exc}") from None
+        except InvalidValue as invalid:  # a name of its own: mypyc types each name once
+            raise RpcError(f"SERVER_ERROR: invalid params: {invalid}") from None
         return OK
 
     async def process_event(params: Any, ctx: CallContext) -> str:
@@ -118,8 +118,8 @@ def register(
             cdr.cost_source = str(args.get("CostSource") or "")
             try:
                 await cdrs.store_prerated(cdr)
-            except CdrError as exc:
-                raise RpcError(str(exc)) from None
+            except CdrError as refused:  # a name of its own: mypyc types each name once
+                raise RpcError(str(refused)) from None
             return OK
         return await process(event, chargers=True)
 

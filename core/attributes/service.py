@@ -117,6 +117,14 @@ class ProcessReply:
     altered_fields: list[str]
     event: CGREvent
 
+    def __init__(
+        self, matched_profiles: list[str], altered_fields: list[str], event: CGREvent
+    ) -> None:
+        # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
+        self.matched_profiles = matched_profiles
+        self.altered_fields = altered_fields
+        self.event = event
+
     def to_wire(self) -> dict[str, Any]:
         return {
             "MatchedProfiles": self.matched_profiles,
@@ -237,7 +245,7 @@ class AttributeService:
         self.process_runs = process_runs
         self._settings = TypeSettings(zone(timezone), rounding_decimals)
         self._live = _Live()
-        self._inline: dict[tuple[str, str], CompiledProfile] = {}
+        self._inline_compiled: dict[tuple[str, str], CompiledProfile] = {}
 
     # --------------------------------------------------------------------------- plan listener
     def prepare(self, plan: TariffPlan) -> Commit:
@@ -281,12 +289,12 @@ class AttributeService:
         """A live profile, or an inline one (``*constant:*req.X:1``) compiled on first use."""
         if profile_id.startswith(INLINE_PREFIX):
             key = (tenant, profile_id)
-            compiled = self._inline.get(key)
+            compiled = self._inline_compiled.get(key)
             if compiled is None:
                 compiled = inline_profile(tenant, profile_id, self._settings)
-                if len(self._inline) >= INLINE_CACHE_LIMIT:
-                    self._inline.clear()
-                self._inline[key] = compiled
+                if len(self._inline_compiled) >= INLINE_CACHE_LIMIT:
+                    self._inline_compiled.clear()
+                self._inline_compiled[key] = compiled
             return compiled
         return self._live.profiles.get(tenant, {}).get(profile_id)
 

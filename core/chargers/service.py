@@ -46,6 +46,19 @@ class ChargerRun:
     altered_fields: list[str]
     event: CGREvent
 
+    def __init__(
+        self,
+        profile_id: str,
+        attribute_profiles: list[str] | None,
+        altered_fields: list[str],
+        event: CGREvent,
+    ) -> None:
+        # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
+        self.profile_id = profile_id
+        self.attribute_profiles = attribute_profiles
+        self.altered_fields = altered_fields
+        self.event = event
+
     def to_wire(self) -> dict[str, Any]:
         return {
             "ChargerSProfile": self.profile_id,

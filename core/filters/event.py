@@ -164,12 +164,10 @@ _SCALARS: Final = frozenset({str, int, float, bool, type(None), Decimal, datetim
 def copy_value(value: Any) -> Any:
     """A copy deep enough that writing into nested maps/lists never reaches the original."""
     if isinstance(value, dict):
-        # Events are mostly flat maps of scalars: a C-level copy then, no per-item recursion;
-        # their value types are checked in one C-level pass, not one isinstance per item.
-        if _SCALARS.issuperset(map(type, value.values())):
-            return dict(value)
+        # Events are mostly flat maps of scalars: a C-level copy then, no per-item recursion.
+        # (A plain loop over the value types: compiled by mypyc, cheaper than map tricks.)
         for item in value.values():
-            if isinstance(item, _CONTAINERS):
+            if type(item) not in _SCALARS and isinstance(item, _CONTAINERS):
                 return {key: copy_value(item) for key, item in value.items()}
         return dict(value)
     if isinstance(value, list):
@@ -192,6 +190,21 @@ class CGREvent:
     time: datetime | None = None
     event: dict[str, Any] = field(default_factory=dict)
     opts: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        tenant: str,
+        id: str = "",
+        time: datetime | None = None,
+        event: dict[str, Any] | None = None,
+        opts: dict[str, Any] | None = None,
+    ) -> None:
+        # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
+        self.tenant = tenant
+        self.id = id
+        self.time = time
+        self.event = {} if event is None else event
+        self.opts = {} if opts is None else opts
 
     @classmethod
     def from_wire(

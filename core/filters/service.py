@@ -96,7 +96,7 @@ class FilterService:
         )
         self._clock = clock
         self._stored: dict[str, dict[str, CompiledFilter]] = {}  # tenant -> id -> filter
-        self._inline: dict[str, CompiledFilter] = {}
+        self._inline_compiled: dict[str, CompiledFilter] = {}
 
     @property
     def env(self) -> FilterEnv:
@@ -130,12 +130,12 @@ class FilterService:
 
     def inline(self, filter_id: str) -> CompiledFilter:
         """The compiled inline filter (cached); raises ``FilterError`` if it is malformed."""
-        compiled = self._inline.get(filter_id)
+        compiled = self._inline_compiled.get(filter_id)
         if compiled is None:
             compiled = compile_inline(filter_id)
-            if len(self._inline) >= INLINE_CACHE_LIMIT:
-                self._inline.clear()
-            self._inline[filter_id] = compiled
+            if len(self._inline_compiled) >= INLINE_CACHE_LIMIT:
+                self._inline_compiled.clear()
+            self._inline_compiled[filter_id] = compiled
         return compiled
 
     def _resolve(self, tenant: str, filter_id: str) -> CompiledFilter:

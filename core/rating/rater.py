@@ -261,6 +261,7 @@ class Rater:
         self._utc_clock = clock_for(UTC)
         self._matches: dict[RatingMatch, MatchedRating] = {}
         self._rated: dict[tuple[RateInterval, int, bool], _Rated] = {}
+        self.rated_cache_limit = _RATED_CACHE_LIMIT  # an attribute: tests try small bounds
         # The intervals whose rated_by_usage holds some of _rated's uncut calls (the common
         # path's lookup without a key tuple): emptied with _rated.
         self._rated_intervals: set[RateInterval] = set()
@@ -438,7 +439,7 @@ class Rater:
                 rated = self._rated.get(key)
                 if rated is None:
                     rated = _finish(_rate_flat(interval, match, usage), cut_at_max_cost)
-                    if len(self._rated) >= _RATED_CACHE_LIMIT:
+                    if len(self._rated) >= self.rated_cache_limit:
                         self._forget_rated()
                     self._rated[key] = rated
                     if not cut_at_max_cost:

@@ -96,6 +96,12 @@ class Request:
     params: Any
     id: Any
 
+    def __init__(self, method: str, params: Any, id: Any) -> None:
+        # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
+        self.method = method
+        self.params = params
+        self.id = id
+
 
 @dataclass(slots=True)
 class Response:
@@ -104,6 +110,12 @@ class Response:
     id: Any
     result: Any
     error: str | None
+
+    def __init__(self, id: Any, result: Any, error: str | None) -> None:
+        # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
+        self.id = id
+        self.result = result
+        self.error = error
 
 
 Message = Request | Response
@@ -372,8 +384,8 @@ class MessageDecoder:
                     if type(obj) is dict:
                         try:
                             out.append(classify(obj))
-                        except RpcDecodeError as exc:
-                            out.append(exc)
+                        except RpcDecodeError as invalid:  # mypyc types each name once
+                            out.append(invalid)
                         pos = line_end + 1
                         continue
             if pos < error_at < line_end:
@@ -387,8 +399,8 @@ class MessageDecoder:
                     if type(obj) is dict:
                         try:
                             out.append(classify(obj))
-                        except RpcDecodeError as exc:
-                            out.append(exc)
+                        except RpcDecodeError as invalid:  # mypyc types each name once
+                            out.append(invalid)
                         pos = error_at
                         continue
             if not data[pos:line_end].strip(JSON_WHITESPACE):  # a blank line

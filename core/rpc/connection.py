@@ -19,6 +19,8 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, cast
 
+from mypy_extensions import mypyc_attr
+
 from core.rpc.codec import (
     MAX_MESSAGE_SIZE,
     REPLY_TAIL,
@@ -55,10 +57,12 @@ ERROR_REPLY_TIMEOUT: Final = "REPLY_TIMEOUT"  # CGRateS rpcclient's texts
 ERROR_DISCONNECTED: Final = "DISCONNECTED"
 
 
+@mypyc_attr(native_class=False)  # mypyc: a native class cannot derive from OSError
 class RpcTimeoutError(TimeoutError):
     """No reply to our call within its timeout (the call is forgotten; a late reply is dropped)."""
 
 
+@mypyc_attr(native_class=False)
 class RpcDisconnectedError(ConnectionError):
     """The connection is closed, or closed while our call waited for its reply."""
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Final
+import socket
+from collections.abc import Sequence
+from typing import Any, Final, cast
 
 from aiohttp import web
 
@@ -58,7 +60,9 @@ class RpcServer:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(self._new_connection, host, port, reuse_address=True)
         self._tcp_servers.append(server)
-        bound = server.sockets[0].getsockname()
+        # Typed as a tuple, but uvloop's is a list: read untyped (mypyc would check for a tuple).
+        sockets: Sequence[socket.socket] = cast(Any, server).sockets
+        bound = sockets[0].getsockname()
         logger.info("JSON-RPC over TCP listening on %s:%s", bound[0], bound[1])
         return str(bound[0]), int(bound[1])
 
@@ -127,9 +131,9 @@ class RpcServer:
         ctx = CallContext(TRANSPORT_HTTP, peer, None)
         try:
             result = await self.registry.call(message.method, message.params, ctx)
-        except RpcError as exc:
+        except RpcError as error:  # a name of its own: mypyc types each name once
             self.stats.errors += 1
-            return _json_response(encode_response(message.id, None, exc.message))
+            return _json_response(encode_response(message.id, None, error.message))
         reply, failed = encode_result(message.method, message.id, result)
         if failed:
             self.stats.errors += 1

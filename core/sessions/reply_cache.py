@@ -89,10 +89,10 @@ class ReplyCache:
         self._entries[key] = (now + self._ttl_s, _RUNNING)
         try:
             value = await call()
-        except BaseException as exc:
-            failure = self._failure(exc) if isinstance(exc, Exception) else exc
+        except BaseException as error:  # a name of its own: mypyc types each name once
+            failure = self._failure(error) if isinstance(error, Exception) else error
             self._settle(key, _Failed(failure))
-            if failure is exc:
+            if failure is error:
                 raise
             raise failure from None
         self._settle(key, value)

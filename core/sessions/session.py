@@ -34,6 +34,29 @@ class Run:
     # same debit is recorded, so each debit is encoded once.
     backup_pending: tuple[DebitResult, dict[str, Any]] | None = None
 
+    def __init__(
+        self,
+        event: RunEvent,
+        charged: int = 0,
+        used: int = 0,
+        money: Decimal = ZERO,
+        debits: list[DebitResult] | None = None,
+        details: Any = None,
+        backup_fields: dict[str, Any] | None = None,
+        backup_debits: list[dict[str, Any]] | None = None,
+        backup_pending: tuple[DebitResult, dict[str, Any]] | None = None,
+    ) -> None:
+        # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
+        self.event = event
+        self.charged = charged
+        self.used = used
+        self.money = money
+        self.debits = [] if debits is None else debits
+        self.details = details
+        self.backup_fields = backup_fields
+        self.backup_debits = [] if backup_debits is None else backup_debits
+        self.backup_pending = backup_pending
+
     @property
     def run_id(self) -> str:
         return self.event.run_id
@@ -56,6 +79,33 @@ class Session:
     ttl_handle: asyncio.TimerHandle | None = None
     ended: bool = False
     backup_head: dict[str, Any] | None = None  # the backup's parts that never change
+
+    def __init__(
+        self,
+        cgrid: str,
+        event: CGREvent,
+        runs: list[Run],
+        started: datetime,
+        connection: RpcConnection | None = None,
+        debit_interval: int = 0,
+        lock: asyncio.Lock | None = None,
+        debit_task: asyncio.Task[None] | None = None,
+        ttl_handle: asyncio.TimerHandle | None = None,
+        ended: bool = False,
+        backup_head: dict[str, Any] | None = None,
+    ) -> None:
+        # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
+        self.cgrid = cgrid
+        self.event = event
+        self.runs = runs
+        self.started = started
+        self.connection = connection
+        self.debit_interval = debit_interval
+        self.lock = asyncio.Lock() if lock is None else lock
+        self.debit_task = debit_task
+        self.ttl_handle = ttl_handle
+        self.ended = ended
+        self.backup_head = backup_head
 
     @property
     def origin_id(self) -> str:
