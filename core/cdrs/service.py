@@ -260,10 +260,15 @@ class CdrService:
     async def _charge(self, run: RunEvent, cdr: Cdr) -> None:
         if run.request_type == NONE:
             return
+        unrated = False
         try:
             cost, details, source = await self._cost(run, cdr.usage)
         except (RatingError, AccountError) as exc:
             cdr.extra_info = str(exc)
+            unrated = True
+        if unrated:
+            # Stored outside the handler: compiled code must not suspend while handling an
+            # exception (tests/unit/test_native.py says why).
             await self._stordb.store_cdr(cdr, allow_update=True)
             return
         cdr.cost, cdr.cost_details, cdr.cost_source = cost, details, source

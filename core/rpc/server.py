@@ -75,11 +75,16 @@ class RpcServer:
         runner = web.AppRunner(app, access_log=None)  # no per-request logging
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_address=True)
+        failure: OSError | None = None
         try:
             await site.start()
-        except OSError:
+        except OSError as exc:
+            failure = exc
+        if failure is not None:
+            # Cleaned up outside the handler: compiled code must not suspend while handling
+            # an exception (tests/unit/test_native.py says why).
             await runner.cleanup()
-            raise
+            raise failure
         self._http_runners.append(runner)
         bound = runner.addresses[0]
         logger.info("JSON-RPC over HTTP listening on http://%s:%s%s", bound[0], bound[1], path)

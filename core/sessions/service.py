@@ -190,6 +190,8 @@ class SessionService:
         )
         self.sessions[session_id] = session
         async with session.lock:
+            failure: SessionError | None = None
+            max_usage = 0
             try:
                 if session.debit_interval > 0:
                     max_usage = await self._debit_all(session, session.debit_interval)
@@ -197,9 +199,13 @@ class SessionService:
                         session.debit_task = asyncio.ensure_future(self._debit_loop(session))
                 else:
                     max_usage = await self._debit_all(session, requested)
-            except SessionError:
+            except SessionError as exc:
+                failure = exc
+            if failure is not None:
+                # Ended outside the handler: compiled code must not suspend while handling
+                # an exception (tests/unit/test_native.py says why).
                 await self._end(session, store_costs=False)
-                raise
+                raise failure
             if max_usage == 0 and requested > 0 and self._has_prepaid(session):
                 await self._end(session, store_costs=False)
                 raise rals_error(Exception(ERR_INSUFFICIENT_CREDIT))
@@ -451,7 +457,9 @@ class SessionService:
             return
         except SessionError as exc:
             log.warning("debit loop of %s stopped: %s", session.cgrid, exc)
-            await self.disconnect(session, REASON_INSUFFICIENT_CREDIT)
+        # Only a SessionError gets here; the cut-off runs outside the handler (compiled code
+        # must not suspend while handling an exception: tests/unit/test_native.py).
+        await self.disconnect(session, REASON_INSUFFICIENT_CREDIT)
 
     def _arm_ttl(self, session: Session) -> None:
         if self.config.session_ttl <= 0:
