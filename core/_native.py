@@ -69,6 +69,11 @@ def stale(root: Path = ROOT) -> list[Path]:
     ]
 
 
+def stale_in_use() -> list[Path]:
+    """Stale compiled modules that imports would pick up (none with ``CHARGEFLOW_PURE=1``)."""
+    return [] if os.environ.get(PURE_ENV) == "1" else stale()
+
+
 def stale_message(modules: list[Path]) -> str:
     names = ", ".join(
         str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path) for path in modules[:5]

@@ -335,7 +335,7 @@ async def _template_dry_run(config: Config, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if stale := _native.stale():
+    if stale := _native.stale_in_use():
         print(f"chargeflow: {_native.stale_message(stale)}", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(

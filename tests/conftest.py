@@ -15,5 +15,5 @@ settings.register_profile("chargeflow", deadline=None, suppress_health_check=[He
 settings.load_profile("chargeflow")
 
 # Compiled modules shadow their sources: never test old code by mistake.
-if _stale := _native.stale():
+if _stale := _native.stale_in_use():
     pytest.exit(_native.stale_message(_stale), returncode=4)

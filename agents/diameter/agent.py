@@ -366,10 +366,15 @@ class DiameterAgent(Agent):
             return answer, result
         except TemplateError as exc:
             return self._template_failed(request, exc, event_id), None
-        except DiameterDecodeError as exc:  # a value the templates read is malformed
-            return self._error(request, exc.result_code, exc.failed_avp, message=exc.reason), None
-        except DiameterEncodeError as exc:
-            log.error("CCR %s: reply not encodable: %s", event_id, exc)
+        except DiameterDecodeError as malformed:  # a value the templates read is malformed
+            return (
+                self._error(
+                    request, malformed.result_code, malformed.failed_avp, message=malformed.reason
+                ),
+                None,
+            )
+        except DiameterEncodeError as unencodable:  # one name per type: mypyc types it once
+            log.error("CCR %s: reply not encodable: %s", event_id, unencodable)
             return self._error(request, DIAMETER_UNABLE_TO_COMPLY), None
 
     # ------------------------------------------------------------------------ MSCC fan-out

@@ -137,8 +137,8 @@ def apply_one(
         raise field_error(f"no writable tree {path.root}", processor, item.tag)
     try:
         item.writer(target, value)
-    except IndexError as exc:
-        raise field_error(str(exc), processor, item.tag) from None
+    except IndexError as out_of_range:  # one name per type: mypyc types a name once
+        raise field_error(str(out_of_range), processor, item.tag) from None
 
 
 # ----------------------------------------------------------------------------- compiled path

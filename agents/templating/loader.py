@@ -366,7 +366,7 @@ def _processor(raw: Any, file: str, resolver: _Resolver) -> Processor:
             resolver.fields(raw.get("reply_fields")),
             file,
         )
-    except InvalidValue as exc:
-        raise TemplateError(str(exc), file=file, processor=identifier) from None
+    except InvalidValue as invalid:  # one name per type: mypyc types a name once
+        raise TemplateError(str(invalid), file=file, processor=identifier) from None
     except TemplateError as exc:
         raise exc.located(file=file, processor=identifier) from None

@@ -35,7 +35,6 @@ def test_a_compiled_module_older_than_its_source_is_stale(tmp_path: Path) -> Non
     assert "old" in _native.stale_message(_native.stale(tmp_path))
 
 
-
 def test_pure_mode_finds_the_source_beside_a_compiled_copy(tmp_path: Path) -> None:
     _touch(tmp_path / "fresh.py", 1_000)
     _touch(tmp_path / f"fresh{_native.EXTENSION_SUFFIX}", 2_000)
@@ -53,7 +52,7 @@ def test_pure_mode_finds_the_source_beside_a_compiled_copy(tmp_path: Path) -> No
 # coroutine, the exception is lost, the task hangs, or the process crashes (reproduced here;
 # see docs/notes.md, session 5). Compiled modules therefore finish exception handling before
 # they await, and use ``async with`` only on asyncio locks and timeouts, whose exits never
-# suspend.
+# suspend. scripts/native/check_async_bug.py re-checks a mypyc release.
 _NON_SUSPENDING_CONTEXTS = ("lock", "asyncio.timeout(")
 
 
@@ -98,5 +97,64 @@ def test_compiled_modules_do_not_suspend_while_handling_an_exception() -> None:
         f"{path.relative_to(_native.ROOT)}:{line}"
         for path in _native.sources()
         for line in _suspensions_in_handlers(path.read_text())
+    ]
+    assert offenders == []
+
+
+def _except_names_with_two_types(source: str) -> list[int]:
+    """mypyc gives a local name one type per function: ``except A as exc`` then
+    ``except B as exc`` raises TypeError when B is caught (seen in session 5)."""
+    found: list[int] = []
+
+    def visit(function: ast.AST) -> None:
+        handlers: list[ast.ExceptHandler] = []
+        stack = list(ast.iter_child_nodes(function))
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                visit(node)  # a nested function has names of its own
+                continue
+            if isinstance(node, ast.ExceptHandler) and node.name and node.type is not None:
+                handlers.append(node)
+            stack.extend(ast.iter_child_nodes(node))
+        kinds: dict[str, str] = {}
+        for handler in sorted(handlers, key=lambda handler: handler.lineno):
+            assert handler.name is not None and handler.type is not None
+            kind = ast.unparse(handler.type)
+            if kinds.setdefault(handler.name, kind) != kind:
+                found.append(handler.lineno)
+
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ClassDef):
+            for member in node.body:
+                visit(member)
+        else:
+            visit(node)
+    return sorted(found)
+
+
+def test_the_guard_sees_one_name_given_two_exception_types() -> None:
+    source = (
+        "def f():\n"
+        "    try:\n"
+        "        g()\n"
+        "    except KeyError as exc:\n"
+        "        pass\n"
+        "    except ValueError as exc:\n"
+        "        pass\n"
+        "    def inner():\n"
+        "        try:\n"
+        "            g()\n"
+        "        except OSError as exc:\n"
+        "            pass\n"
+    )
+    assert _except_names_with_two_types(source) == [6]
+
+
+def test_compiled_modules_name_each_caught_type_apart() -> None:
+    offenders = [
+        f"{path.relative_to(_native.ROOT)}:{line}"
+        for path in _native.sources()
+        for line in _except_names_with_two_types(path.read_text())
     ]
     assert offenders == []
