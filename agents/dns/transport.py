@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ log = logging.getLogger("chargeflow.agents.dns.transport")
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 2053
 DEFAULT_MAX_IN_FLIGHT: Final = 1024
+EPHEMERAL_PORT_ATTEMPTS: Final = 20  # port 0: new UDP+TCP pairs tried when TCP finds it taken
 DEFAULT_UDP_SIZE: Final = 1232  # the DNS flag day 2020 payload size: no IP fragmentation
 DEFAULT_TCP_IDLE: Final = 10.0  # seconds (RFC 7766 §6.2.3 suggests seconds, not minutes)
 LENGTH_PREFIX: Final = 2
@@ -78,14 +80,25 @@ class DnsServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: DatagramListener(self.received, UDP, "dns"),
-            local_addr=(self.host, self.port),
-        )
-        self._udp = transport
-        bound = int(transport.get_extra_info("sockname")[1])
-        if self.tcp:  # same port number (0 in tests: the one UDP got)
-            self._tcp_server = await asyncio.start_server(self._serve_tcp, self.host, bound)
+        # Port 0 (tests): UDP picks a free number and TCP takes the same one, which a TCP
+        # socket elsewhere may already hold; then both try again with a new number.
+        attempts = EPHEMERAL_PORT_ATTEMPTS if self.port == 0 else 1
+        for attempt in range(1, attempts + 1):
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: DatagramListener(self.received, UDP, "dns"),
+                local_addr=(self.host, self.port),
+            )
+            bound = int(transport.get_extra_info("sockname")[1])
+            if self.tcp:
+                try:
+                    self._tcp_server = await asyncio.start_server(self._serve_tcp, self.host, bound)
+                except OSError as exc:
+                    transport.close()
+                    if exc.errno != errno.EADDRINUSE or attempt == attempts:
+                        raise
+                    continue
+            self._udp = transport
+            break
         self.port = bound
         log.info("dns listening on %s:%d (udp%s)", self.host, bound, "+tcp" if self.tcp else "")
 
