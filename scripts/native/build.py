@@ -34,12 +34,11 @@ from core._native import (
 # mypyc's shared library for the whole group lives inside the `core` package, so the installed
 # `chargeflow` command finds it from any directory (the repository root is not on its path).
 GROUP_NAME = "core.native"
-SHARED_LIBRARY_GLOB = f"*__mypyc{EXTENSION_SUFFIX}"  # older builds put it at the root
 LOG = BUILD_DIR / "build.log"
 
 
 def remove_compiled() -> None:
-    for module in compiled_modules() + list(ROOT.glob(SHARED_LIBRARY_GLOB)):
+    for module in compiled_modules():
         module.unlink(missing_ok=True)
     STAMP.unlink(missing_ok=True)
 
