@@ -34,7 +34,7 @@ from core.charging import (
 from core.filters.event import CGREvent
 from core.rating import Rater, RatingError
 from core.rpc import RpcConnection
-from core.sessions.backup import SessionBackup, session_from_doc
+from core.sessions.backup import SessionBackup, session_from_doc, written_before_chunks
 from core.sessions.session import Run, Session
 from core.storage import Write
 from core.types import HOUR, SECOND, InvalidValue, parse_duration
@@ -251,7 +251,7 @@ class SessionService:
 
         def also(result: DebitResult) -> list[Write]:
             # The session's backup, this debit included, commits with the debit's balances.
-            writes = [] if backup is None else [backup.write(session, (run, result))]
+            writes = [] if backup is None else backup.writes(session, (run, result))
             return writes if then is None else [*writes, *then(result)]
 
         try:
@@ -405,7 +405,7 @@ class SessionService:
             if run.request_type == PREPAID
         ]
         if self._backup is not None and writes:
-            writes.append(self._backup.removal(session.cgrid))
+            writes.extend(self._backup.removals(session))
         return writes
 
     async def _end(self, session: Session, *, store_costs: bool, stored: bool = False) -> None:
@@ -420,7 +420,7 @@ class SessionService:
         if not store_costs:
             await self._refund_all(session)
             if self._backup is not None and self._has_prepaid(session):
-                await self._session_costs.apply([self._backup.removal(session.cgrid)])
+                await self._session_costs.apply(self._backup.removals(session))
         elif not stored:
             writes = self._end_writes(session, {})
             if writes:
@@ -527,9 +527,14 @@ class SessionService:
         if self._backup is None:
             return 0
         now = self._clock()
-        for cgrid_key, doc in (await self._backup.load()).items():
+        heads, chunks = await self._backup.load()
+        for cgrid_key, doc in heads.items():
             try:
-                session = session_from_doc(cgrid_key, doc, self._run_event, self._timezone, now)
+                session = session_from_doc(
+                    cgrid_key, doc, self._run_event, self._timezone, now, chunks
+                )
+                if written_before_chunks(doc):
+                    await self._backup.save(session, every_chunk=True)
             except (KeyError, TypeError, ValueError, InvalidValue, SessionError) as exc:
                 log.error("session backup %s unreadable, left in storage: %s", cgrid_key, exc)
                 continue

@@ -26,10 +26,12 @@ class Run:
     money: Decimal = ZERO
     debits: list[DebitResult] = field(default_factory=list)
     details: Any = None  # the EventCost of what was charged, once settled
-    # The backup's encoded-once parts: the fields, and the docs of debits[:len(backup_debits)]
+    # The backup's encoded-once parts: the fields, and the docs of
+    # debits[backup_start:backup_start + len(backup_debits)], the ones not in a sealed chunk
     # (debits are only ever appended, and never change once recorded).
     backup_fields: dict[str, Any] | None = None
     backup_debits: list[dict[str, Any]] = field(default_factory=list)
+    backup_start: int = 0
     # The doc of the debit last written as pending (before it was recorded): reused when that
     # same debit is recorded, so each debit is encoded once.
     backup_pending: tuple[DebitResult, dict[str, Any]] | None = None
@@ -45,6 +47,7 @@ class Run:
         backup_fields: dict[str, Any] | None = None,
         backup_debits: list[dict[str, Any]] | None = None,
         backup_pending: tuple[DebitResult, dict[str, Any]] | None = None,
+        backup_start: int = 0,
     ) -> None:
         # Written out: mypyc compiles it (a generated dataclass __init__ stays interpreted).
         self.event = event
@@ -56,6 +59,7 @@ class Run:
         self.backup_fields = backup_fields
         self.backup_debits = [] if backup_debits is None else backup_debits
         self.backup_pending = backup_pending
+        self.backup_start = backup_start
 
     @property
     def run_id(self) -> str:

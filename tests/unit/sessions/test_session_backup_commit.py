@@ -20,8 +20,15 @@ from core.charging import cgrid
 from core.config import load_config
 from core.engine import Engine
 from core.rpc import CallContext, RpcError
-from core.sessions.backup import KIND_SESSIONS, session_doc, session_from_doc
-from core.storage import SqliteDataDB, StorageError
+from core.sessions.backup import (
+    DEBITS_PER_CHUNK,
+    KIND_SESSION_DEBITS,
+    KIND_SESSIONS,
+    chunk_key,
+    session_doc,
+    session_from_doc,
+)
+from core.storage import SqliteDataDB, StorageError, Write
 from core.types import dumps
 
 FAST_PLAN = Path(__file__).parent / "fast_plan"  # 0.01 per 100 ms, in 100 ms increments
@@ -196,3 +203,122 @@ async def test_debit_docs_reused_from_their_pending_write_match_a_fresh_encoding
     session.backup_head = None
     assert reused == orjson.loads(dumps(session_doc(session)))
     assert reused == await backup_of(engine)
+
+
+async def update_times(engine: Engine, count: int) -> None:
+    """``count`` updates of 100 ms each (one increment, 0.01 of money), each one debit."""
+    for _ in range(count):
+        await call(engine, "SessionSv1.UpdateSession",
+                   {"UpdateSession": True, "Event": event("100ms", LastUsed="100ms")})  # fmt: skip
+
+
+async def test_a_long_session_writes_bounded_documents_in_sealed_chunks(engine: Engine) -> None:
+    """Each debit rewrites only the head (fewer than DEBITS_PER_CHUNK debits) and, when it fills
+    the head's list, that chunk once: the cost of an update does not grow with the session."""
+    await call(engine, "SessionSv1.InitiateSession", {"InitSession": True, "Event": event("100ms")})
+    debits = 2 * DEBITS_PER_CHUNK + 10
+    await update_times(engine, debits - 1)
+    head = await backup_of(engine)
+    assert head is not None
+    (run,) = head["Runs"]
+    assert run["Chunks"] == 2 and len(run["Debits"]) == 10
+    assert run["Charged"] == debits * SECOND_NS // 10
+    key = cgrid(ORIGIN, "agent-1")
+    chunks = await engine.datadb.get_all(KIND_SESSION_DEBITS)
+    assert sorted(chunks) == [chunk_key(key, 0, 0), chunk_key(key, 0, 1)]
+    assert all(len(chunk) == DEBITS_PER_CHUNK for chunk in chunks.values())
+
+    # Read back, the chunks and the head give the live session's debits, in order.
+    restored = session_from_doc(
+        key, head, engine.sessions._run_event, UTC, datetime.now(UTC), chunks
+    )
+    live = engine.sessions.sessions[key]
+    assert [(d.usage, d.cost) for d in restored.runs[0].debits] == [
+        (d.usage, d.cost) for d in live.runs[0].debits
+    ]
+    assert len(restored.runs[0].debits) == debits
+    assert orjson.loads(dumps(session_doc(restored))) == head
+
+    # The end forgets the head and every chunk in the commit that stores the cost.
+    await call(engine, "SessionSv1.TerminateSession",
+               {"TerminateSession": True, "Event": event(f"{debits * 100}ms")})  # fmt: skip
+    assert await backup_of(engine) is None
+    assert await engine.datadb.get_all(KIND_SESSION_DEBITS) == {}
+    assert await stored_money(engine) == Decimal(10) - Decimal("0.01") * debits
+
+
+async def test_a_long_session_survives_a_restart_and_refunds_across_chunks(
+    tmp_path: Path,
+) -> None:
+    """Restored from head and chunks, the session refunds what the network did not use, newest
+    debit first and past the head's own debits, exactly once."""
+    first = await start_engine(FAST_PLAN, tmp_path)
+    await call(first, "SessionSv1.InitiateSession", {"InitSession": True, "Event": event("100ms")})
+    await update_times(first, DEBITS_PER_CHUNK + 4)  # 69 debits: one chunk sealed, 5 in the head
+    await first.stop()
+    second = Engine(first.config)
+    await second.start()
+    try:
+        assert await stored_money(second) == Decimal("9.31")
+        key = cgrid(ORIGIN, "agent-1")
+        assert len(second.sessions.sessions[key].runs[0].debits) == DEBITS_PER_CHUNK + 5
+        # Used 5.9 s of the 6.9 s charged: ten increments back, five of them from the chunk.
+        await call(second, "SessionSv1.TerminateSession",
+                   {"TerminateSession": True, "Event": event("5900ms")})  # fmt: skip
+        assert await stored_money(second) == Decimal("9.41")
+        assert await second.datadb.get_all(KIND_SESSION_DEBITS) == {}
+        assert await second.datadb.get(KIND_SESSIONS, key) is None
+    finally:
+        await second.stop()
+
+
+async def test_a_backup_written_before_chunks_restores_and_is_rewritten_in_chunks(
+    tmp_path: Path,
+) -> None:
+    """A head holding all its debits inline (the format before chunks) restores whole; it is
+    written again as head plus sealed chunks, so later debits keep it readable."""
+    first = await start_engine(FAST_PLAN, tmp_path)
+    await call(first, "SessionSv1.InitiateSession", {"InitSession": True, "Event": event("100ms")})
+    await update_times(first, DEBITS_PER_CHUNK + 9)  # 74 debits
+    key = cgrid(ORIGIN, "agent-1")
+    live = first.sessions.sessions[key]
+    old = session_doc(live)
+    chunk = await first.datadb.get(KIND_SESSION_DEBITS, chunk_key(key, 0, 0))
+    del old["Runs"][0]["Chunks"]
+    old["Runs"][0]["Debits"] = [*chunk, *old["Runs"][0]["Debits"]]  # all 74 inline
+    await first.datadb.apply(
+        [Write(KIND_SESSIONS, key, old), Write(KIND_SESSION_DEBITS, chunk_key(key, 0, 0), None)]
+    )
+    await first.stop()
+
+    second = Engine(first.config)
+    await second.start()
+    try:
+        assert len(second.sessions.sessions[key].runs[0].debits) == DEBITS_PER_CHUNK + 10
+        head = await second.datadb.get(KIND_SESSIONS, key)
+        assert head is not None and head["Runs"][0]["Chunks"] == 1
+        assert len(head["Runs"][0]["Debits"]) == 10
+        assert len(await second.datadb.get(KIND_SESSION_DEBITS, chunk_key(key, 0, 0))) == 64
+        await update_times(second, 1)
+        await call(second, "SessionSv1.TerminateSession",
+                   {"TerminateSession": True, "Event": event("7500ms")})  # fmt: skip
+        assert await stored_money(second) == Decimal("9.25")  # 75 increments, none twice
+        assert await second.datadb.get_all(KIND_SESSION_DEBITS) == {}
+    finally:
+        await second.stop()
+
+
+async def test_a_missing_chunk_leaves_the_backup_unread_not_shorter(tmp_path: Path) -> None:
+    first = await start_engine(FAST_PLAN, tmp_path)
+    await call(first, "SessionSv1.InitiateSession", {"InitSession": True, "Event": event("100ms")})
+    await update_times(first, DEBITS_PER_CHUNK)
+    key = cgrid(ORIGIN, "agent-1")
+    await first.datadb.remove(KIND_SESSION_DEBITS, chunk_key(key, 0, 0))
+    await first.stop()
+    second = Engine(first.config)
+    await second.start()
+    try:
+        assert key not in second.sessions.sessions
+        assert await second.datadb.get(KIND_SESSIONS, key) is not None  # left for an operator
+    finally:
+        await second.stop()
