@@ -1,7 +1,8 @@
 """Runs one agent: its engine pool, the agent itself, signals and a bounded clean stop.
 
 ``chargeflow agent NAME`` calls ``run_agent`` in a process of its own; ``chargeflow up`` starts
-one such process per enabled agent.
+one such process per enabled agent, or (``--single-process``) runs each agent in its own process
+beside the engine, calling it in-process (no sockets between them, callbacks included).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from agents.base import (
     resolve_factory,
 )
 from core.config import AgentConfig, Config
-from core.rpc import EnginePool, MethodRegistry
+from core.rpc import EngineClient, EnginePool, InProcessClient, MethodRegistry
 
 log = logging.getLogger("chargeflow.agent")
 
@@ -74,9 +75,17 @@ def build_pool(config: AgentConfig, handlers: MethodRegistry) -> EnginePool:
     )
 
 
-async def run_agent(name: str, config: Config, *, stop: asyncio.Event | None = None) -> int:
+async def run_agent(
+    name: str,
+    config: Config,
+    *,
+    stop: asyncio.Event | None = None,
+    engine: MethodRegistry | None = None,
+) -> int:
     """Runs agent ``name`` until ``stop`` is set -- or, without ``stop``, until SIGINT/SIGTERM --
-    then stops it cleanly. Returns the process exit code (0 after a clean stop)."""
+    then stops it cleanly. Returns the process exit code (0 after a clean stop). With
+    ``engine`` (the registry of an engine in this process) the agent calls it in-process and
+    the engine calls the agent back the same way; else it reaches its engines over TCP."""
     try:
         settings = agent_config(name, config)
         factory = resolve_factory(settings)
@@ -84,9 +93,15 @@ async def run_agent(name: str, config: Config, *, stop: asyncio.Event | None = N
         log.error("%s", exc)
         return EXIT_USAGE
     handlers = MethodRegistry()
-    pool = build_pool(settings, handlers)
+    pool: EnginePool | None = None
+    inproc: InProcessClient | None = None
+    client: EngineClient
+    if engine is None:
+        client = pool = build_pool(settings, handlers)
+    else:
+        client = inproc = InProcessClient(engine, f"agent:{name}", handlers)
     try:
-        agent = factory(AgentContext(settings, pool, settings.templates))
+        agent = factory(AgentContext(settings, client, settings.templates))
     except (TypeError, ValueError) as exc:  # the agent rejected its own config keys
         log.error("agent %r: invalid config: %s", name, exc)
         return EXIT_USAGE
@@ -100,7 +115,8 @@ async def run_agent(name: str, config: Config, *, stop: asyncio.Event | None = N
             loop.add_signal_handler(signum, stop.set)
     watcher = _watch_supervisor(stop)
     try:
-        await pool.start()  # engines that are down are retried in the background
+        if pool is not None:
+            await pool.start()  # engines that are down are retried in the background
         try:
             await agent.start()
         except Exception:
@@ -109,21 +125,28 @@ async def run_agent(name: str, config: Config, *, stop: asyncio.Event | None = N
             return EXIT_FAILURE
         if own_signals:  # a process of its own (``chargeflow agent``), not a test's loop
             settle_garbage_collector()
-        log.info(
-            "agent %s ready (engines %s, %s)",
-            name,
-            ", ".join(str(address) for address in settings.engines),
-            settings.strategy,
-        )
+        if pool is None:
+            log.info("agent %s ready (the engine in this process)", name)
+        else:
+            log.info(
+                "agent %s ready (engines %s, %s)",
+                name,
+                ", ".join(str(address) for address in settings.engines),
+                settings.strategy,
+            )
         await stop.wait()
         log.info("agent %s stopping", name)
         await _stop_agent(agent)
-        await pool.drain(DRAIN_TIMEOUT)
+        if pool is not None:
+            await pool.drain(DRAIN_TIMEOUT)
         return EXIT_OK
     finally:
         if watcher is not None:
             watcher.cancel()
-        await pool.close()
+        if pool is not None:
+            await pool.close()
+        if inproc is not None:
+            inproc.close()
         if own_signals:
             for signum in STOP_SIGNALS:
                 loop.remove_signal_handler(signum)

@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_options(up)
     up.add_argument("--storage", choices=("sqlite", "memory"), help="override storage.type")
+    up.add_argument(
+        "--single-process",
+        action="store_true",
+        help="run the agents in the engine's process: they call it in-process, no sockets",
+    )
 
     agent = commands.add_parser("agent", help="run one agent (it reaches the engine over TCP)")
     agent.add_argument("name", help="the agent's name under agents: in the config")
@@ -126,22 +131,37 @@ async def _run_engine(config: Config) -> int:
     return EXIT_OK
 
 
-async def _run_up(config: Config, log_level: str) -> int:
-    """The engine in this process and each enabled agent as a child process. Nothing is
-    restarted: if an agent dies, everything stops and the exit code is 1."""
+def _enabled_agents(config: Config) -> list[AgentConfig] | None:
+    """The agents ``up`` runs; None (after saying why) if one of them is unknown."""
     from agents.base import AGENT_FACTORIES
-    from core.engine import Engine
 
     enabled = [agent for agent in config.agents.values() if agent.enabled]
     unknown = [a.name for a in enabled if a.factory is None and a.name not in AGENT_FACTORIES]
     if unknown:  # before anything starts
         print(f"chargeflow: unknown agent(s) enabled: {', '.join(unknown)}", file=sys.stderr)
-        return EXIT_USAGE
-    engine = Engine(config)
+        return None
+    return enabled
+
+
+def _stop_event() -> asyncio.Event:
+    """Set by SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def _run_up(config: Config, log_level: str) -> int:
+    """The engine in this process and each enabled agent as a child process. Nothing is
+    restarted: if an agent dies, everything stops and the exit code is 1."""
+    from core.engine import Engine
+
+    enabled = _enabled_agents(config)
+    if enabled is None:
+        return EXIT_USAGE
+    engine = Engine(config)
+    stop = _stop_event()
     children: dict[str, asyncio.subprocess.Process] = {}
     code = EXIT_OK
     try:
@@ -166,6 +186,54 @@ async def _run_up(config: Config, log_level: str) -> int:
         log.info("stopping")
         if not await _stop_agents(children):
             code = EXIT_FAILURE
+        await engine.stop()
+    return code
+
+
+async def _run_up_single_process(config: Config) -> int:
+    """The engine and each enabled agent in this one process: agents call the engine's
+    registry directly and it calls them back the same way (``InProcessClient``), so a request
+    costs no socket hop. One agent failing stops everything (exit code 1), as in ``_run_up``."""
+    from agents.runtime import run_agent
+    from core.engine import Engine
+
+    enabled = _enabled_agents(config)
+    if enabled is None:
+        return EXIT_USAGE
+    engine = Engine(config)
+    stop = _stop_event()
+    agents: dict[asyncio.Task[int], str] = {}
+    code = EXIT_OK
+    try:
+        await engine.start()
+        log.info("engine ready: %s", ", ".join(engine.listening()) or "no listeners")
+        for agent in enabled:
+            run = run_agent(agent.name, config, stop=stop, engine=engine.registry)
+            agents[asyncio.ensure_future(run)] = agent.name
+        settle_garbage_collector()
+        stopped = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait({stopped, *agents}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not stop.is_set():  # an agent ended on its own
+            log.error("agent %s ended before the stop signal: stopping", agents[done.pop()])
+            code = EXIT_FAILURE
+    finally:
+        log.info("stopping")
+        stop.set()
+        for task, name in agents.items():
+            try:
+                async with asyncio.timeout(AGENT_STOP_WAIT):
+                    returncode = await task
+            except TimeoutError:
+                log.error("agent %s did not stop in time", name)
+                code = EXIT_FAILURE
+            except Exception:
+                log.exception("agent %s failed", name)
+                code = EXIT_FAILURE
+            else:
+                if returncode != EXIT_OK:
+                    log.error("agent %s exited with code %d", name, returncode)
+                    code = EXIT_FAILURE
         await engine.stop()
     return code
 
@@ -351,7 +419,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "engine":
         return asyncio.run(_run_engine(_with_storage(config, args.storage)))
     if args.command == "up":
-        return asyncio.run(_run_up(_with_storage(config, args.storage), args.log_level))
+        config = _with_storage(config, args.storage)
+        if args.single_process:
+            return asyncio.run(_run_up_single_process(config))
+        return asyncio.run(_run_up(config, args.log_level))
     if args.command == "agent":
         from agents.runtime import run_agent  # the engine's own commands never load agents
 

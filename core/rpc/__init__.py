@@ -1,7 +1,7 @@
 """CGRateS-wire JSON-RPC transport: codec, method registry, TCP/HTTP server and clients
 (one connection, an engine pool with failover, in-process)."""
 
-from core.rpc.client import EngineClient, InProcessClient, RpcClient
+from core.rpc.client import EngineClient, InProcessClient, InProcessLink, RpcClient
 from core.rpc.codec import (
     MAX_MESSAGE_SIZE,
     JsonStreamSplitter,
@@ -38,6 +38,7 @@ from core.rpc.registry import (
     CallContext,
     Handler,
     MethodRegistry,
+    PeerLink,
     RpcError,
 )
 from core.rpc.server import DEFAULT_HTTP_PORT, DEFAULT_TCP_PORT, RpcServer
@@ -60,9 +61,11 @@ __all__ = [
     "EnginePool",
     "Handler",
     "InProcessClient",
+    "InProcessLink",
     "JsonStreamSplitter",
     "MessageDecoder",
     "MethodRegistry",
+    "PeerLink",
     "Request",
     "Response",
     "RpcClient",

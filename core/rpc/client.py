@@ -3,7 +3,7 @@
 All implement ``EngineClient``, the one method the rest of the suite depends on:
 ``RpcClient`` (one connection, no reconnection: scripts, ``tp load``), ``EnginePool`` in
 ``core.rpc.pool`` (agents: several engines, failover or round robin, reconnection, retry of
-retry-safe calls) and ``InProcessClient`` (embedded mode and tests).
+retry-safe calls) and ``InProcessClient`` (``chargeflow up --single-process`` and tests).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from core.rpc.codec import MAX_MESSAGE_SIZE
 from core.rpc.connection import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_REPLY_TIMEOUT,
+    ERROR_DISCONNECTED,
     RpcConnection,
+    RpcDisconnectedError,
 )
 from core.rpc.registry import TRANSPORT_INTERNAL, CallContext, MethodRegistry
 
@@ -88,16 +90,54 @@ class RpcClient:
         await self.close()
 
 
+class InProcessLink:
+    """The engine's way back to an agent in its own process: calls the agent's ``AgentV1.*``
+    handlers as ``RpcConnection.call`` would call them over the wire."""
+
+    def __init__(self, handlers: MethodRegistry, peer: str) -> None:
+        self.handlers = handlers
+        self.context = CallContext(TRANSPORT_INTERNAL, peer, None)
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """After this the engine sees the agent as gone (as a closed connection)."""
+        self._closed = True
+
+    async def call(
+        self, method: str, params: Any, timeout: float | None = DEFAULT_REPLY_TIMEOUT
+    ) -> Any:
+        if self._closed:
+            raise RpcDisconnectedError(ERROR_DISCONNECTED)
+        async with asyncio.timeout(timeout):
+            return await self.handlers.call(method, params, self.context)
+
+
 class InProcessClient:
-    """Calls a registry directly, with ``ctx.transport == "internal"`` and no connection.
+    """Calls a registry directly, with ``ctx.transport == "internal"``.
 
     Arguments and results are passed as they are, not through JSON: handlers must return
     JSON-shaped values (as over the wire) and neither side should mutate what it passed on.
+    With ``callbacks`` (an agent's ``AgentV1.*`` handlers) the engine can call the agent back,
+    as it would over the agent's TCP connection; without, calls come with no connection.
     """
 
-    def __init__(self, registry: MethodRegistry, peer: str = TRANSPORT_INTERNAL) -> None:
+    def __init__(
+        self,
+        registry: MethodRegistry,
+        peer: str = TRANSPORT_INTERNAL,
+        callbacks: MethodRegistry | None = None,
+    ) -> None:
         self.registry = registry
-        self.context = CallContext(TRANSPORT_INTERNAL, peer, None)
+        self.link = None if callbacks is None else InProcessLink(callbacks, peer)
+        self.context = CallContext(TRANSPORT_INTERNAL, peer, self.link)
 
     async def call(self, method: str, params: Any) -> Any:
         return await self.registry.call(method, params, self.context)
+
+    def close(self) -> None:
+        if self.link is not None:
+            self.link.close()

@@ -26,12 +26,9 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from core.errors import CGRError
-
-if TYPE_CHECKING:
-    from core.rpc.connection import RpcConnection
 
 logger = logging.getLogger(__name__)
 
@@ -51,17 +48,28 @@ class RpcError(CGRError):
     it, and by clients when the peer answered with it)."""
 
 
+class PeerLink(Protocol):
+    """The way back to whoever made a call: an ``RpcConnection`` (TCP), or an in-process
+    agent's ``InProcessLink`` (``chargeflow up --single-process``)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def call(self, method: str, params: Any, timeout: float | None = ...) -> Any: ...
+
+
 @dataclass(frozen=True, slots=True)
 class CallContext:
     """Where a call comes from. One instance per connection, shared by all its calls.
 
-    ``connection`` is the live ``RpcConnection`` the request arrived on (for calling the peer
-    back, e.g. ``AgentV1.DisconnectSession``); ``None`` over HTTP and in-process.
+    ``connection`` is the way back to the caller (for calling it back, e.g.
+    ``AgentV1.DisconnectSession``): the live ``RpcConnection`` the request arrived on, or an
+    in-process agent's link; ``None`` over HTTP and from in-process callers without callbacks.
     """
 
     transport: str
     peer: str
-    connection: RpcConnection | None = None
+    connection: PeerLink | None = None
 
 
 Handler = Callable[[Any, CallContext], Any]

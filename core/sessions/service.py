@@ -33,7 +33,7 @@ from core.charging import (
 )
 from core.filters.event import CGREvent
 from core.rating import Rater, RatingError
-from core.rpc import RpcConnection
+from core.rpc import PeerLink
 from core.sessions.backup import SessionBackup, session_from_doc, written_before_chunks
 from core.sessions.session import Run, Session
 from core.storage import Write
@@ -165,7 +165,7 @@ class SessionService:
     async def initiate(
         self,
         event: CGREvent,
-        connection: RpcConnection | None,
+        connection: PeerLink | None,
         run_event: RunEvent | None = None,
     ) -> int:
         """Opens the session and makes its first debit; returns MaxUsage. ``run_event``:
@@ -264,7 +264,7 @@ class SessionService:
         return result.usage
 
     # ------------------------------------------------------------------------------- update
-    async def update(self, event: CGREvent, connection: RpcConnection | None) -> int:
+    async def update(self, event: CGREvent, connection: PeerLink | None) -> int:
         """Reconciles the usage reported (LastUsed/TotalUsage) and reserves the next
         ``Usage``; returns MaxUsage. An update for an unknown session opens it."""
         run_event = self._run_event(event)
@@ -281,7 +281,7 @@ class SessionService:
             return max_usage
 
     @staticmethod
-    def _rebind(session: Session, connection: RpcConnection | None) -> None:
+    def _rebind(session: Session, connection: PeerLink | None) -> None:
         """The agent's latest connection owns the session: after a reconnect, callbacks go
         over the new connection, not the dead one."""
         if connection is not None:
@@ -295,7 +295,7 @@ class SessionService:
         _record_usage(session, total, last_used, reservation_for_all=False)
 
     # ---------------------------------------------------------------------------- terminate
-    async def terminate(self, event: CGREvent, connection: RpcConnection | None) -> None:
+    async def terminate(self, event: CGREvent, connection: PeerLink | None) -> None:
         """Ends the call at its real usage: ``Usage`` is the total, or LastUsed adds to what
         was confirmed. A terminate with no session charges the whole call at once."""
         run_event = self._run_event(event)
@@ -559,7 +559,7 @@ class SessionService:
 
     async def sync(self) -> int:
         """Asks every agent connection which sessions it still has; ends the others."""
-        by_connection: dict[RpcConnection, list[Session]] = {}
+        by_connection: dict[PeerLink, list[Session]] = {}
         for session in list(self.sessions.values()):
             if session.connection is not None:
                 by_connection.setdefault(session.connection, []).append(session)

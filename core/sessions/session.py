@@ -11,7 +11,7 @@ from typing import Any
 from core.accounts import DebitResult
 from core.charging import RunEvent
 from core.filters.event import CGREvent
-from core.rpc import RpcConnection
+from core.rpc import PeerLink
 from core.types import ZERO, format_time
 
 
@@ -76,7 +76,7 @@ class Session:
     event: CGREvent  # the event that opened the session (after attributes)
     runs: list[Run]
     started: datetime
-    connection: RpcConnection | None = None  # the agent's connection, for callbacks
+    connection: PeerLink | None = None  # the agent's connection, for callbacks
     debit_interval: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     debit_task: asyncio.Task[None] | None = None
@@ -90,7 +90,7 @@ class Session:
         event: CGREvent,
         runs: list[Run],
         started: datetime,
-        connection: RpcConnection | None = None,
+        connection: PeerLink | None = None,
         debit_interval: int = 0,
         lock: asyncio.Lock | None = None,
         debit_task: asyncio.Task[None] | None = None,

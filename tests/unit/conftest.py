@@ -49,6 +49,25 @@ def accounts(datadb: DataDB, rater: Rater, tutorial_plan: TariffPlan) -> Account
 
 
 @asynccontextmanager
+async def started_engine(folder: Path) -> AsyncIterator[Engine]:
+    """A whole engine started as ``chargeflow engine`` starts it (sessions, scheduler), on
+    memory storage with ``folder`` loaded and no listeners."""
+    config = load_config()
+    config = replace(
+        config,
+        storage=replace(config.storage, type="memory"),
+        engine=replace(config.engine, rpc_json_listen=None, http_listen=None),
+        tariffplans=replace(config.tariffplans, load_on_start=(folder,)),
+    )
+    engine = Engine(config)
+    await engine.start()
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+
+
+@asynccontextmanager
 async def engine_client(folder: Path) -> AsyncIterator[InProcessClient]:
     """A whole engine (default config, memory storage) with ``folder`` loaded, reached through
     the in-process client: every registered API method, no sockets."""
