@@ -5,6 +5,14 @@ and the answer it would build.
 The agent is the real one (same templates, same fan-out, same error mapping); only its engine
 client is replaced: by a client that answers every call with a reply given in a file, or by a
 live engine connection, and in both cases every call is recorded and printed.
+
+A dry run never changes a live engine's state. Each call the agent makes goes through
+:func:`live_call`: a query is sent as it is; a charging call (InitiateSession, UpdateSession,
+ProcessMessage, ProcessEvent) is replaced by the ``SessionSv1.AuthorizeEvent`` that asks the same
+question without opening, debiting or recording anything (GetMaxUsage for its charging flag,
+thresholds and stats off), and its reply is reshaped as the original method's; TerminateSession
+and ProcessCDR are not sent and get the engine's success reply ``OK``; any other method is not
+sent and fails. The output shows, for each call, what would have been sent and what was sent.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import json
 import struct
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,11 +56,169 @@ class RecordedCall:
     params: Any
     reply: Any = None
     error: str = ""
+    live: LiveCall | None = None
+    """Against a live engine: what was sent for this call (``None`` with a reply file)."""
+    engine_reply: Any = None
+    """Against a live engine: the engine's own reply to ``live.method``."""
+
+
+OK: Final = "OK"
+NOT_SENT_ERROR: Final = "DRY_RUN: {method} not sent to a live engine (it may change its state)"
+SESSION_PREFIX: Final = "SessionSv1."
+AUTHORIZE: Final = "SessionSv1.AuthorizeEvent"
+DRY_RUN_ID_SUFFIX: Final = "#dry-run-"
+QUERY_PREFIXES: Final = ("Get", "Ping", "Status")
+"""Method names (after the service) that only read: sent to a live engine as they are."""
+STATE_FLAGS: Final = frozenset({
+    "InitSession", "UpdateSession", "TerminateSession", "Debit", "AllocateResources",
+    "AllocateIP", "ReleaseResources", "ReleaseIP", "ProcessThresholds", "ProcessStats",
+    "ThresholdIDs", "StatIDs", "Flags",
+})  # fmt: skip
+"""Arguments of the charging calls that an AuthorizeEvent does not take."""
+REPLY_KEYS: Final[dict[str, tuple[str, ...]]] = {
+    # The keys of each method's reply (core/api/sessions.py, as CGRateS's V1*Reply).
+    "SessionSv1.InitiateSession": (
+        "Attributes", "ResourceAllocation", "MaxUsage", "ThresholdIDs", "StatQueueIDs",
+    ),
+    "SessionSv1.UpdateSession": ("Attributes", "MaxUsage"),
+    "SessionSv1.ProcessMessage": (
+        "MaxUsage", "ResourceAllocation", "Attributes", "Routes", "ThresholdIDs", "StatQueueIDs",
+    ),
+}  # fmt: skip
+CHARGING_FLAG: Final = {
+    "SessionSv1.InitiateSession": "InitSession",
+    "SessionSv1.UpdateSession": "UpdateSession",
+    "SessionSv1.ProcessMessage": "Debit",
+}
+NOT_SENT_REASON: Final = {
+    "SessionSv1.TerminateSession": "it would end the session and debit its last usage",
+    "SessionSv1.ProcessCDR": "it would store a CDR (and rate it)",
+}
+EVENT_REQUEST_FLAGS: Final = frozenset({"*authorize", "*initiate", "*update", "*message"})
+DEFAULT_RUN: Final = "*default"
+RAW_RUN: Final = "*raw"
+
+
+def _unchanged(reply: Any) -> Any:
+    return reply
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCall:
+    """What a dry run sends to a live engine for one call of the agent: ``method`` with
+    ``params`` (``method`` empty: nothing is sent), why it differs from the agent's call
+    (``note``, empty when the call is sent as it is) and how the engine's reply becomes the reply
+    the agent gets (``reply``; with nothing sent it is given ``None``). ``error``: the call fails
+    with this text instead."""
+
+    method: str
+    params: Any
+    note: str = ""
+    reply: Callable[[Any], Any] = _unchanged
+    error: str = ""
+
+
+def _is_query(method: str) -> bool:
+    name = method.rpartition(".")[2]
+    return name.startswith(QUERY_PREFIXES)
+
+
+def _authorize_args(params: Mapping[str, Any], **flags: Any) -> dict[str, Any]:
+    args = {key: value for key, value in params.items() if key not in STATE_FLAGS}
+    # An event ID of its own: the engine's reply cache neither answers the dry run with an
+    # older reply nor keeps the dry run's reply for a real request with the agent's ID.
+    args["ID"] = f"{params.get('ID') or ''}{DRY_RUN_ID_SUFFIX}{uuid.uuid4().hex}"
+    args.update(flags)
+    args["ProcessThresholds"] = False
+    args["ProcessStats"] = False
+    return args
+
+
+def _asks_anything(args: Mapping[str, Any]) -> bool:
+    """Whether an AuthorizeEvent has a subsystem to ask (else the engine refuses it)."""
+    return any(
+        args.get(key) for key in ("GetAttributes", "AuthorizeResources", "GetMaxUsage", "GetRoutes")
+    )
+
+
+def _reshaped(method: str) -> Callable[[Any], Any]:
+    keys = REPLY_KEYS[method]
+
+    def reply(authorized: Any) -> Any:
+        source = authorized if isinstance(authorized, Mapping) else {}
+        out = {key: source.get(key) for key in keys}
+        if "ResourceAllocation" in out and out["ResourceAllocation"] is None:
+            out["ResourceAllocation"] = source.get("ResourceAuthorization")  # CGRateS's name
+        return out
+
+    return reply
+
+
+def _event_reply(authorized: Any) -> Any:
+    source = authorized if isinstance(authorized, Mapping) else {}
+    max_usage = source.get("MaxUsage")
+    routes = source.get("Routes") or source.get("RouteProfiles")
+    return {
+        "MaxUsage": None if max_usage is None else {DEFAULT_RUN: max_usage},
+        "Attributes": source.get("Attributes"),
+        "ResourceAllocation": None,
+        "RouteProfiles": {RAW_RUN: routes} if routes else None,
+        "ThresholdIDs": None,
+        "StatQueueIDs": None,
+    }
+
+
+def live_call(method: str, params: Any) -> LiveCall:
+    """The side-effect-free call a dry run sends to a live engine for the agent's call."""
+    if _is_query(method):
+        return LiveCall(method, params)
+    args = params if isinstance(params, Mapping) else {}
+    if method in CHARGING_FLAG:
+        authorize = _authorize_args(
+            args,
+            GetMaxUsage=bool(args.get(CHARGING_FLAG[method])),
+            AuthorizeResources=bool(args.get("AllocateResources")),
+            AuthorizeIP=bool(args.get("AllocateIP")),
+        )
+        note = f"{method} would charge (open, update or debit a session)"
+        return _authorize_instead(authorize, note, _reshaped(method))
+    if method == AUTHORIZE:
+        authorize = _authorize_args(args)
+        if args.get("ProcessThresholds") or args.get("ProcessStats"):
+            return LiveCall(
+                AUTHORIZE, authorize, "thresholds and stats off (they record the event)"
+            )
+        return LiveCall(AUTHORIZE, authorize)
+    if method == f"{SESSION_PREFIX}ProcessEvent":
+        flags = {str(flag).split(":", 1)[0] for flag in args.get("Flags") or []}
+        authorize = _authorize_args(
+            args,
+            GetAttributes="*attributes" in flags,
+            GetMaxUsage=bool(flags & EVENT_REQUEST_FLAGS),  # each charges (core/api/sessions.py)
+            GetRoutes="*routes" in flags,
+        )
+        note = f"{method} would charge or record the event (flags {sorted(flags)})"
+        return _authorize_instead(authorize, note, _event_reply)
+    if method in NOT_SENT_REASON:
+        return LiveCall("", params, f"not sent: {NOT_SENT_REASON[method]}", lambda _: OK)
+    return LiveCall(
+        "", params, "not sent: not known to be free of side effects",
+        error=NOT_SENT_ERROR.format(method=method),
+    )  # fmt: skip
+
+
+def _authorize_instead(
+    authorize: dict[str, Any], note: str, reply: Callable[[Any], Any]
+) -> LiveCall:
+    if not _asks_anything(authorize):
+        return LiveCall("", authorize, f"not sent: {note}, and asks nothing else", reply)
+    return LiveCall(AUTHORIZE, authorize, note, reply)
 
 
 @dataclass(slots=True)
 class RecordingClient:
-    """Answers from ``reply`` (or forwards to ``live``) and records every call."""
+    """Answers from ``reply`` (or asks ``live`` through :func:`live_call`) and records every
+    call."""
 
     reply: Any = "OK"
     error: str = ""
@@ -63,7 +230,7 @@ class RecordingClient:
         self.calls.append(record)
         try:
             if self.live is not None:
-                record.reply = await self.live.call(method, params)
+                record.reply = await self._live_call(record)
             elif self.error:
                 raise RpcError(self.error)
             else:
@@ -72,6 +239,15 @@ class RecordingClient:
             record.error = str(exc)
             raise
         return record.reply
+
+    async def _live_call(self, record: RecordedCall) -> Any:
+        assert self.live is not None
+        plan = record.live = live_call(record.method, record.params)
+        if plan.error:
+            raise RpcError(plan.error)
+        if plan.method:
+            record.engine_reply = await self.live.call(plan.method, plan.params)
+        return plan.reply(record.engine_reply)
 
 
 # ------------------------------------------------------------------------------------ packets
@@ -285,11 +461,37 @@ async def dry_run(
         )
         await runner(agent, packet, out)
     print("== SessionSv1 calls", file=out)
+    if live is not None:
+        print(
+            "(dry run against a live engine: only side-effect-free calls were sent; each call"
+            " shows what the agent would have sent, then what was sent instead)",
+            file=out,
+        )
     for number, call in enumerate(client.calls, 1):
-        print(f"-- {number}. {call.method}", file=out)
-        print(_pretty(call.params), file=out)
-        result = {"error": call.error} if call.error else {"result": call.reply}
-        print(_pretty(result), file=out)
+        _print_call(number, call, out)
     if not client.calls:
         print("(none)", file=out)
     return 0
+
+
+def _print_call(number: int, call: RecordedCall, out: TextIO) -> None:
+    plan = call.live
+    if plan is None:
+        print(f"-- {number}. {call.method}", file=out)
+        print(_pretty(call.params), file=out)
+    elif not plan.note:
+        print(f"-- {number}. {call.method} (sent as it is)", file=out)
+        print(_pretty(call.params), file=out)
+    else:
+        print(f"-- {number}. {call.method} (would have been sent, NOT sent)", file=out)
+        print(_pretty(call.params), file=out)
+        if plan.method:
+            print(f"-- {number}. sent instead: {plan.method} ({plan.note})", file=out)
+            print(_pretty(plan.params), file=out)
+            print(f"-- {number}. engine reply to {plan.method}", file=out)
+            print(_pretty({"result": call.engine_reply}), file=out)
+        else:
+            print(f"-- {number}. nothing sent instead ({plan.note})", file=out)
+        print(f"-- {number}. reply the agent got", file=out)
+    result = {"error": call.error} if call.error else {"result": call.reply}
+    print(_pretty(result), file=out)

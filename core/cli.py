@@ -99,7 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help='JSON file: the engine result every call gets, or {"error": "TEXT"}',
     )
-    source.add_argument("--engine", help="HOST:PORT of a live engine to ask instead")
+    source.add_argument(
+        "--engine",
+        help="HOST:PORT of a live engine to ask instead; only side-effect-free calls are sent"
+        " (a charging call becomes SessionSv1.AuthorizeEvent, TerminateSession and ProcessCDR"
+        " are not sent): the engine's state never changes",
+    )
     _config_options(dry)
     return parser
 

@@ -30,9 +30,7 @@ from tests.integration.engine_process import free_port
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
 # Every agent the shipped configuration names (and may enable).
-DEFAULT_AGENTS = tuple(
-    yaml.safe_load((REPO / "config" / "chargeflow.yaml").read_text())["agents"]
-)
+DEFAULT_AGENTS = tuple(yaml.safe_load((REPO / "config" / "chargeflow.yaml").read_text())["agents"])
 STOP_TIMEOUT_S = 30.0
 IO_TIMEOUT_S = 5.0
 AGENT_PID = re.compile(r"agent line started \(pid (\d+)\)")
@@ -176,7 +174,10 @@ def up(tmp_path: Path) -> Iterator[UpProcess]:
     process.kill_all()
 
 
-def test_up_runs_the_agent_as_a_child_and_sigterm_stops_both(up: UpProcess) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_up_runs_the_agent_as_a_child_and_a_signal_stops_both(
+    up: UpProcess, stop_signal: signal.Signals
+) -> None:
     up.start()
     assert up.wait_for_agent() == "Pong"
     pid = up.agent_pid()
@@ -184,10 +185,40 @@ def test_up_runs_the_agent_as_a_child_and_sigterm_stops_both(up: UpProcess) -> N
     assert pid != up.process.pid
     assert alive(pid)
     assert up.ask_agent("Nobody.Home") == {"error": "rpc: can't find service Nobody.Home"}
-    up.process.send_signal(signal.SIGTERM)
+    up.process.send_signal(stop_signal)
     assert up.wait() == 0, up.log_text()
     assert not alive(pid), "the agent process outlived up"
     assert "agent line ready" in up.log_text()
+    assert "Traceback" not in up.log_text()  # Ctrl-C is a clean stop, not a KeyboardInterrupt
+
+
+def test_up_with_the_diameter_agent_stops_on_sigint(tmp_path: Path) -> None:
+    port = free_port()
+    up = UpProcess(tmp_path, agents={"diameter": {
+        "enabled": True, "listen": f"127.0.0.1:{port}", "data_dir": str(tmp_path / "diameter"),
+    }})  # fmt: skip
+    pid: int | None = None
+    try:
+        up.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            assert up.process is not None and up.process.poll() is None, up.log_text()
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert time.monotonic() < deadline, up.log_text()
+            time.sleep(0.1)
+        found = re.search(r"agent diameter started \(pid (\d+)\)", up.log_text())
+        assert found is not None, up.log_text()
+        pid = int(found.group(1))
+        assert alive(pid)
+        up.process.send_signal(signal.SIGINT)
+        assert up.wait() == 0, up.log_text()
+        assert not alive(pid), "the diameter agent outlived up"
+        assert "Traceback" not in up.log_text()
+    finally:
+        up.kill_all()
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_up_exits_non_zero_when_an_agent_dies(up: UpProcess) -> None:

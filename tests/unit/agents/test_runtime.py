@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
@@ -25,7 +27,7 @@ from agents.base import (
     resolve_factory,
 )
 from agents.runtime import EXIT_OK, EXIT_USAGE, run_agent
-from core.config import Address, AgentConfig, Config, ConfigError, load_config
+from core.config import REPO_ROOT, Address, AgentConfig, Config, ConfigError, load_config
 from core.rpc import CallContext, MethodRegistry, RpcConnection, RpcError, RpcServer
 
 WAIT_S = 5.0
@@ -44,6 +46,7 @@ class EchoAgent(Agent):
         self.stopped = False
         self.stop_delay = 0.0
         self.disconnected: list[dict[str, Any]] = []
+        self.altered: list[dict[str, Any]] = []
         self.calls: set[str] = set()
         EchoAgent.instances.append(self)
 
@@ -65,6 +68,10 @@ class EchoAgent(Agent):
 
     async def get_active_session_ids(self) -> list[dict[str, str]]:
         return [{"OriginID": call, "OriginHost": self.name} for call in sorted(self.calls)]
+
+    async def alter_session(self, args: Mapping[str, Any]) -> str:
+        self.altered.append(dict(args))
+        return OK
 
 
 class MiniEngine:
@@ -142,6 +149,10 @@ async def test_requests_reach_the_engine_and_callbacks_reach_the_agent(
     assert [item["OriginID"] for item in active] == ["call-0", "call-1", "call-3"]
     with pytest.raises(RpcError, match=r"^NOT_IMPLEMENTED$"):  # the base's default
         await owner.call("AgentV1.WarnDisconnect", {"EventStart": {}})
+    change = {"EventStart": {"OriginID": "call-1"}, "SessionTimeout": 30}
+    other = next(c for c in engine.server.connections if c is not owner)  # any connection
+    assert await other.call("AgentV1.AlterSession", change) == OK
+    assert agent.altered == [change]
     with pytest.raises(RpcError, match="invalid params"):
         await owner.call("AgentV1.DisconnectSession", "not an object")
     stop.set()
@@ -213,12 +224,46 @@ async def test_unknown_disabled_and_misconfigured_agents_exit_2(
     assert await run_agent("other", no_factory) == EXIT_USAGE
 
 
+async def test_a_broken_template_folder_stops_the_agent_naming_file_processor_and_field(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO_ROOT / "templates" / "diameter", templates)
+    voice = templates / "voice.yaml"
+    good = '{tag: Destination, path: "*cgreq.Destination", type: "*variable"'
+    assert good in voice.read_text()
+    voice.write_text(voice.read_text().replace(good, good.replace("*variable", "*variabel")))
+    config = write(tmp_path / "chargeflow.yaml", f"""
+agents:
+  diameter:
+    enabled: true
+    listen: 127.0.0.1:{free_port()}
+    templates: {templates}
+    data_dir: {tmp_path / "data"}
+""")  # fmt: skip
+    caplog.set_level(logging.ERROR)
+    async with asyncio.timeout(WAIT_S):
+        assert await run_agent("diameter", load_config(config)) == EXIT_USAGE
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    message = record.getMessage()
+    assert str(voice) in message
+    assert "processor 'template cf_voice_event'" in message
+    assert "field 'Destination'" in message and "'*variabel'" in message
+
+
 def test_a_factory_path_loads_an_agent_outside_the_table() -> None:
     path = AgentConfig(name="x", factory=f"{__name__}:EchoAgent")
     assert resolve_factory(path) is EchoAgent
     assert resolve_factory(AgentConfig(name="echo")) is EchoAgent  # from AGENT_FACTORIES
     with pytest.raises(UnknownAgentError, match="cannot load factory"):
         resolve_factory(AgentConfig(name="x", factory="no.such.module:Agent"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 # ------------------------------------------------------------------------ agents: config

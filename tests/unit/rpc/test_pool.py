@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -20,8 +21,10 @@ from core.rpc import (
     RpcTimeoutError,
     retry_safe,
 )
+from core.rpc.pool import RECONNECT_JITTER, backoff_delay
 
 WAIT_S = 5.0
+SCHEDULING_SLACK_S = 0.1
 
 
 def fast_pool(
@@ -242,3 +245,43 @@ def test_bad_arguments_are_rejected() -> None:
         EnginePool(["127.0.0.1:2012"], strategy="random")
     with pytest.raises(ValueError, match="HOST:PORT"):
         EnginePool(["localhost"])
+
+
+def test_backoff_delay_is_jittered_below_the_delay() -> None:
+    samples = [backoff_delay(1.0) for _ in range(500)]
+    assert all(1.0 - RECONNECT_JITTER <= sample <= 1.0 for sample in samples)
+    assert max(samples) - min(samples) > RECONNECT_JITTER / 2  # spread, not one fixed value
+
+
+async def test_reconnect_backoff_doubles_up_to_the_bound() -> None:
+    # An engine that accepts and closes at once: each reconnection is one accept here, and a
+    # connection that lived < RECONNECT_STABLE_AFTER does not reset the backoff.
+    accepted: list[float] = []
+
+    def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(time.monotonic())
+        writer.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    low, high = 0.05, 0.4
+    pool = EnginePool([f"127.0.0.1:{port}"], connections=1, connect_timeout=0.5,
+                      reconnect_delay_min=low, reconnect_delay_max=high)  # fmt: skip
+    try:
+        await pool.start()
+        deadline = time.monotonic() + WAIT_S
+        while len(accepted) < 7:
+            assert time.monotonic() < deadline, accepted
+            await asyncio.sleep(0.01)
+    finally:
+        await pool.close()
+        server.close()
+        await server.wait_closed()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(accepted)]
+    # Gap k waits backoff_delay(min(low * 2**k, high)): within [delay/2, delay] (+ scheduling).
+    delays = [min(low * 2**k, high) for k in range(len(gaps))]
+    assert delays == [0.05, 0.1, 0.2, 0.4, 0.4, 0.4]
+    for gap, delay in zip(gaps, delays, strict=True):
+        assert delay * (1 - RECONNECT_JITTER) <= gap <= delay + SCHEDULING_SLACK_S, (gaps, delays)
+    assert gaps[3] > 2 * gaps[0]  # it grew ...
+    assert max(gaps) <= high + SCHEDULING_SLACK_S  # ... and stays bounded
