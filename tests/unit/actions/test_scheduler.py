@@ -186,7 +186,7 @@ async def test_the_scheduler_loop_runs_a_due_plan_on_time(accounts: AccountServi
                 await asyncio.sleep(0.02)
         ran_at = clock()
         assert datetime(2024, 3, 4, 10, 0, 30, tzinfo=UTC) <= ran_at
-        assert ran_at < datetime(2024, 3, 4, 10, 0, 32, tzinfo=UTC)
+        assert ran_at < datetime(2024, 3, 4, 10, 0, 35, tzinfo=UTC)  # within the timeout
         assert service.next_due() == datetime(2024, 3, 5, 10, 0, 30, tzinfo=UTC)
         await asyncio.sleep(0.2)
         assert await money(accounts) == -1  # once
