@@ -91,7 +91,7 @@ class Engine:
         )
         # Routes priced by accounts: what their balances cover, as far as they can be rated.
         self.routes.account_max_usage = partial(self.accounts.max_usage, stop_where_unrated=True)
-        self.actions = ActionService(self.accounts, cdr_sink=self._cdrlog)
+        self.actions = ActionService(self.accounts, datadb=self._datadb, cdr_sink=self._cdrlog)
         self._loader = TariffPlanLoader(
             self._datadb,
             [self.rating, self.filters, self.attributes, self.chargers, self.routes, self.actions],

@@ -165,6 +165,52 @@ class AccountService:
             await self._store(account, () if also is None else also(result))
             return result
 
+    async def update_many(
+        self,
+        keys: list[tuple[str, str]],
+        change: Callable[[list[Account]], Awaitable[T]],
+        *,
+        create: bool = False,
+    ) -> T:
+        """:meth:`update` over several accounts (a balance transfer between them): their locks
+        are taken in key order, ``change`` gets copies in the order of ``keys`` (the first one
+        created if missing and ``create``; the others must exist), triggers run on each, and
+        all are written in one transaction."""
+        names = list(dict.fromkeys(f"{tenant}:{account_id}" for tenant, account_id in keys))
+        locks = [self._lock_of(key) for key in sorted(names)]
+        taken = 0
+        try:
+            for lock in locks:
+                await lock.acquire()
+                taken += 1
+            copies: dict[str, Account] = {}
+            for index, key in enumerate(names):
+                tenant, _, account_id = key.partition(":")
+                live = self._cache.get(key) or await self._load(key)
+                copies[key] = self._copy_to_change(live, tenant, account_id, create and not index)
+            result = await change([copies[f"{t}:{a}"] for t, a in keys])
+            for account in copies.values():
+                if account.triggers and not account.removed:
+                    await self.run_triggers(account)
+            now = self.clock()
+            for account in copies.values():
+                account.update_time = now
+            await self._datadb.apply(
+                [
+                    Write(KIND_ACCOUNTS, key, None if account.removed else account.to_doc())
+                    for key, account in copies.items()
+                ]
+            )
+            for key, account in copies.items():
+                if account.removed:
+                    self._cache.pop(key, None)
+                else:
+                    self._cache[key] = account
+            return result
+        finally:
+            for lock in locks[:taken]:
+                lock.release()
+
     @staticmethod
     def _copy_to_change(
         live: Account | None, tenant: str, account_id: str, create: bool

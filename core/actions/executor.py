@@ -21,6 +21,7 @@ from core.accounts import (
     resolve_expiry,
     string_map,
 )
+from core.accounts.models import META_DEFAULT
 from core.tariffplan.models import Action, ActionTrigger
 from core.types import InvalidValue, parse_duration, parse_time, to_money
 
@@ -123,9 +124,10 @@ def change_balance(account: Account, action: Action, now: datetime) -> None:
 
 
 def reset_account(account: Account) -> None:
-    for balances in account.balance_map.values():
-        for balance in balances:
-            balance.value = Decimal(0)
+    """*reset_account (CGRateS genericReset): each balance type keeps one empty balance, the
+    counters restart from zero and every trigger may fire again (the caller checks them)."""
+    for kind in account.balance_map:
+        account.balance_map[kind] = [Balance()]
     for counter in account.unit_counters:
         counter.value = Decimal(0)
     for trigger in account.triggers:
@@ -133,24 +135,84 @@ def reset_account(account: Account) -> None:
 
 
 def reset_triggers(account: Account, action: Action) -> None:
-    """*reset_triggers: the triggers matching the action's balance type (all if none)."""
+    """*reset_triggers (CGRateS ResetActionTriggers): the triggers the action matches may fire
+    again. ExtraParameters {"GroupID"} or {"UniqueID"} pick triggers by id, {"ThresholdType"}
+    by type; BalanceType (if set) must be the trigger's."""
+    params = _json_params(action.extra_parameters)
+    group_id = str(params.get("GroupID") or "")
+    unique_id = str(params.get("UniqueID") or "")
+    threshold_type = str(params.get("ThresholdType") or "")
     for trigger in account.triggers:
-        if not action.balance_type or trigger.balance.type == action.balance_type:
+        if action.balance_type and (trigger.balance.type or MONETARY) != action.balance_type:
+            continue
+        if group_id:
+            matches = trigger.id == group_id
+        elif unique_id:
+            matches = trigger.unique_id == unique_id
+        else:
+            matches = not threshold_type or trigger.threshold_type == threshold_type
+        if matches:
             trigger.executed = False
 
 
-def transfer_balance(account: Account, action: Action, now: datetime) -> None:
-    """*transfer_balance within the account: ExtraParameters {"DestinationAccountID" is not
-    supported}; moves Units from the addressed balance to the one named DestinationBalanceID."""
+def transfer_destination(account: Account, action: Action) -> str:
+    """The key ("tenant:id") of the account a *transfer_balance moves units to: its
+    ExtraParameters' DestinationAccountID (the tenant defaults to the source's), else the
+    source account itself."""
+    name = str(_json_params(action.extra_parameters).get("DestinationAccountID") or "")
+    if not name:
+        return account.key
+    return name if ":" in name else f"{account.tenant}:{name}"
+
+
+def transfer_balance(
+    account: Account, action: Action, now: datetime, destination: Account | None = None
+) -> None:
+    """*transfer_balance (CGRateS transferBalanceAction): moves Units from the source balance
+    (BalanceID, which must exist and not be expired) to the balance DestinationBalanceID of the
+    same type in ``destination`` (default: the same account), created if missing. With
+    DestinationReferenceValue the amount is whatever brings the destination to that value.
+    A non-*default source cannot go below zero, nor a non-*default destination."""
     params = _json_params(action.extra_parameters)
     target_id = str(params.get("DestinationBalanceID") or "")
     if not target_id:
-        raise InvalidValue("*transfer_balance needs DestinationBalanceID")
-    units = action_units(action)
-    source = _target(account, action_filter(action, now))
-    destination = _target(account, BalanceFilter(id=target_id, type=action.balance_type or None))
+        raise InvalidValue("*transfer_balance needs ExtraParameters DestinationBalanceID")
+    if not action.balance_id:
+        raise InvalidValue("*transfer_balance needs the source BalanceID")
+    found = next(
+        (
+            (kind, balance)
+            for kind, balances in account.balance_map.items()
+            if not action.balance_type or kind == action.balance_type
+            for balance in balances
+            if balance.id == action.balance_id
+        ),
+        None,
+    )
+    if found is None or found[1].is_expired(now):
+        raise InvalidValue(f"*transfer_balance: source balance {action.balance_id} not found")
+    kind, source = found
+    target_account = account if destination is None else destination
+    target = next((b for b in target_account.balances(kind) if b.id == target_id), None)
+    if target is not None and target.is_expired(now):
+        raise InvalidValue(f"*transfer_balance: destination balance {target_id} expired")
+    if target is None:
+        target = Balance(id=target_id)
+        target_account.balances(kind).append(target)
+    reference = params.get("DestinationReferenceValue")
+    units = action_units(action) if reference is None else to_money(reference) - target.value
+    if not units:
+        raise InvalidValue("*transfer_balance: transfer amount is missing or 0")
+    if source.id != META_DEFAULT and units > source.value:
+        raise InvalidValue(
+            f"*transfer_balance: insufficient credit in {account.key} balance {source.id}"
+        )
+    if target.id != META_DEFAULT and -units > target.value:
+        raise InvalidValue(
+            f"*transfer_balance: insufficient credit in {target_account.key} balance {target.id}"
+        )
     source.value -= units
-    destination.value += units
+    target.value += units
 
 
 def _json_params(text: str) -> dict[str, Any]:

@@ -21,8 +21,7 @@ from typing import Any, Final
 import aiohttp
 
 from core.accounts import Account, AccountService, AccountTrigger, init_counters
-from core.accounts.models import add_months
-from core.rating import timing_covers
+from core.storage import DataDB, Write
 from core.tariffplan.kinds import (
     KIND_ACCOUNT_ACTIONS,
     KIND_ACTION_PLANS,
@@ -41,7 +40,7 @@ from core.tariffplan.models import (
     TariffPlan,
     Timing,
 )
-from core.types import dumps, format_time, money_str
+from core.types import InvalidValue, dumps, format_time, money_str, parse_time
 
 from . import executor as ex
 
@@ -55,13 +54,19 @@ HOURLY: Final = "*hourly"
 DAILY: Final = "*daily"
 WEEKLY: Final = "*weekly"
 MONTHLY: Final = "*monthly"
+MONTHLY_ESTIMATED: Final = "*monthly_estimated"
 MONTH_END: Final = "*month_end"
+LAST_MONTH_DAY: Final = -1  # a Timings MonthDays value: the month's last day (*month_end)
 YEARLY: Final = "*yearly"
 HTTP_ATTEMPTS: Final = 3  # *http_post tries, doubling the pause after each failure
 HTTP_FIRST_BACKOFF: Final = 0.5  # seconds
 HTTP_TIMEOUT: Final = 10.0  # seconds per attempt
 SEARCH_DAYS: Final = 366 * 5  # an explicit timing never matching within this is never due
+SEARCH_MONTHS: Final = 12 * 9  # a *yearly Feb 29 waits up to 8 years (2096 -> 2104)
 IDLE_SLEEP: Final = 3600.0  # seconds the scheduler waits with nothing scheduled
+# DataDB kind: "tenant:account:plan" -> {"Anchor": RFC 3339}, the attach time each periodic
+# timing of that plan repeats from (CGRateS stores the timing resolved at load with the plan).
+KIND_PLAN_ANCHORS: Final = "action_plan_anchors"
 
 
 def _utc_now() -> datetime:
@@ -71,48 +76,109 @@ def _utc_now() -> datetime:
 def next_run(
     timing_id: str, timing: Timing | None, after: datetime, anchor: datetime
 ) -> datetime | None:
-    """The first run strictly after ``after``. ``anchor`` is the attach time: ``*daily`` &co.
-    repeat from it (CGRateS fills those timings with the load time). None = never again."""
+    """The first run strictly after ``after``; None = never again.
+
+    The built-in periodic timings are resolved from ``anchor`` (the attach time, to the second)
+    as CGRateS's TpReader fills them at load time and its cron schedule reads them:
+    ``*every_minute`` at the anchor's second, ``*hourly`` at its minute:second, ``*daily`` at its
+    time of day, ``*weekly`` on its weekday, ``*monthly`` on its day of the month (months without
+    that day are skipped), ``*monthly_estimated`` on that day or the month's last one,
+    ``*month_end`` on each month's last day (the current month's included), ``*yearly`` on its
+    month and day. Times of day are read in ``after``'s zone (UTC here; CGRateS: the server's)."""
     if timing_id == META_ASAP:
         return None
+    base = anchor.astimezone(after.tzinfo) if after.tzinfo is not None else anchor
+    base = base.replace(microsecond=0)
     if timing_id == EVERY_MINUTE:
-        return after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        return _first_after(after.replace(second=base.second, microsecond=0), after, _MINUTE)
     if timing_id == HOURLY:
-        return after.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    if timing_id in (DAILY, WEEKLY):
-        step = timedelta(days=1 if timing_id == DAILY else 7)
-        periods = max(0, (after - anchor) // step)
-        candidate = anchor + step * periods
-        while candidate <= after:
-            candidate += step
-        return candidate
-    if timing_id in (MONTHLY, YEARLY, MONTH_END):
-        months = 12 if timing_id == YEARLY else 1
-        count = 1
-        while True:
-            candidate = add_months(anchor, months * count)
-            if timing_id == MONTH_END:
-                last = calendar.monthrange(candidate.year, candidate.month)[1]
-                candidate = candidate.replace(day=last)
-            if candidate > after:
-                return candidate
-            count += 1
+        start = after.replace(minute=base.minute, second=base.second, microsecond=0)
+        return _first_after(start, after, _HOUR)
+    at_time = after.replace(hour=base.hour, minute=base.minute, second=base.second, microsecond=0)
+    if timing_id == DAILY:
+        return _first_after(at_time, after, _DAY)
+    if timing_id == WEEKLY:
+        start = at_time + _DAY * ((base.weekday() - at_time.weekday()) % 7)
+        return _first_after(start, after, _DAY * 7)
+    if timing_id in (MONTHLY, MONTHLY_ESTIMATED, MONTH_END, YEARLY):
+        year, month = after.year, after.month
+        for _ in range(SEARCH_MONTHS):
+            last = calendar.monthrange(year, month)[1]
+            day = _month_day(timing_id, base, month, last)
+            if day is not None:
+                candidate = at_time.replace(year=year, month=month, day=day)
+                if candidate > after:
+                    return candidate
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return None
     if timing is None:
         return None
-    hour, minute, second = (int(p) for p in (timing.start_time or "00:00:00").split(":"))
+    return _next_explicit(timing, after)
+
+
+_MINUTE: Final = timedelta(minutes=1)
+_HOUR: Final = timedelta(hours=1)
+_DAY: Final = timedelta(days=1)
+
+
+def _first_after(start: datetime, after: datetime, step: timedelta) -> datetime:
+    """``start`` moved on by whole ``step``s until it is strictly after ``after``."""
+    if start <= after:
+        start += step * ((after - start) // step + 1)
+    return start
+
+
+def _month_day(timing_id: str, base: datetime, month: int, last: int) -> int | None:
+    """The day a monthly-like timing runs in a month of ``last`` days; None = not this month."""
+    if timing_id == MONTH_END:
+        return last
+    if timing_id == MONTHLY_ESTIMATED:
+        return min(base.day, last)
+    if timing_id == YEARLY and month != base.month:
+        return None
+    return base.day if base.day <= last else None  # *monthly/*yearly: cron skips such months
+
+
+def _next_explicit(timing: Timing, after: datetime) -> datetime | None:
+    """A Timings.csv/SetActionPlan timing: the first matching day at its start time (CGRateS
+    normalises Years without Months to January, Months without MonthDays to the 1st)."""
+    try:
+        hour, minute, second = (int(p) for p in (timing.start_time or "00:00:00").split(":"))
+    except ValueError:
+        log.warning("timing %s: start time %r not schedulable", timing.id, timing.start_time)
+        return None
+    months = timing.months or (frozenset({1}) if timing.years else frozenset())
+    month_days = timing.month_days or (frozenset({1}) if months else frozenset())
     day = after.replace(hour=hour, minute=minute, second=second, microsecond=0)
     for _ in range(SEARCH_DAYS):
-        if day > after and _day_matches(timing, day):
+        if day > after and _day_matches(timing, months, month_days, day):
             return day
-        day += timedelta(days=1)
+        day += _DAY
     return None
 
 
-def _day_matches(timing: Timing, day: datetime) -> bool:
-    probe = Timing(
-        timing.id, timing.years, timing.months, timing.month_days, timing.week_days
-    )  # day filters only: the start time is where we put the candidate
-    return timing_covers(probe, day)
+def _day_matches(
+    timing: Timing, months: frozenset[int], month_days: frozenset[int], day: datetime
+) -> bool:
+    if timing.years and day.year not in timing.years:
+        return False
+    if months and day.month not in months:
+        return False
+    if month_days and day.day not in month_days:
+        last = calendar.monthrange(day.year, day.month)[1]
+        if not (LAST_MONTH_DAY in month_days and day.day == last):
+            return False
+    # CGRateS/Go weekdays: 0 = Sunday (7 too); Python's weekday(): 0 = Monday.
+    return not timing.week_days or (day.weekday() + 1) % 7 in {d % 7 for d in timing.week_days}
+
+
+def _anchor_of(doc: Any) -> datetime | None:
+    if not isinstance(doc, dict) or not isinstance(doc.get("Anchor"), str):
+        return None
+    try:
+        return parse_time(doc["Anchor"])
+    except InvalidValue:
+        return None
 
 
 @dataclass(order=True)
@@ -130,16 +196,19 @@ class ActionService:
         self,
         accounts: AccountService,
         *,
+        datadb: DataDB | None = None,
         cdr_sink: CdrSink | None = None,
         clock: Clock = _utc_now,
         http_attempts: int = HTTP_ATTEMPTS,
         http_backoff: float = HTTP_FIRST_BACKOFF,
     ) -> None:
         self.accounts = accounts
+        self.datadb = datadb  # where restore_schedule reads the plans' anchors
         self.cdr_sink = cdr_sink
         self.clock = clock
         self.http_attempts = http_attempts
         self.http_backoff = http_backoff
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # *http_post backoff
         self.actions: dict[str, ActionGroup] = {}
         self.plans: dict[str, ActionPlan] = {}
         self.trigger_groups: dict[str, ActionTriggerGroup] = {}
@@ -215,6 +284,7 @@ class ActionService:
             raise KeyError(unknown[0])
         now = self.clock()
         attached: list[str] = []
+        detached: list[str] = []
 
         async def change(account: Account) -> Account:
             if allow_negative is not None:
@@ -222,6 +292,7 @@ class ActionService:
             if disabled is not None:
                 account.disabled = disabled
             if plans_overwrite:
+                detached.extend(account.action_plan_ids)
                 account.action_plan_ids = []
             for plan_id in plan_ids:
                 if plan_id not in account.action_plan_ids:
@@ -239,7 +310,18 @@ class ActionService:
                         await self.run_actions(account, timing.actions_id)
             return account.clone()
 
-        account = await self.accounts.update(tenant, account_id, change, create=True)
+        def anchors(account: Account) -> list[Write]:
+            """The attached plans' anchors commit with the account; detached ones go."""
+            writes = [
+                Write(KIND_PLAN_ANCHORS, f"{account.key}:{plan_id}", None)
+                for plan_id in detached
+                if plan_id not in attached
+            ]
+            doc = {"Anchor": format_time(now)}
+            writes += [Write(KIND_PLAN_ANCHORS, f"{account.key}:{p}", doc) for p in attached]
+            return writes
+
+        account = await self.accounts.update(tenant, account_id, change, create=True, also=anchors)
         key = account.key
         if plans_overwrite:
             self._jobs = [j for j in self._jobs if j.account_key != key]
@@ -265,27 +347,63 @@ class ActionService:
         CGRateS does for topups)."""
         if actions_id not in self.actions:
             raise KeyError(actions_id)
+        await self._run_group(tenant, account_id, actions_id, create=True)
 
-        async def change(account: Account) -> None:
-            await self.run_actions(account, actions_id)
+    async def _run_group(self, tenant: str, account_id: str, actions_id: str, create: bool) -> None:
+        """Runs a group on an account under its lock. A *transfer_balance to other accounts
+        locks them too (in key order) and writes them with it, in one transaction."""
+        others = self._transfer_accounts(tenant, account_id, actions_id)
+        if not others:
 
-        await self.accounts.update(tenant, account_id, change, create=True)
+            async def change(account: Account) -> None:
+                await self.run_actions(account, actions_id)
+
+            await self.accounts.update(tenant, account_id, change, create=create)
+            return
+
+        async def change_all(accounts: list[Account]) -> None:
+            source, *rest = accounts
+            await self.run_actions(source, actions_id, others={a.key: a for a in rest})
+
+        keys = [(tenant, account_id)]
+        keys += [(key.partition(":")[0], key.partition(":")[2]) for key in others]
+        await self.accounts.update_many(keys, change_all, create=create)
 
     # ---------------------------------------------------------------------------------- running
-    async def run_actions(self, account: Account, actions_id: str) -> None:
-        """Runs a group on an account whose lock the caller holds (heavier actions first)."""
+    def _transfer_accounts(self, tenant: str, account_id: str, actions_id: str) -> list[str]:
+        """The other accounts the group's *transfer_balance actions move units to."""
+        group = self.actions.get(actions_id)
+        probe = Account(tenant, account_id)
+        found: list[str] = []
+        for action in group.actions if group else ():
+            if action.action_type != ex.TRANSFER_BALANCE:
+                continue
+            key = ex.transfer_destination(probe, action)
+            if key != probe.key and key not in found:
+                found.append(key)
+        return found
+
+    async def run_actions(
+        self, account: Account, actions_id: str, *, others: Mapping[str, Account] | None = None
+    ) -> None:
+        """Runs a group on an account whose lock the caller holds (heavier actions first).
+        ``others``: the locked accounts a *transfer_balance may credit."""
         group = self.actions.get(actions_id)
         if group is None:
             log.warning("actions %s not found", actions_id)
             return
         now = self.clock()
         for action in sorted(group.actions, key=lambda a: -a.weight):
-            await self._run_one(account, action, now)
+            await self._run_one(account, action, now, others or {})
             if account.removed:
                 return
 
-    async def _run_one(self, account: Account, action: Action, now: datetime) -> None:
+    async def _run_one(
+        self, account: Account, action: Action, now: datetime, others: Mapping[str, Account]
+    ) -> None:
         kind = action.action_type
+        if action.filters:
+            raise InvalidValue(f"{kind}: action Filter is not supported")
         if kind in (ex.TOPUP, ex.TOPUP_RESET, ex.DEBIT, ex.DEBIT_RESET):
             ex.change_balance(account, action, now)
         elif kind == ex.RESET_ACCOUNT:
@@ -293,7 +411,14 @@ class ActionService:
         elif kind == ex.RESET_TRIGGERS:
             ex.reset_triggers(account, action)
         elif kind == ex.TRANSFER_BALANCE:
-            ex.transfer_balance(account, action, now)
+            key = ex.transfer_destination(account, action)
+            destination = None if key == account.key else others.get(key)
+            if key != account.key and destination is None:
+                raise InvalidValue(
+                    f"*transfer_balance to {key}: across accounts only from ExecuteAction and "
+                    "scheduled plans (not from triggers or *asap at attach time)"
+                )
+            ex.transfer_balance(account, action, now, destination)
         elif kind == ex.DISABLE_ACCOUNT:
             account.disabled = True
         elif kind == ex.ENABLE_ACCOUNT:
@@ -353,7 +478,7 @@ class ActionService:
                 problem = str(exc) or type(exc).__name__
             log.warning("*http_post %s attempt %d: %s", url, attempt, problem)
             if attempt < self.http_attempts:
-                await asyncio.sleep(pause)
+                await self.sleep(pause)
                 pause *= 2
 
     async def _run_trigger(self, account: Account, trigger: AccountTrigger) -> None:
@@ -364,25 +489,50 @@ class ActionService:
         plan = self.plans.get(plan_id)
         return sorted(plan.timings, key=lambda t: -t.weight) if plan else []
 
-    def _schedule_plan(self, account_key: str, plan_id: str, anchor: datetime) -> None:
+    def _schedule_plan(
+        self, account_key: str, plan_id: str, anchor: datetime, *, after: datetime | None = None
+    ) -> None:
+        """Queues the plan's timed runs: the first ones after ``after`` (default: the anchor)."""
+        start = anchor if after is None else after
         for timing in self._timings_of(plan_id):
-            due = next_run(timing.timing_id, self.timings.get(timing.timing_id), anchor, anchor)
+            due = next_run(timing.timing_id, self.timings.get(timing.timing_id), start, anchor)
             if due is not None:
                 self._jobs.append(_Job(due, -timing.weight, account_key, plan_id, timing, anchor))
         self._jobs.sort()
         self._wakeup.set()
 
     async def restore_schedule(self) -> None:
-        """Schedules the plans attached to stored accounts (at start-up)."""
+        """Schedules the plans attached to stored accounts (at start-up), each from its stored
+        anchor, so a restart keeps the schedule. As CGRateS's scheduler (which computes each
+        next start from the time it loads its queue), runs that fell due while the engine was
+        down are not caught up: the next run is the first one after now. A plan without a
+        stored anchor (attached before anchors were kept) is anchored now, and stored."""
         now = self.clock()
         self._jobs = []
+        stored: dict[str, Any] = {}
+        if self.datadb is not None:
+            stored = await self.datadb.get_many(
+                KIND_PLAN_ANCHORS, await self.datadb.keys(KIND_PLAN_ANCHORS)
+            )
+        used: set[str] = set()
         for tenant_key in await self.accounts.all_keys():
             tenant, _, account_id = tenant_key.partition(":")
             account = await self.accounts.get(tenant, account_id)
             if account is None:
                 continue
             for plan_id in account.action_plan_ids:
-                self._schedule_plan(account.key, plan_id, now)
+                key = f"{account.key}:{plan_id}"
+                used.add(key)
+                anchor = _anchor_of(stored.get(key))
+                if anchor is None:
+                    anchor = now
+                    if self.datadb is not None:
+                        await self.datadb.set(KIND_PLAN_ANCHORS, key, {"Anchor": format_time(now)})
+                self._schedule_plan(account.key, plan_id, anchor, after=now)
+        if self.datadb is not None:
+            stale = [Write(KIND_PLAN_ANCHORS, key, None) for key in stored if key not in used]
+            if stale:  # plans detached, accounts removed
+                await self.datadb.apply(stale)
 
     def next_due(self) -> datetime | None:
         return self._jobs[0].due if self._jobs else None
@@ -400,8 +550,12 @@ class ActionService:
             if account is not None and job.plan_id in account.action_plan_ids:
                 await self._run_job(tenant, account_id, timing.actions_id)
                 ran += 1
+                # From now when late, as CGRateS: missed runs are not caught up.
                 due = next_run(
-                    timing.timing_id, self.timings.get(timing.timing_id), job.due, job.anchor
+                    timing.timing_id,
+                    self.timings.get(timing.timing_id),
+                    max(job.due, moment),
+                    job.anchor,
                 )
                 if due is not None:
                     job.due = due
@@ -410,11 +564,8 @@ class ActionService:
         return ran
 
     async def _run_job(self, tenant: str, account_id: str, actions_id: str) -> None:
-        async def change(account: Account) -> None:
-            await self.run_actions(account, actions_id)
-
         try:
-            await self.accounts.update(tenant, account_id, change)
+            await self._run_group(tenant, account_id, actions_id, create=False)
         except Exception:  # one account's failure must not stop the scheduler
             log.exception("scheduled %s on %s:%s", actions_id, tenant, account_id)
 

@@ -48,14 +48,31 @@ def _items(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
-def _optional_bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
+_TRUE = frozenset({"1", "t", "true"})  # Go's strconv.ParseBool, as CGRateS reads TPAction
+_FALSE = frozenset({"0", "f", "false"})
+
+
+def _optional_bool(name: str, value: Any) -> bool | None:
+    """A TPAction bool: a JSON bool or a CGRateS string ("true"/"false"); empty = not set."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if not word:
+            return None
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    raise InvalidValue(f"{name}: {value!r} is not true or false")
 
 
 def _action(raw: Mapping[str, Any]) -> Action:
     kind = str(raw.get("Identifier") or "")
     if kind not in SUPPORTED_ACTIONS:
         raise InvalidValue(f"unsupported action: {kind!r}")
+    if _items(raw.get("Filter")):
+        raise InvalidValue(f"{kind}: action Filter is not supported")
     units = raw.get("Units")
     return Action(
         action_type=kind,
@@ -71,8 +88,8 @@ def _action(raw: Mapping[str, Any]) -> Action:
         timing_ids=_items(raw.get("TimingTags") or raw.get("TimingIDs")),
         units="" if units is None else str(units),
         balance_weight="" if raw.get("BalanceWeight") is None else str(raw["BalanceWeight"]),
-        balance_blocker=_optional_bool(raw.get("BalanceBlocker")),
-        balance_disabled=_optional_bool(raw.get("BalanceDisabled")),
+        balance_blocker=_optional_bool("BalanceBlocker", raw.get("BalanceBlocker")),
+        balance_disabled=_optional_bool("BalanceDisabled", raw.get("BalanceDisabled")),
         weight=to_money(raw.get("Weight") or 0),
     )
 
@@ -161,6 +178,8 @@ def register(
             raise server_error(ERR_NOT_FOUND) from None
         except AccountError as exc:
             raise server_error(exc.code) from None
+        except InvalidValue as exc:  # an action that cannot run (e.g. a transfer's balances)
+            raise server_error(exc) from None
         return OK
 
     async def set_action_plan(params: Any, ctx: CallContext) -> str:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from aiohttp import web
 
 from core.accounts import MONETARY, AccountService, DebitEvent
-from core.actions import ActionService, next_run
+from core.actions import ActionService
 from core.storage import DataDB
 from core.tariffplan.loader import TariffPlanLoader
 from core.tariffplan.models import (
@@ -26,35 +24,7 @@ from core.tariffplan.models import (
 )
 from core.types import SECOND
 
-T = "cgrates.org"
-T0 = datetime(2024, 3, 4, 10, 0, 30, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-async def service(accounts: AccountService, clock: FakeClock) -> AsyncIterator[ActionService]:
-    accounts.clock = clock
-    actions = ActionService(accounts, clock=clock, http_backoff=0.01)
-    yield actions
-    await actions.close()
-
-
-async def money(accounts: AccountService, account: str = "1001") -> Decimal:
-    acc = await accounts.get(T, account)
-    assert acc is not None
-    return acc.total(MONETARY)
+from .conftest import T0, FakeClock, T, hook_server, money
 
 
 async def test_tutorial_account_actions(
@@ -119,19 +89,13 @@ async def test_asap_bonus_every_minute_fee_and_trigger_posts_once(
         received.append(await request.json())
         return web.Response(text="OK")
 
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with hook_server(hook) as url:
         loader = TariffPlanLoader(datadb, [service])
-        await loader.load_plan(_plan(asap_bonus=True, http_url=f"http://127.0.0.1:{port}/hook"))
+        await loader.load_plan(_plan(asap_bonus=True, http_url=url))
         await service.settle()
         assert await money(accounts) == 99  # *asap ran at load
-        assert service.next_due() == datetime(2024, 3, 4, 10, 1, tzinfo=UTC)
+        # CGRateS: every minute at the second the plan was attached (T0 = 10:00:30).
+        assert service.next_due() == datetime(2024, 3, 4, 10, 1, 30, tzinfo=UTC)
         assert await service.run_due() == 0  # nothing due yet
         for minute in range(1, 4):
             clock.now = T0 + timedelta(minutes=minute)
@@ -143,12 +107,6 @@ async def test_asap_bonus_every_minute_fee_and_trigger_posts_once(
         account = await accounts.get(T, "1001")
         assert account is not None and account.triggers[0].executed
         assert account.triggers[0].last_execution == T0 + timedelta(minutes=1)
-    finally:
-        await runner.cleanup()
-
-
-async def test_http_post_retries_bounded(service: ActionService) -> None:
-    await service._http_post("http://127.0.0.1:9/nothing", "{}")  # refused: 3 tries, no raise
 
 
 async def test_trigger_from_debit(
@@ -189,11 +147,3 @@ async def test_execute_topup_reset_and_debit(
     assert account.total(MONETARY) == 10
     (voice,) = account.balances("*voice")
     assert voice.value == 600 * SECOND and voice.weight == 25
-
-
-def test_next_run() -> None:
-    now = datetime(2024, 1, 31, 12, 0, 5, tzinfo=UTC)
-    assert next_run("*every_minute", None, now, now) == datetime(2024, 1, 31, 12, 1, tzinfo=UTC)
-    assert next_run("*hourly", None, now, now) == datetime(2024, 1, 31, 13, tzinfo=UTC)
-    assert next_run("*monthly", None, now, now) == datetime(2024, 2, 29, 12, 0, 5, tzinfo=UTC)
-    assert next_run("*asap", None, now, now) is None
