@@ -59,6 +59,16 @@ class AccountError(Exception):
         self.code = code
 
 
+class ChargedCall:
+    """What :meth:`AccountService.charge_call` did: the rounded money taken and, per balance
+    uuid, what was taken from it (units or money); empty when ``repeated``."""
+
+    def __init__(self, cost: Decimal, amounts: dict[str, Decimal], *, repeated: bool) -> None:
+        self.cost = cost
+        self.amounts = amounts
+        self.repeated = repeated
+
+
 class TriggerExecutor(Protocol):
     async def __call__(self, account: Account, trigger: AccountTrigger) -> None:
         """Runs the trigger's actions on ``account`` (already locked; mutate it in place)."""
@@ -310,6 +320,61 @@ class AccountService:
 
         # The update's own coroutine, not one more around it (a debit is on every request).
         return self._update_now(event.tenant, event.account, change, also)
+
+    def charge_call(
+        self,
+        event: DebitEvent,
+        rounder: Callable[[Decimal], Decimal],
+        *,
+        idempotency_key: str,
+        give_back: Mapping[str, Decimal] | None = None,
+    ) -> Coroutine[Any, Any, ChargedCall]:
+        """Charges a whole call (a CDR) in one change under the account's lock: first gives
+        back ``give_back`` (balance uuid -> what an earlier charge of it took, units or money;
+        balances removed since are skipped), then debits ``event`` (past the credit: the call
+        happened), then rounds the money as ``rounder`` does, taking or giving back the
+        difference on the balance that paid last. All of it is written at once, or nothing.
+        An ``idempotency_key`` charged before takes nothing and gives nothing back (repeated)."""
+        rater = self._rater()
+        returned = dict(give_back or {})
+
+        def change(account: Account) -> ChargedCall:
+            if idempotency_key in account.charge_keys:
+                taken = Decimal(account.charge_keys[idempotency_key])
+                return ChargedCall(taken, {}, repeated=True)
+            if account.disabled:
+                raise AccountError(ERR_ACCOUNT_DISABLED)
+            by_uuid = {b.uuid: b for balances in account.balance_map.values() for b in balances}
+            for uuid, amount in returned.items():
+                balance = by_uuid.get(uuid)
+                if balance is not None:
+                    balance.value += amount
+            result = debit_account(account, event, rater, self._timing, allow_negative=True)
+            count_debits(account, result.charges)
+            amounts = result.balance_amounts()
+            rounded = rounder(result.cost)
+            correction = rounded - result.cost
+            if correction != ZERO:
+                payer_uuid = next(
+                    (c.money_balance for c in reversed(result.charges) if c.money_balance), ""
+                )
+                payer = (
+                    next(
+                        (
+                            b
+                            for b in account.balances(MONETARY)
+                            if payer_uuid and b.uuid == payer_uuid
+                        ),
+                        None,
+                    )
+                    or account.default_money_balance()
+                )
+                payer.value -= correction
+                amounts[payer.uuid] = amounts.get(payer.uuid, ZERO) + correction
+            account.remember_charge(idempotency_key, rounded)
+            return ChargedCall(rounded, amounts, repeated=False)
+
+        return self._update_now(event.tenant, event.account, change, None)
 
     async def max_usage(
         self,

@@ -144,7 +144,7 @@ def register(
         return await cdrs.count_cdrs(cdr_filter(params, tz))
 
     async def rate_cdrs(params: Any, ctx: CallContext) -> str:
-        await cdrs.rate_unrated(cdr_filter(params, tz))
+        await cdrs.rate_cdrs(cdr_filter(params, tz))
         return OK
 
     for version in ("CDRsV1", "CDRsV2"):

@@ -36,6 +36,12 @@ FLAG_UPDATE: Final = "*update"
 FLAG_TERMINATE: Final = "*terminate"
 FLAG_MESSAGE: Final = "*message"
 FLAG_CDRS: Final = "*cdrs"
+CHARGING_STEPS: Final = frozenset(
+    {FLAG_AUTHORIZE, FLAG_INITIATE, FLAG_UPDATE, FLAG_TERMINATE, FLAG_MESSAGE}
+)
+# Sub-flags of *rals accepted and not acted on: *fd (force duration) and *derived_reply (a
+# MaxUsage per run; the reply has the *default one).
+CHARGING_OPTIONS: Final = frozenset({"*fd", "*derived_reply"})
 FLAG_ROUTES: Final = "*routes"
 # *routes options: as sub-flags (``*routes:*ignore_errors``, ``*routes:*event_cost``,
 # ``*routes:*maxcost:0.5``, CGRateS v0.11's ProcessEvent) or as the agents' flat flags
@@ -69,6 +75,24 @@ def flag_params(raw_flags: list[Any]) -> FlagParams:
         if rest:
             options[rest[0]] = rest[1].split("&") if len(rest) > 1 else []
     return parsed
+
+
+def charging_steps(flags: FlagParams) -> set[str]:
+    """The charging steps a ProcessEvent's flags ask for: v0.11's ``*accounts`` with top-level
+    ``*authorize``/``*initiate``/``*update``/``*terminate``/``*message``, or v0.10's sub-flags
+    ``*rals:*initiate`` (also ``*accounts:*initiate``). A charging flag with no step, or a
+    sub-flag that is no step, is an error: it would charge nothing without saying so."""
+    steps = flags.keys() & CHARGING_STEPS
+    charging = [name for name in (FLAG_ACCOUNTS, FLAG_RALS) if name in flags]
+    for name in charging:
+        for option in flags[name]:
+            if option in CHARGING_STEPS:
+                steps.add(option)
+            elif option not in CHARGING_OPTIONS:
+                raise RpcError(f"SERVER_ERROR: unknown flag {name}:{option}")
+    if charging and not steps:
+        raise RpcError(f"{ERR_MANDATORY_IE_MISSING}: [{'|'.join(sorted(CHARGING_STEPS))}]")
+    return steps
 
 
 def _first_value(values: list[str] | None) -> str:
@@ -341,6 +365,7 @@ def register(
             raise RpcError("SERVER_ERROR: invalid params: Flags must be a list")
         flag_options = flag_params(raw_flags)
         flags = set(flag_options)
+        steps = charging_steps(flag_options)
 
         async def work() -> dict[str, Any]:
             altered = event
@@ -357,17 +382,16 @@ def register(
                     )
                 }
             max_usage: dict[str, int] = {}
-            charging = flags & {FLAG_ACCOUNTS, FLAG_RALS}
-            if charging or flags & {FLAG_INITIATE, FLAG_UPDATE, FLAG_TERMINATE, FLAG_MESSAGE}:
-                if FLAG_AUTHORIZE in flags:
+            if steps:
+                if FLAG_AUTHORIZE in steps:
                     max_usage["*default"] = await sessions.max_usage(altered)
-                if FLAG_INITIATE in flags:
+                if FLAG_INITIATE in steps:
                     max_usage["*default"] = await sessions.initiate(altered, ctx.connection)
-                if FLAG_UPDATE in flags:
+                if FLAG_UPDATE in steps:
                     max_usage["*default"] = await sessions.update(altered, ctx.connection)
-                if FLAG_TERMINATE in flags:
+                if FLAG_TERMINATE in steps:
                     await sessions.terminate(altered, ctx.connection)
-                if FLAG_MESSAGE in flags:
+                if FLAG_MESSAGE in steps:
                     max_usage["*default"] = await charge_message(altered, ctx)
             if FLAG_CDRS in flags:
                 await cdrs.process_event(altered)

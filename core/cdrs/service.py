@@ -3,15 +3,15 @@
 Order of work for a run, chosen so that a crash or a retransmission can neither lose a CDR nor
 charge twice: the CDR is first stored unrated (cost -1) — the store's unique (CGRID, RunID) key
 refuses a duplicate before any money moves — then it is charged, then its cost is written. A
-crash between leaves a visible unrated CDR, which ``rate_unrated`` charges later.
+crash between leaves a visible unrated CDR, which ``rate_cdrs`` charges later.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, Final
@@ -30,7 +30,7 @@ from core.charging import (
 from core.filters.event import CGREvent
 from core.rating import Rater, RatingError
 from core.storage import DataDB, DuplicateError, StorDB, Write
-from core.storage.cdr import COST_NOT_RATED, Cdr, CdrFilter
+from core.storage.cdr import Cdr, CdrFilter
 from core.types import ZERO, money_str, to_money
 
 log = logging.getLogger("chargeflow.cdrs")
@@ -293,17 +293,16 @@ class CdrService:
         # Charged from the account now: *postpaid, *pseudoprepaid, and a *prepaid CDR whose
         # session cost is not known (no session, or its terminate never came). The call
         # happened, so it is charged whole even past the credit (CGRateS's forced debit).
-        debit = await self._accounts.debit(
+        rated = rater.get_cost(run.cost_query(usage, now))
+        charged = await self._accounts.charge_call(
             run.debit_event(usage, now),
-            allow_negative=True,
+            rated.round,
             idempotency_key=f"cdr:{run.cgrid}:{run.run_id}",  # a re-rated CDR is charged once
         )
-        rated = rater.get_cost(run.cost_query(usage, now))
-        if debit.repeated:  # charged (and rounded) before a crash: only the cost is written now
-            cost = rated.round(debit.cost)
-        else:
-            cost = await round_charged(self._accounts, run, debit.cost, rated.round, debit)
-        return cost, rated.to_event_cost(run.cgrid, run.run_id), COST_SOURCE_CDRS
+        details = rated.to_event_cost(run.cgrid, run.run_id)
+        if not charged.repeated:  # a repeat (after a crash) knows its money, not its balances
+            record_accounting(details, run, charged.amounts, f"cdr:{run.cgrid}:{run.run_id}")
+        return rated.round(charged.cost), details, COST_SOURCE_CDRS
 
     # ------------------------------------------------------------------------------ queries
     async def get_cdrs(self, flt: CdrFilter) -> list[Cdr]:
@@ -312,18 +311,116 @@ class CdrService:
     async def count_cdrs(self, flt: CdrFilter) -> int:
         return await self._stordb.count_cdrs(flt)
 
-    async def rate_unrated(self, flt: CdrFilter) -> int:
-        """Charges the CDRs the filter selects that are still unrated (cost -1): those whose
-        charging failed or was interrupted, or that were stored before their plan existed.
-        Returns how many now have a cost."""
-        rated = 0
-        for cdr in await self._stordb.get_cdrs(replace(flt, max_cost=COST_NOT_RATED)):
+    async def rate_cdrs(self, flt: CdrFilter) -> int:
+        """CDRsV1.RateCDRs: (re-)rates the CDRs the filter selects; returns how many have a
+        new cost. An unrated CDR (cost -1: its charging failed or was interrupted, or it was
+        stored before its plan existed) is charged as when it arrived. A rated one is rated
+        again with the plan as it is now: a ``*rated`` run just gets the new cost; a run charged
+        to an account gets back what its stored cost took (the balances recorded in its
+        CostDetails' Accounting) and is debited the new cost, in one change of the account,
+        then its new cost is written. Left as they are: ``*none`` and pre-rated CDRs, a CDR
+        that can no longer be rated (the reason is logged), and a charged CDR whose balances
+        were not recorded (CostSource ``*sessions``, or charged before balances were
+        recorded): giving back a guess could charge twice."""
+        done = 0
+        for cdr in await self._stordb.get_cdrs(flt):
             run = self.run_event(
                 CGREvent(cdr.tenant, "", None, {**cdr.extra_fields, **cdr_event_fields(cdr)})
             )
-            await self._charge(run, cdr)
-            rated += cdr.rated
-        return rated
+            if run.request_type == NONE or cdr.pre_rated:
+                continue
+            if not cdr.rated:
+                await self._charge(run, cdr)
+                done += cdr.rated
+                continue
+            done += await self._rerate(run, cdr)
+        return done
+
+    async def _rerate(self, run: RunEvent, cdr: Cdr) -> int:
+        """Rates an already rated CDR again (see rate_cdrs); 1 if its cost was rewritten."""
+        now = self._clock()
+        charged_to_account = run.request_type in ACCOUNT_CHARGED
+        taken = recorded_accounting(cdr.cost_details) if charged_to_account else {}
+        if taken is None:
+            log.warning(
+                "CDR %s %s not re-rated: the balances its cost took were not recorded",
+                cdr.cgrid,
+                cdr.run_id,
+            )
+            return 0
+        failure = ""
+        try:
+            rated = self._rater().get_cost(run.cost_query(cdr.usage, now))
+            details = rated.to_event_cost(run.cgrid, run.run_id)
+            cost = rated.cost
+            if charged_to_account:
+                key = _rerate_key(cdr)
+                charged = await self._accounts.charge_call(
+                    run.debit_event(cdr.usage, now),
+                    rated.round,
+                    idempotency_key=key,
+                    give_back=taken,
+                )
+                cost = rated.round(charged.cost)
+                if not charged.repeated:
+                    record_accounting(details, run, charged.amounts, key)
+        except (RatingError, AccountError) as exc:
+            failure = str(exc)
+        if failure:
+            log.warning("CDR %s %s not re-rated: %s", cdr.cgrid, cdr.run_id, failure)
+            return 0
+        cdr.cost, cdr.cost_details, cdr.cost_source = cost, details, COST_SOURCE_CDRS
+        cdr.extra_info = ""
+        await self._stordb.store_cdr(cdr, allow_update=True)
+        return 1
+
+
+ACCOUNTING_ID_LENGTH: Final = 7
+
+
+def record_accounting(
+    details: dict[str, Any], run: RunEvent, amounts: dict[str, Decimal], charge_key: str
+) -> None:
+    """Records in an EventCost what each balance gave (CGRateS's Accounting: BalanceCharge
+    entries, Units in the balance's own unit, money for *monetary ones) and whose account it
+    is (AccountSummary), so a re-rating can give exactly that back. The entry ids derive from
+    ``charge_key``: each charge of the CDR has its own."""
+    account_id = f"{run.tenant}:{run.account}"
+    details["AccountSummary"] = {"Tenant": run.tenant, "ID": run.account}
+    details["Accounting"] = {
+        hashlib.sha1(f"{charge_key}:{uuid}".encode()).hexdigest()[:ACCOUNTING_ID_LENGTH]: {
+            "AccountID": account_id,
+            "BalanceUUID": uuid,
+            "RatingID": "",
+            "Units": amount,
+            "ExtraChargeID": "",
+        }
+        for uuid, amount in amounts.items()
+        if amount != ZERO
+    }
+
+
+def recorded_accounting(details: Any) -> dict[str, Decimal] | None:
+    """What ``record_accounting`` recorded (balance uuid -> amount), or None when the
+    EventCost does not say which balances its cost took."""
+    if not isinstance(details, dict) or not details.get("AccountSummary"):
+        return None
+    taken: dict[str, Decimal] = {}
+    for entry in (details.get("Accounting") or {}).values():
+        uuid = str(entry.get("BalanceUUID") or "")
+        if uuid:
+            # Stored JSON gives floats back: their shortest text is the amount written.
+            taken[uuid] = taken.get(uuid, ZERO) + Decimal(str(entry.get("Units") or 0))
+    return taken
+
+
+def _rerate_key(cdr: Cdr) -> str:
+    """The idempotency key of one re-rating of ``cdr``: the same as long as the CDR holds the
+    same charge, so a re-rating whose CDR write was lost (a crash) gives nothing back twice."""
+    details = cdr.cost_details if isinstance(cdr.cost_details, dict) else {}
+    charge_ids = sorted(details.get("Accounting") or {})  # they derive from the last charge's key
+    digest = hashlib.sha1(",".join([*charge_ids, str(cdr.cost)]).encode())
+    return f"rerate:{cdr.cgrid}:{cdr.run_id}:{digest.hexdigest()[:12]}"
 
 
 async def round_charged(

@@ -311,8 +311,17 @@ class SessionService:
             self._rebind(session, connection)
             last_used = _duration(event.event.get(LAST_USED))
             _record_usage(session, run_event.usage, last_used, reservation_for_all=True)
-            stored = await self._settle(session)
+            failure: SessionError | None = None
+            stored = False
+            try:
+                stored = await self._settle(session)
+            except (AccountError, RatingError) as exc:
+                # As CGRateS: RALS_ERROR. The session ends with what it took so far (a retry
+                # could not rate it either); its CDR charges or marks what is missing.
+                failure = rals_error(exc)
             await self._end(session, store_costs=True, stored=stored)
+            if failure is not None:
+                raise failure
 
     async def _settle(self, session: Session) -> bool:
         """Brings each *prepaid run's charge to exactly its used usage, then rounds it.

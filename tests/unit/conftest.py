@@ -94,6 +94,30 @@ async def tutorial_client() -> AsyncIterator[InProcessClient]:
 
 
 @pytest.fixture
+async def tutorial_engine() -> AsyncIterator[Engine]:
+    """The whole engine with the tutorial plan loaded and its account actions done (1001..1003
+    hold 10 units of *monetary in balance ``test``), every API method registered."""
+    config = load_config()
+    plans = replace(config.tariffplans, load_on_start=(TUTORIAL,))
+    engine = Engine(
+        replace(config, storage=replace(config.storage, type="memory"), tariffplans=plans)
+    )
+    await engine.open_storage()
+    await engine.loader.load_folder(TUTORIAL)
+    await engine.actions.settle()
+    register_all(engine.registry, engine)
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+
+
+@pytest.fixture
+async def settled_tutorial_client(tutorial_engine: Engine) -> InProcessClient:
+    return InProcessClient(tutorial_engine.registry)
+
+
+@pytest.fixture
 async def demo_client() -> AsyncIterator[InProcessClient]:
     async with engine_client(DEMO) as client:
         yield client

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -11,9 +13,12 @@ from core.accounts import AccountService
 from core.actions import ActionService
 from core.api import accounts as accounts_api
 from core.api import actions as actions_api
+from core.rating.callcost import GO_ZERO_TIME
 from core.rpc import InProcessClient, MethodRegistry, RpcError
 from core.storage import DataDB
 from core.tariffplan.loader import TariffPlanLoader
+
+NOW = datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
 
 
 @dataclass
@@ -134,3 +139,70 @@ async def test_actions_plans_and_triggers(client: InProcessClient) -> None:
     plans = await client.call("APIerSv1.GetActionPlan", {"ID": "AP_BONUS"})
     assert plans[0]["ActionTimings"][0]["ActionsID"] == "ACT_BONUS"
     assert await client.call("APIerSv1.ResetAccountActionTriggers", {"Account": "1002"}) == "OK"
+
+
+async def test_debit_balance_and_extra_options(client: InProcessClient) -> None:
+    money = {"Account": "1001", "BalanceType": "*monetary", "Balance": {"ID": "m"}}
+    assert await client.call("APIerSv1.SetBalance", {**money, "Value": 10}) == "OK"
+    assert await client.call("APIerSv1.DebitBalance", {**money, "Value": "2.5"}) == "OK"
+    account = await client.call("APIerSv2.GetAccount", {"Account": "1001"})
+    assert account["BalanceMap"]["*monetary"][0]["Value"] == Decimal("7.5")
+    for allow_negative, disabled in ((True, True), (False, False)):
+        options = {"AllowNegative": allow_negative, "Disabled": disabled}
+        reply = await client.call(
+            "APIerSv1.SetAccount", {"Account": "1001", "ExtraOptions": options}
+        )
+        assert reply == "OK"
+        account = await client.call("APIerSv2.GetAccount", {"Account": "1001"})
+        assert (account["AllowNegative"], account["Disabled"]) == (allow_negative, disabled)
+        assert account["BalanceMap"]["*monetary"][0]["Value"] == Decimal("7.5")  # kept
+
+
+async def test_add_account_action_triggers(client: InProcessClient) -> None:
+    reply = await client.call(
+        "APIerSv1.SetActions", {"ActionsId": "ACT", "Actions": [{"Identifier": "*log"}]}
+    )
+    assert reply == "OK"
+    for unique_id, threshold in (("low", 5), ("lower", 1)):
+        reply = await client.call(
+            "APIerSv1.SetActionTrigger",
+            {"GroupID": "TR", "UniqueID": unique_id, "ThresholdType": "*min_balance",
+             "ThresholdValue": threshold, "BalanceType": "*monetary", "ActionsID": "ACT"},
+        )  # fmt: skip
+        assert reply == "OK"
+    assert await client.call("APIerSv1.SetAccount", {"Account": "1003"}) == "OK"
+    reply = await client.call(
+        "APIerSv1.AddAccountActionTriggers", {"Account": "1003", "ActionTriggerIDs": ["TR"]}
+    )
+    assert reply == "OK"
+    account = await client.call("APIerSv2.GetAccount", {"Account": "1003"})
+    assert sorted(t["UniqueID"] for t in account["ActionTriggers"]) == ["low", "lower"]
+    assert {t["ThresholdValue"] for t in account["ActionTriggers"]} == {5, 1}
+
+
+@pytest.mark.parametrize(
+    ("expiry", "expected"),
+    [
+        ("*unlimited", GO_ZERO_TIME),
+        ("*daily", datetime(2024, 1, 16, 10, 30, tzinfo=UTC)),
+        ("*weekly", datetime(2024, 1, 22, 10, 30, tzinfo=UTC)),
+        ("*monthly", datetime(2024, 2, 15, 10, 30, tzinfo=UTC)),
+        ("*month_end", datetime(2024, 1, 31, 23, 59, 59, tzinfo=UTC)),
+        ("*yearly", datetime(2025, 1, 15, 10, 30, tzinfo=UTC)),
+        ("+90m", datetime(2024, 1, 15, 12, 0, tzinfo=UTC)),
+        ("2030-01-01T00:00:00Z", datetime(2030, 1, 1, tzinfo=UTC)),
+    ],
+)
+async def test_expiry_time_values(
+    client: InProcessClient, accounts: AccountService, expiry: str, expected: datetime
+) -> None:
+    accounts.clock = lambda: NOW
+    reply = await client.call(
+        "APIerSv1.SetBalance",
+        {"Account": "1001", "BalanceType": "*sms", "Value": 5,
+         "Balance": {"ID": "texts", "ExpiryTime": expiry}},
+    )  # fmt: skip
+    assert reply == "OK"
+    account = await client.call("APIerSv2.GetAccount", {"Account": "1001"})
+    (balance,) = account["BalanceMap"]["*sms"]
+    assert balance["ExpirationDate"] == expected
