@@ -11,7 +11,17 @@ itself for the Service-Context-Ids in ``mscc_fanout`` (default ``32251@3gpp.org`
 processed on its own, with a ``*req`` in which Multiple-Services-Credit-Control is that one
 instance only and ``*vars.RatingGroup`` set; the templates name the engine session
 ``Session-Id/Rating-Group``; the answer takes the first chain's top-level AVPs and one MSCC from
-each chain. A CCR-T without MSCC terminates every Rating-Group the session has used.
+each chain. A CCR-T without MSCC terminates every Rating-Group of the session the engine still
+has open (the live-session table below).
+
+Usage reconciliation keeps no state here (CGRateS's way): every CCR-U and CCR-T sends its own
+Used-Service-Unit as ``LastUsed`` and the engine adds it to what the session used, so a CCR-T
+after an agent restart is charged exactly as without one.
+
+Live sessions (for ``AgentV1.DisconnectSession`` -> ASR/RAR and ``GetActiveSessionIDs``) and the
+sessions the engine cut off are kept in the answer cache's file (``AnswerCache.keep``, written
+with its batches): a restarted agent still knows them, and finds each session's client by its
+Origin-Host once that peer reconnects.
 
 Duplicates (RFC 4006 §5.7, §6.5): the CCA sent for a (Session-Id, CC-Request-Number) is cached
 (``dedup.AnswerCache``, persisted) and sent again for a repetition, T flag or not, without a
@@ -21,8 +31,10 @@ second engine call; a repetition arriving while the first is still being process
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
+import ssl
 import struct
 import time
 from collections import OrderedDict
@@ -58,6 +70,7 @@ from agents.diameter.dedup import DEFAULT_MAX_ENTRIES, DEFAULT_TTL, AnswerCache
 from agents.diameter.transport import (
     DEFAULT_PORT,
     DEFAULT_WATCHDOG,
+    AllowedPeer,
     DiameterConfig,
     DiameterNode,
     DiameterTransportError,
@@ -66,7 +79,6 @@ from agents.diameter.transport import (
 from agents.sessions import (
     DEFAULT_SESSION_IDLE,
     LiveSessions,
-    expire,
     sweep_forever,
 )
 from agents.templating import (
@@ -152,26 +164,19 @@ OPTION_KEYS: Final = frozenset(
         "asr_timeout",
         "host_ip_addresses",
         "session_idle",
+        "allowed_peers",
+        "tls",
     }
 )
+TLS_KEYS: Final = frozenset({"cert", "key", "ca", "verify"})
+# Rows of the agent's state in the answer cache's file (AnswerCache.keep).
+STATE_SESSION: Final = "session"  # OriginID -> LiveSession as JSON
+STATE_ABORTED: Final = "aborted"  # Session-Id -> wall-clock expiry
 
 _SELECTORS: Final = re.compile(r"\[[^\]]*\]")
-_monotonic: Final = time.monotonic  # UsageTotals has a field named "time"
+_monotonic: Final = time.monotonic
 _IDS: Final = struct.Struct(">II")
 _IDS_OFFSET: Final = 12  # hop-by-hop and end-to-end ids in the Diameter header
-
-
-@dataclass(slots=True)
-class UsageTotals:
-    """Used-Service-Unit reported so far for one (Session-Id, Rating-Group): the templates
-    read them as ``*vars.UsedTime`` / ``UsedOctets`` / ``UsedUnits`` to send the call's total
-    usage on CCR-T."""
-
-    time: int = 0
-    octets: int = 0
-    units: int = 0
-    last_number: int = -1  # a request number is counted once (a retried CCR adds nothing)
-    seen: float = field(default_factory=_monotonic)
 
 
 @dataclass(slots=True)
@@ -231,6 +236,7 @@ class DiameterAgent(Agent):
         )
         listen = context.config.listen
         addresses = options.get("host_ip_addresses", ["127.0.0.1"])
+        tls_server, tls_client = _tls_contexts(options.get("tls"))
         self.transport_config = DiameterConfig(
             origin_host=self.origin_host,
             origin_realm=self.origin_realm,
@@ -239,6 +245,9 @@ class DiameterAgent(Agent):
             host_ip_addresses=tuple(str(a) for a in addresses),
             max_in_flight=int(context.positive("max_in_flight", DEFAULT_MAX_IN_FLIGHT)),
             watchdog_interval=context.positive("watchdog_interval", DEFAULT_WATCHDOG),
+            allowed_peers=_allowed_peers(options.get("allowed_peers")),
+            tls_server=tls_server,
+            tls_client=tls_client,
         )
         try:
             self.templates: Templates = load_templates(context.templates_folder("diameter"))
@@ -247,7 +256,6 @@ class DiameterAgent(Agent):
         self.node = DiameterNode(self.transport_config, self.handle)
         self._inflight: dict[tuple[str, int], asyncio.Future[bytes | None]] = {}
         self._sessions: LiveSessions[LiveSession] = LiveSessions()
-        self._usage: dict[tuple[str, str], UsageTotals] = {}  # by (Session-Id, Rating-Group)
         self._aborted: OrderedDict[str, float] = OrderedDict()  # Session-Id -> expiry
         self.session_idle = context.positive("session_idle", DEFAULT_SESSION_IDLE)
         self._sweeper: asyncio.Task[None] | None = None
@@ -259,6 +267,7 @@ class DiameterAgent(Agent):
 
     async def start(self) -> None:
         self.answers.open()
+        self._restore()
         self.answers.start()
         await self.node.start()
         self._sweeper = asyncio.get_running_loop().create_task(sweep_forever(self.sweep))
@@ -311,7 +320,10 @@ class DiameterAgent(Agent):
             # The transport sends these bytes as they are: one encode.
             data, sendable = codec.encoded(answer)
             if result not in TRANSIENT_RESULTS:
-                self.answers.put(key, data)
+                # A repeated CCR-T/CCR-E would charge again once the engine's reply cache has
+                # forgotten it: its answer is on disk before it is sent.
+                kind = request.first(AVP_CC_REQUEST_TYPE)
+                self.answers.put(key, data, durable=kind in (CC_TERMINATION, CC_EVENT))
             return sendable
         finally:
             del self._inflight[key]
@@ -327,10 +339,7 @@ class DiameterAgent(Agent):
             answer = self._after_abort(request, request_type)
             return answer, _result_code(answer)
         answer, known = await self._charge(request, peer, session_id, number, request_type)
-        result = _result_code(answer) if known is None else known
-        if request_type == CC_TERMINATION and result not in TRANSIENT_RESULTS:
-            self._forget_usage(session_id)  # kept for a retry after a transient failure
-        return answer, result
+        return answer, _result_code(answer) if known is None else known
 
     async def _charge(
         self,
@@ -350,7 +359,6 @@ class DiameterAgent(Agent):
                     request, peer, session_id, number, request_type, groups, variables, event_id
                 )
                 return fanned, None
-            self._count_usage(request, session_id, "", number, variables)
             outcome = await process(
                 self.templates, request, variables, self.engine, event_id=event_id
             )
@@ -388,9 +396,8 @@ class DiameterAgent(Agent):
             rating = mscc.get((RATING_GROUP,))
             groups.append((str(rating[0]) if rating else "", mscc))
         if not groups and request_type == CC_TERMINATION:
-            # RFC 4006: a CCR-T may report nothing; every Rating-Group used is still closed.
-            used = sorted({rg for (sid, rg) in self._usage if sid == session_id and rg})
-            groups = [(rg, DictTree({RATING_GROUP: rg})) for rg in used]
+            # RFC 4006: a CCR-T may report nothing; every Rating-Group open is still closed.
+            groups = [(rg, DictTree({RATING_GROUP: rg})) for rg in self._rating_groups(session_id)]
         return groups
 
     async def _fan_out(
@@ -407,7 +414,6 @@ class DiameterAgent(Agent):
         async def one(rating_group: str, mscc: RequestTree) -> Outcome:
             view = MsccView(request, mscc)
             own = {**variables, "RatingGroup": rating_group}
-            self._count_usage(view, session_id, rating_group, number, own)
             outcome = await process(
                 self.templates, view, own, self.engine, event_id=f"{event_id}:{rating_group}"
             )
@@ -541,36 +547,6 @@ class DiameterAgent(Agent):
             "*cmd": CMD_CCR,
         }
 
-    def _count_usage(
-        self,
-        tree: RequestTree,
-        session_id: str,
-        rating_group: str,
-        number: int,
-        variables: dict[str, Any],
-    ) -> None:
-        key = (session_id, rating_group)
-        totals = self._usage.get(key)
-        if totals is None:  # not setdefault: that would build (and time) one per request
-            totals = self._usage[key] = UsageTotals()
-        totals.seen = time.monotonic()
-        if number > totals.last_number:
-            totals.last_number = number
-            used = _reported(tree)
-            totals.time += used.get(AVP_CC_TIME, 0)
-            octets = used.get(AVP_CC_TOTAL_OCTETS, 0)
-            if not octets:
-                octets = used.get(AVP_CC_INPUT_OCTETS, 0) + used.get(AVP_CC_OUTPUT_OCTETS, 0)
-            totals.octets += octets
-            totals.units += used.get(AVP_CC_SERVICE_SPECIFIC_UNITS, 0)
-        variables["UsedTime"] = totals.time
-        variables["UsedOctets"] = totals.octets
-        variables["UsedUnits"] = totals.units
-
-    def _forget_usage(self, session_id: str) -> None:
-        for key in [key for key in self._usage if key[0] == session_id]:
-            del self._usage[key]
-
     def _track(
         self,
         request: DiameterMessage,
@@ -585,7 +561,8 @@ class DiameterAgent(Agent):
         if not origin_id:
             return
         if request_type == CC_TERMINATION:
-            self._sessions.pop(origin_id, None)
+            if self._sessions.pop(origin_id, None) is not None:
+                self.answers.forget(STATE_SESSION, origin_id)
             return
         if request_type not in (CC_INITIAL, CC_UPDATE) or result != DIAMETER_SUCCESS:
             return
@@ -593,7 +570,7 @@ class DiameterAgent(Agent):
         if live is not None:
             live.seen = time.monotonic()
         elif peer.origin_host:
-            self._sessions[origin_id] = LiveSession(
+            live = LiveSession(
                 session_id=request.session_id or "",
                 origin_id=origin_id,
                 origin_host=_first_text(cgreq, "OriginHost"),
@@ -602,12 +579,51 @@ class DiameterAgent(Agent):
                 app_id=request.app_id,
                 rating_groups={rating_group} if rating_group else set(),
             )
+            self._sessions[origin_id] = live
+            self.answers.keep(STATE_SESSION, origin_id, _session_json(live))
+
+    def _rating_groups(self, session_id: str) -> list[str]:
+        """The Rating-Groups of a Diameter session that are open in the engine."""
+        found = {
+            rating_group
+            for live in self._sessions.values()
+            if live.session_id == session_id
+            for rating_group in live.rating_groups
+        }
+        return sorted(found)
+
+    def _restore(self) -> None:
+        """The live sessions and cut-off sessions the answer cache's file kept (an agent
+        restart): idle times start again now."""
+        now = time.monotonic()
+        for origin_id, text in self.answers.kept(STATE_SESSION).items():
+            live = _session_of(text, now)
+            if live is None:
+                log.warning("unreadable live session %s dropped", origin_id)
+                self.answers.forget(STATE_SESSION, origin_id)
+                continue
+            self._sessions[origin_id] = live
+        wall = time.time()
+        kept = sorted(self.answers.kept(STATE_ABORTED).items(), key=lambda item: item[1])
+        for session_id, expiry_text in kept:
+            expiry = _float(expiry_text)
+            if expiry <= wall:
+                self.answers.forget(STATE_ABORTED, session_id)
+                continue
+            self._aborted[session_id] = now + (expiry - wall)
+        if self._sessions or self._aborted:
+            log.info(
+                "%d live and %d cut-off Diameter sessions restored",
+                len(self._sessions),
+                len(self._aborted),
+            )
 
     def sweep(self, now: float | None = None) -> None:
         """Forgets the sessions idle for longer than ``session_idle``."""
         oldest = (time.monotonic() if now is None else now) - self.session_idle
-        expire(self._sessions, oldest)
-        expire(self._usage, oldest)
+        for origin_id in [key for key, live in self._sessions.items() if live.seen < oldest]:
+            del self._sessions[origin_id]
+            self.answers.forget(STATE_SESSION, origin_id)
 
     # ------------------------------------------------------------------ engine callbacks
     async def get_active_session_ids(self) -> list[dict[str, str]]:
@@ -627,6 +643,7 @@ class DiameterAgent(Agent):
         # Every engine session of this Diameter session goes with it (one ASR for all RGs).
         for key in [k for k, s in self._sessions.items() if s.session_id == live.session_id]:
             del self._sessions[key]
+            self.answers.forget(STATE_SESSION, key)
         request = self._disconnect_request(live)
         try:
             answer = await self.node.send_request(live.peer_host, request, self.asr_timeout)
@@ -675,10 +692,13 @@ class DiameterAgent(Agent):
     def _remember_aborted(self, session_id: str) -> None:
         now = time.monotonic()
         self._aborted[session_id] = now + ABORTED_TTL
+        self._aborted.move_to_end(session_id)
+        self.answers.keep(STATE_ABORTED, session_id, repr(time.time() + ABORTED_TTL))
         while self._aborted and (
             len(self._aborted) > ABORTED_MAX or next(iter(self._aborted.values())) < now
         ):
-            self._aborted.popitem(last=False)
+            dropped, _ = self._aborted.popitem(last=False)
+            self.answers.forget(STATE_ABORTED, dropped)
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -753,3 +773,109 @@ def _failed_avp(missing: str) -> Avp | None:
     for outer in reversed(definitions[:-1]):
         item = Avp(outer.code, outer.vendor, AVP_FLAG_MANDATORY, [item])
     return item
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
+
+
+def _session_json(live: LiveSession) -> str:
+    return json.dumps(
+        {
+            "session_id": live.session_id,
+            "origin_id": live.origin_id,
+            "origin_host": live.origin_host,
+            "peer_host": live.peer_host,
+            "peer_realm": live.peer_realm,
+            "app_id": live.app_id,
+            "rating_groups": sorted(live.rating_groups),
+        },
+        separators=(",", ":"),
+    )
+
+
+def _session_of(text: str, now: float) -> LiveSession | None:
+    """A LiveSession from ``_session_json``'s text, last seen ``now``; None when unreadable."""
+    try:
+        data = json.loads(text)
+        return LiveSession(
+            session_id=str(data["session_id"]),
+            origin_id=str(data["origin_id"]),
+            origin_host=str(data["origin_host"]),
+            peer_host=str(data["peer_host"]),
+            peer_realm=str(data["peer_realm"]),
+            app_id=int(data["app_id"]),
+            rating_groups={str(rg) for rg in data["rating_groups"]},
+            seen=now,
+        )
+    except (ValueError, KeyError, TypeError):  # json.JSONDecodeError is a ValueError
+        return None
+
+
+def _allowed_peers(value: Any) -> tuple[AllowedPeer, ...] | None:
+    """Option ``allowed_peers``: a list of Origin-Hosts (any address), or of
+    ``{origin_host: H, addresses: [A, ...]}``; absent: any peer may connect."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValueError("diameter allowed_peers must be a list")
+    peers: list[AllowedPeer] = []
+    for item in value:
+        if isinstance(item, str) and item:
+            peers.append(AllowedPeer(item))
+            continue
+        if not isinstance(item, dict) or set(item) - {"origin_host", "addresses"}:
+            raise ValueError(
+                f"diameter allowed_peers: {item!r} is neither an Origin-Host nor "
+                "{origin_host: ..., addresses: [...]}"
+            )
+        host = item.get("origin_host")
+        addresses = item.get("addresses", [])
+        if not isinstance(host, str) or not host:
+            raise ValueError(f"diameter allowed_peers: {item!r} names no origin_host")
+        if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+            raise ValueError(f"diameter allowed_peers: addresses of {host} must be a list")
+        peers.append(AllowedPeer(host, frozenset(addresses)))
+    return tuple(peers)
+
+
+def _tls_contexts(value: Any) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+    """Option ``tls`` (cert, key, ca, verify): TLS from the first byte, as (server context for
+    listening, client context for connecting out); absent: plain TCP. ``verify`` (default:
+    true when ``ca`` is given) requires the peer's certificate, checked against ``ca`` (else
+    the system's CAs). Relative paths are relative to the repository root."""
+    if value is None:
+        return None, None
+    if not isinstance(value, dict) or set(value) - TLS_KEYS:
+        raise ValueError(f"diameter tls takes {', '.join(sorted(TLS_KEYS))}")
+    cert, key, ca = value.get("cert"), value.get("key"), value.get("ca")
+    if not isinstance(cert, str) or not cert:
+        raise ValueError("diameter tls needs cert (a PEM file)")
+    verify = value.get("verify", ca is not None)
+    if not isinstance(verify, bool):
+        raise ValueError("diameter tls verify must be true or false")
+
+    def path(name: Any) -> str | None:
+        if name is None:
+            return None
+        if not isinstance(name, str) or not name:
+            raise ValueError("diameter tls paths must be file names")
+        found = Path(name)
+        return str(found if found.is_absolute() else REPO_ROOT / found)
+
+    cert_file, key_file, ca_file = path(cert), path(key), path(ca)
+    try:
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca_file)
+        server.load_cert_chain(cert_file or "", key_file)
+        server.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
+        client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+        client.load_cert_chain(cert_file or "", key_file)
+        if not verify:
+            client.check_hostname = False
+            client.verify_mode = ssl.CERT_NONE
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"diameter tls: {exc}") from None
+    return server, client

@@ -15,6 +15,15 @@ with the traffic; a batch costs ~1 µs per answer to serialise and the expiry sc
 per batch. A batch is dropped once its last answer expires (its older answers may be kept up
 to ``FLUSH_INTERVAL`` longer: reading skips them). Loading replays the batches in order, so a
 later answer for a key replaces an earlier one, as ``INSERT OR REPLACE`` did.
+
+``put(..., durable=True)`` writes at once, before the answer is sent: the agent uses it for the
+answers whose repetition would charge again after the engine's reply cache forgot the request
+(CCR-T, CCR-E). With WAL and ``synchronous=NORMAL`` a commit does not fsync, so it costs tens
+of µs, once per call; it survives the agent's crash (not the host's).
+
+The agent's own small state (its live sessions, the sessions the engine cut off) is kept in
+the same file, table ``agent_state``: ``keep``/``forget`` queue a row (kind, key, text), written
+with the next batch, and ``kept(kind)`` reads what the file held when it was opened.
 """
 
 from __future__ import annotations
@@ -44,6 +53,14 @@ CREATE TABLE IF NOT EXISTS answer_batches (
     records BLOB NOT NULL
 )
 """
+_STATE_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS agent_state (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+)
+"""
 _LEGACY_TABLE: Final = "answers"  # one row per answer (before the batches): read once, dropped
 # One record in a batch: expiry, Session-Id length, CC-Request-Number, answer length; then the
 # Session-Id (UTF-8) and the answer bytes.
@@ -62,9 +79,12 @@ class AnswerCache:
     ) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
+        self.flush_interval = FLUSH_INTERVAL  # seconds between batches (tests lengthen it)
         self._path = data_dir / DB_NAME if data_dir is not None else None
         self._entries: OrderedDict[Key, tuple[float, bytes]] = OrderedDict()
         self._unsaved: list[tuple[str, int, float, bytes]] = []
+        self._state: dict[str, dict[str, str]] = {}  # kind -> key -> value, as loaded
+        self._unsaved_state: dict[tuple[str, str], str | None] = {}  # None: delete the row
         self._db: sqlite3.Connection | None = None
         self._flusher: asyncio.Task[None] | None = None
 
@@ -81,6 +101,7 @@ class AnswerCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        self._db.execute(_STATE_SCHEMA)
         now = time.time()
         self._db.execute("DELETE FROM answer_batches WHERE expires <= ?", (now,))
         loaded: OrderedDict[Key, tuple[float, bytes]] = OrderedDict()
@@ -95,6 +116,10 @@ class AnswerCache:
         while len(loaded) > self.max_entries:
             loaded.popitem(last=False)
         self._entries = loaded
+        state: dict[str, dict[str, str]] = {}
+        for kind, key, value in self._db.execute("SELECT kind, key, value FROM agent_state"):
+            state.setdefault(str(kind), {})[str(key)] = str(value)
+        self._state = state
         log.info("%d cached Diameter answers loaded from %s", len(self._entries), self._path)
 
     def start(self) -> None:
@@ -123,7 +148,9 @@ class AnswerCache:
             return None
         return answer
 
-    def put(self, key: Key, answer: bytes) -> None:
+    def put(self, key: Key, answer: bytes, *, durable: bool = False) -> None:
+        """Caches ``answer``; ``durable``: written to the file now (with everything pending),
+        not with the next batch."""
         expires = time.time() + self.ttl
         self._entries[key] = (expires, answer)
         self._entries.move_to_end(key)
@@ -131,22 +158,51 @@ class AnswerCache:
             self._entries.popitem(last=False)
         if self._db is not None:
             self._unsaved.append((key[0], key[1], expires, answer))
+            if durable:
+                self.flush()
+
+    # --------------------------------------------------------------------- the agent's state
+    def keep(self, kind: str, key: str, value: str) -> None:
+        """Saves one row of the agent's state with the next batch (replacing the old one)."""
+        if self._db is not None:
+            self._unsaved_state[(kind, key)] = value
+
+    def forget(self, kind: str, key: str) -> None:
+        """Deletes one row of the agent's state with the next batch."""
+        if self._db is not None:
+            self._unsaved_state[(kind, key)] = None
+
+    def kept(self, kind: str) -> dict[str, str]:
+        """The rows of ``kind`` the file held when it was opened, by key."""
+        return dict(self._state.get(kind, {}))
 
     def flush(self) -> None:
-        """Writes the pending entries as one batch and drops the expired batches."""
-        if self._db is None or not self._unsaved:
+        """Writes the pending entries as one batch, and the pending state rows, in one
+        transaction; drops the expired batches."""
+        if self._db is None or not (self._unsaved or self._unsaved_state):
             return
         batch, self._unsaved = self._unsaved, []
-        last_expiry = max(entry[2] for entry in batch)
+        state, self._unsaved_state = self._unsaved_state, {}
         try:
             self._db.execute("BEGIN")
-            self._db.execute(
-                "INSERT INTO answer_batches VALUES (?, ?)", (last_expiry, encode_batch(batch))
-            )
-            self._db.execute("DELETE FROM answer_batches WHERE expires <= ?", (time.time(),))
+            if batch:
+                last_expiry = max(entry[2] for entry in batch)
+                self._db.execute(
+                    "INSERT INTO answer_batches VALUES (?, ?)", (last_expiry, encode_batch(batch))
+                )
+                self._db.execute("DELETE FROM answer_batches WHERE expires <= ?", (time.time(),))
+            if state:
+                rows = [(kind, key, value) for (kind, key), value in state.items() if value]
+                self._db.executemany("INSERT OR REPLACE INTO agent_state VALUES (?, ?, ?)", rows)
+                self._db.executemany(
+                    "DELETE FROM agent_state WHERE kind = ? AND key = ?",
+                    [(kind, key) for (kind, key), value in state.items() if not value],
+                )
             self._db.execute("COMMIT")
         except sqlite3.Error:
-            log.exception("cannot persist %d Diameter answers", len(batch))
+            log.exception(
+                "cannot persist %d Diameter answers and %d state rows", len(batch), len(state)
+            )
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
 
@@ -173,7 +229,7 @@ class AnswerCache:
 
     async def _flush_loop(self) -> None:
         while True:
-            await asyncio.sleep(FLUSH_INTERVAL)
+            await asyncio.sleep(self.flush_interval)
             self.flush()
 
 

@@ -243,8 +243,10 @@ class CdrService:
             from_session = await self.session_costs.get(run.cgrid, run.run_id)
             if from_session is None:
                 return False
-            cdr.cost, _usage, cdr.cost_details = from_session
+            cdr.cost, used, cdr.cost_details = from_session
             cdr.cost_source = COST_SOURCE_SESSIONS
+            if run.usage is None:  # the session's usage, as CGRateS's ProcessCDR after a
+                cdr.usage = used  # terminate that reported only LastUsed
             return True
         if run.request_type in ACCOUNT_CHARGED:
             return False

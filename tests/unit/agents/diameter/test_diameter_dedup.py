@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -119,3 +120,44 @@ async def test_a_file_of_the_old_format_is_read_and_converted(tmp_path: Path) ->
     again.open()
     assert again.get(("s;1", 0)) == b"kept"
     await again.close()
+
+
+def test_agent_state_rows_are_written_with_the_batch_and_read_at_open(tmp_path: Path) -> None:
+    cache = AnswerCache(tmp_path)
+    cache.open()
+    cache.keep("session", "s;1", '{"a":1}')
+    cache.keep("session", "s;2", '{"a":2}')
+    cache.keep("aborted", "s;3", "123.5")
+    reader = AnswerCache(tmp_path)
+    reader.open()
+    assert reader.kept("session") == {}  # not written before the batch
+    reader.flush()
+    cache.flush()
+    cache.forget("session", "s;1")
+    cache.keep("session", "s;2", '{"a":3}')  # replaces
+    cache.flush()
+    again = AnswerCache(tmp_path)
+    again.open()
+    assert again.kept("session") == {"s;2": '{"a":3}'}
+    assert again.kept("aborted") == {"s;3": "123.5"}
+    assert again.kept("other") == {}
+    for opened in (cache, reader, again):
+        asyncio.run(opened.close())
+
+
+def test_a_durable_answer_is_written_at_once_with_everything_pending(tmp_path: Path) -> None:
+    cache = AnswerCache(tmp_path)
+    cache.open()
+    cache.put(("s;1", 1), b"update")
+    cache.keep("session", "s;1", "{}")
+
+    def on_disk() -> AnswerCache:
+        found = AnswerCache(tmp_path)
+        found.open()
+        return found
+
+    assert on_disk().get(("s;1", 1)) is None
+    cache.put(("s;1", 2), b"terminate", durable=True)
+    found = on_disk()
+    assert found.get(("s;1", 1)) == b"update" and found.get(("s;1", 2)) == b"terminate"
+    assert found.kept("session") == {"s;1": "{}"}

@@ -467,18 +467,24 @@ async def test_client_side_refused(server: ServerFactory) -> None:
     await client_node.stop()
 
 
-async def test_tls_from_the_first_byte(server: ServerFactory, tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+def self_signed(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for DNS name ``name`` and its key (PEM files in ``folder``)."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
     subprocess.run(
         [
             "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", f"/CN={OUR_HOST}", "-addext", f"subjectAltName=DNS:{OUR_HOST}",
+            "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
             "-keyout", str(key), "-out", str(cert),
         ],
         check=True,
         capture_output=True,
         timeout=60,
     )  # fmt: skip
+    return cert, key
+
+
+async def test_tls_from_the_first_byte(server: ServerFactory, tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path, OUR_HOST)
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
     client_ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
