@@ -21,7 +21,7 @@ from core.filters import FilterError, FilterService, destination_ids_from
 from core.filters.event import CGREvent
 from core.rating.service import RatingService
 from core.routes import RouteService
-from core.rpc import MethodRegistry, RpcError, RpcServer
+from core.rpc import MethodRegistry, PeerLink, RpcError, RpcServer
 from core.sessions.backup import SessionBackup
 from core.sessions.service import SessionsConfig, SessionService
 from core.storage import DataDB, StorDB, open_storage
@@ -128,9 +128,22 @@ class Engine:
             backup=SessionBackup(self._datadb),
             timezone=zone(general.default_timezone),
         )
+        self.sessions.successors = self._successors
         await self._loader.restore()
         await self.actions.settle()
         await self.actions.restore_schedule()
+
+    def _successors(self, gone: PeerLink) -> list[PeerLink]:
+        """Open TCP connections from the host a closed agent connection came from: a
+        restarted agent reconnects from there (SessionS asks them to cut its old calls)."""
+        host = gone.peer.rpartition(":")[0]
+        if not host:
+            return []
+        return [
+            link
+            for link in self.server.connections
+            if not link.closed and link.peer.rpartition(":")[0] == host
+        ]
 
     async def _runs_of(self, event: CGREvent) -> list[CGREvent]:
         """The charger runs of an event (ChargerS); the event itself when it names its run."""

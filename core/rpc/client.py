@@ -97,7 +97,12 @@ class InProcessLink:
     def __init__(self, handlers: MethodRegistry, peer: str) -> None:
         self.handlers = handlers
         self.context = CallContext(TRANSPORT_INTERNAL, peer, None)
+        self._peer = peer
         self._closed = False
+
+    @property
+    def peer(self) -> str:
+        return self._peer
 
     @property
     def closed(self) -> bool:

@@ -53,6 +53,9 @@ class PeerLink(Protocol):
     agent's ``InProcessLink`` (``chargeflow up --single-process``)."""
 
     @property
+    def peer(self) -> str: ...
+
+    @property
     def closed(self) -> bool: ...
 
     async def call(self, method: str, params: Any, timeout: float | None = ...) -> Any: ...

@@ -108,6 +108,9 @@ class SessionService:
         self.sessions: dict[str, Session] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.node_id = platform.node()
+        # The open links that may own a session whose own link closed (set by the engine:
+        # its TCP connections from the same host); none by default.
+        self.successors: Callable[[PeerLink], list[PeerLink]] = lambda gone: []
 
     # ------------------------------------------------------------------------------- helpers
     def _run_event(self, event: CGREvent, like: RunEvent | None = None) -> RunEvent:
@@ -496,16 +499,23 @@ class SessionService:
 
     async def disconnect(self, session: Session, reason: str) -> None:
         """Asks the owning agent to cut the call (AgentV1.DisconnectSession), then ends the
-        session at what was used and writes its CDRs."""
-        if session.connection is not None and not session.connection.closed:
+        session at what was used and writes its CDRs. When the connection that opened the
+        session is gone (the agent restarted and keeps its sessions on disk), the agent's new
+        connections are asked in turn: an agent that does not know the session refuses it."""
+        owner = session.connection
+        if owner is None:
+            links: list[PeerLink] = []
+        elif not owner.closed:
+            links = [owner]
+        else:
+            links = self.successors(owner)
+        request = {"EventStart": session.event.event, "Reason": reason}
+        for link in links:
             try:
-                await session.connection.call(
-                    AGENT_DISCONNECT,
-                    {"EventStart": session.event.event, "Reason": reason},
-                    timeout=DISCONNECT_TIMEOUT_S,
-                )
+                await link.call(AGENT_DISCONNECT, request, timeout=DISCONNECT_TIMEOUT_S)
+                break
             except Exception as exc:  # the agent may be gone: the session still ends
-                log.warning("disconnect of %s via agent failed: %s", session.cgrid, exc)
+                log.warning("disconnect of %s via %s failed: %s", session.cgrid, link.peer, exc)
         await self.force_terminate(session, reason)
 
     async def force_terminate(self, session: Session, reason: str) -> None:

@@ -27,7 +27,7 @@ from agents.diameter.dedup import AnswerCache
 from agents.diameter.transport import DiameterConfig, DiameterNode, DiameterTransportError
 from core.config import REPO_ROOT, Address, AgentConfig
 from core.rpc import RpcError
-from tests.e2e.diameter.conftest import start_agent, stop_agent
+from tests.e2e.diameter.conftest import start_agent, start_engine, stop_agent
 from tests.e2e.diameter.gy_client import GyClient
 from tests.e2e.diameter.test_gy_acceptance import (
     DATA_PER_OCTET,
@@ -330,3 +330,42 @@ async def test_tls_with_client_certificates(tmp_path: Path, client_cert: bool) -
     finally:
         await node.stop()
         await agent.stop()
+
+
+async def test_the_engine_cuts_off_through_the_restarted_agents_new_connection(
+    tmp_path: Path,
+) -> None:
+    """End to end: the agent restarts mid-call, so the connection the session was opened on
+    is gone; when the money ends the engine asks the agent's new connections, and the
+    reconnected client receives the ASR."""
+    engine = await asyncio.to_thread(start_engine, tmp_path / "engine", {"debit_interval": "1s"})
+    try:
+        await asyncio.to_thread(set_money, engine, "1001", "0.05")  # 5 s to 1003 at 0.01/s
+        agent = await start_agent(engine, tmp_path)
+        client = GyClient("127.0.0.1", agent.port)
+        await client.connect()
+        session = "pcef.test.net;voice;restart-cut"
+        cca = await client.request(
+            client.voice_ccr(session, INITIAL, 0, requested=30, called="sip:1003@ims")
+        )
+        assert result(cca) == 2001
+        await client.close()
+        await stop_agent(agent)
+
+        agent = await start_agent(engine, tmp_path, port=agent.port)
+        client = GyClient("127.0.0.1", agent.port)
+        await client.connect()
+        try:
+            cut = await asyncio.wait_for(client.server_requests.get(), 15)
+            assert cut.header.command_code == C.CMD_ABORT_SESSION and cut.session_id == session
+            cca = await client.request(client.voice_ccr(session, TERMINATE, 1, used=5))
+            assert result(cca) == 2001
+            cdr = await wait_for_cdr(engine, session)
+            left = await balance(engine)
+            assert Decimal(0) <= left < Decimal("0.05")
+            assert Decimal(str(cdr["Cost"])) == Decimal("0.05") - left
+        finally:
+            await client.close()
+            await stop_agent(agent)
+    finally:
+        assert await asyncio.to_thread(engine.stop) == 0
