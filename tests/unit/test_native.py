@@ -158,3 +158,30 @@ def test_compiled_modules_name_each_caught_type_apart() -> None:
         for line in _except_names_with_two_types(path.read_text())
     ]
     assert offenders == []
+
+
+def _ellipsis_defaults(source: str) -> list[int]:
+    """Lines of parameters defaulting to ``...``: compiled, a Protocol method's ``= ...``
+    is a real default checked against the declared type, and the import fails."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            defaults = [*node.args.defaults, *node.args.kw_defaults]
+            lines += [
+                d.lineno for d in defaults if isinstance(d, ast.Constant) and d.value is Ellipsis
+            ]
+    return lines
+
+
+def test_the_guard_sees_an_ellipsis_default() -> None:
+    source = "class P(Protocol):\n    async def call(self, timeout: float = ...) -> None: ...\n"
+    assert _ellipsis_defaults(source) == [2]
+
+
+def test_compiled_modules_have_no_ellipsis_defaults() -> None:
+    offenders = [
+        f"{path.relative_to(_native.ROOT)}:{line}"
+        for path in _native.sources()
+        for line in _ellipsis_defaults(path.read_text())
+    ]
+    assert offenders == []
