@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from core.config import AgentConfig
 
 VECTORS = Path(__file__).resolve().parents[3] / "vectors" / "diameter"
 GOLDEN = VECTORS / "agent"
+SHIPPED_TEMPLATES = Path(__file__).resolve().parents[4] / "templates" / "diameter"
 REGENERATE = os.environ.get("CHARGEFLOW_REGENERATE_GOLDEN") == "1"
 SECOND_NS = 1_000_000_000
 
@@ -74,10 +76,12 @@ class Peer:
     origin_realm: str | None = "test.net"
 
 
-async def answer_of(name: str, replies: dict[str, Any], tmp_path: Path) -> tuple[bytes, Engine]:
+async def answer_of(
+    name: str, replies: dict[str, Any], tmp_path: Path, templates: Path | None = None
+) -> tuple[bytes, Engine]:
     engine = Engine(replies)
     config = AgentConfig(name="diameter", options={"data_dir": str(tmp_path / "answers")})
-    agent = DiameterAgent(AgentContext(config, engine))
+    agent = DiameterAgent(AgentContext(config, engine, templates))
     agent.answers.open()
     try:
         request = codec.decode(bytes.fromhex((VECTORS / f"{name}.hex").read_text().strip()))
@@ -113,3 +117,25 @@ async def test_golden_answers_and_engine_calls(
     assert fields[C.AVP_SESSION_ID] == request.session_id
     assert fields[C.AVP_CC_REQUEST_NUMBER] == request.cc_request_number
     assert fields[C.AVP_CC_REQUEST_TYPE] == request.cc_request_type
+
+
+async def test_a_template_failing_at_run_time_answers_5012_and_calls_no_engine(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A value a template cannot convert (here a Session-Id read as a duration) is a template
+    error at run time: 5012 UNABLE_TO_COMPLY, never a silent drop, nothing sent to the engine,
+    and the log names the file, processor and field."""
+    templates = tmp_path / "templates"
+    shutil.copytree(SHIPPED_TEMPLATES, templates)
+    voice = templates / "voice.yaml"
+    text = voice.read_text()
+    anchor = "    - {tag: UsageDefault"
+    assert anchor in text
+    broken = '    - {tag: Broken, path: "*cgreq.Broken", type: "*variable",\n' \
+        '       value: "~*req.Session-Id{*duration_seconds}"}\n'
+    voice.write_text(text.replace(anchor, broken + anchor, 1))
+    answer, engine = await answer_of("voice_ims_ccr_initial", REPLIES, tmp_path, templates)
+    fields = {avp.code: avp.value for avp in Message.from_bytes(answer).avps}
+    assert fields[C.AVP_RESULT_CODE] == 5012
+    assert engine.calls == []
+    assert "voice.yaml" in caplog.text and "field 'Broken'" in caplog.text
