@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,15 @@ class Engine:
         )
         # Routes priced by accounts: what their balances cover, as far as they can be rated.
         self.routes.account_max_usage = partial(self.accounts.max_usage, stop_where_unrated=True)
-        self.actions = ActionService(self.accounts, datadb=self._datadb, cdr_sink=self._cdrlog)
+        # Action plans read their times of day (Timings.csv, *daily's attach time) in the
+        # configured zone, as CGRateS reads them in the server's.
+        local = zone(self.config.general.default_timezone)
+        self.actions = ActionService(
+            self.accounts,
+            datadb=self._datadb,
+            cdr_sink=self._cdrlog,
+            clock=lambda: datetime.now(local),
+        )
         self._loader = TariffPlanLoader(
             self._datadb,
             [self.rating, self.filters, self.attributes, self.chargers, self.routes, self.actions],

@@ -84,7 +84,8 @@ def next_run(
     time of day, ``*weekly`` on its weekday, ``*monthly`` on its day of the month (months without
     that day are skipped), ``*monthly_estimated`` on that day or the month's last one,
     ``*month_end`` on each month's last day (the current month's included), ``*yearly`` on its
-    month and day. Times of day are read in ``after``'s zone (UTC here; CGRateS: the server's)."""
+    month and day. Times of day are read in ``after``'s zone (the engine's clock gives
+    ``general.default_timezone``; CGRateS: the server's)."""
     if timing_id == META_ASAP:
         return None
     base = anchor.astimezone(after.tzinfo) if after.tzinfo is not None else anchor

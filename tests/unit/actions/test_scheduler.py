@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,6 +13,8 @@ import pytest
 from core.accounts import MONETARY, AccountService
 from core.actions import ActionService, next_run
 from core.actions.service import KIND_PLAN_ANCHORS
+from core.config import load_config
+from core.engine import Engine
 from core.rating import Rater
 from core.storage import DataDB
 from core.tariffplan.models import Action, ActionGroup, ActionPlan, ActionTiming, Timing
@@ -193,3 +196,21 @@ async def test_the_scheduler_loop_runs_a_due_plan_on_time(accounts: AccountServi
     finally:
         await service.close()
     assert service._runner is None
+
+
+async def test_the_engine_schedules_in_its_configured_zone() -> None:
+    """Times of day in action plans (a Timings.csv StartTime, *daily's attach time) are read in
+    ``general.default_timezone``, as CGRateS reads them in the server's zone."""
+    config = load_config()
+    general = replace(config.general, default_timezone="Etc/GMT-2")  # UTC+02:00, no DST
+    memory = replace(config.storage, type="memory")
+    engine = Engine(replace(config, general=general, storage=memory))
+    await engine.open_storage()
+    now = engine.actions.clock()
+    assert now.utcoffset() == timedelta(hours=2)
+    daily_at_eight = next_run(
+        "*daily", None, now, datetime(2024, 1, 15, 8, 0, tzinfo=now.tzinfo)
+    )
+    assert daily_at_eight is not None
+    assert daily_at_eight.astimezone(UTC).hour == 6
+    await engine.stop()
