@@ -1,6 +1,13 @@
 """Accounts: balances, debits, max usage, refunds and action triggers (CGRateS RALs accounts)."""
 
-from .debit import Charge, DebitEvent, DebitResult, debit_account, max_event_usage
+from .debit import (
+    Charge,
+    DebitEvent,
+    DebitResult,
+    charge_amounts,
+    debit_account,
+    max_event_usage,
+)
 from .models import (
     BALANCE_TYPES,
     DATA,
@@ -53,6 +60,7 @@ __all__ = [
     "DebitResult",
     "TriggerExecutor",
     "UnitCounter",
+    "charge_amounts",
     "count_debits",
     "debit_account",
     "init_counters",

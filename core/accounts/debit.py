@@ -16,7 +16,7 @@ a ``*disconnect`` MaxCost restarts), as CGRateS does when it moves cd.TimeStart.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -185,17 +185,7 @@ class DebitResult:
 
     def balance_amounts(self) -> dict[str, Decimal]:
         """uuid -> amount taken (money for monetary balances, units for unit balances)."""
-        amounts: dict[str, Decimal] = {}
-        for charge in self.charges:
-            if charge.unit_balance:
-                amounts[charge.unit_balance] = (
-                    amounts.get(charge.unit_balance, ZERO) + charge.total_units
-                )
-            if charge.money_balance:
-                amounts[charge.money_balance] = (
-                    amounts.get(charge.money_balance, ZERO) + charge.total_cost
-                )
-        return amounts
+        return charge_amounts(self.charges)
 
     def unused_charges(self, unused: int) -> list[Charge]:
         """The whole increments lying in the last ``unused`` ns of the covered usage, to give back
@@ -220,6 +210,21 @@ class DebitResult:
                     )
                 )
         return refunds
+
+
+def charge_amounts(charges: Iterable[Charge]) -> dict[str, Decimal]:
+    """uuid -> what ``charges`` take (money for monetary balances, units for unit balances)."""
+    amounts: dict[str, Decimal] = {}
+    for charge in charges:
+        if charge.unit_balance:
+            amounts[charge.unit_balance] = (
+                amounts.get(charge.unit_balance, ZERO) + charge.total_units
+            )
+        if charge.money_balance:
+            amounts[charge.money_balance] = (
+                amounts.get(charge.money_balance, ZERO) + charge.total_cost
+            )
+    return amounts
 
 
 # ------------------------------------------------------------------------------------ selection

@@ -407,16 +407,17 @@ class AccountService:
         amount: Decimal,
         balance_uuid: str = "",
         *,
-        also: Callable[[None], Iterable[Write]] | None = None,
-    ) -> None:
+        also: Callable[[str], Iterable[Write]] | None = None,
+    ) -> str:
         """Takes ``amount`` (negative gives back) from one monetary balance: the one with
         ``balance_uuid`` if it still exists, else ``*default``. Used for the rounding
         correction of a call (CGRateS's rounding increment), which may go below zero.
-        ``also``: DataDB writes that commit with the balances (see :meth:`update`)."""
+        Returns the uuid of the balance charged ("" when ``amount`` is zero). ``also``: DataDB
+        writes made from that uuid that commit with the balances (see :meth:`update`)."""
         if amount == ZERO:
-            return
+            return ""
 
-        def change(account: Account) -> None:
+        def change(account: Account) -> str:
             target = next(
                 (b for b in account.balances(MONETARY) if balance_uuid and b.uuid == balance_uuid),
                 None,
@@ -424,8 +425,9 @@ class AccountService:
             if target is None:
                 target = account.default_money_balance()
             target.value -= amount
+            return target.uuid
 
-        await self._update_now(tenant, account_id, change, also)
+        return await self._update_now(tenant, account_id, change, also)
 
     def refund(
         self,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, Final
 
-from core.accounts import AccountError, AccountService
+from core.accounts import AccountError, AccountService, DebitResult
 from core.charging import (
     ACCOUNT_CHARGED,
     NONE,
@@ -320,10 +320,12 @@ class CdrService:
         again with the plan as it is now: a ``*rated`` run just gets the new cost; a run charged
         to an account gets back what its stored cost took (the balances recorded in its
         CostDetails' Accounting) and is debited the new cost, in one change of the account,
-        then its new cost is written. Left as they are: ``*none`` and pre-rated CDRs, a CDR
-        that can no longer be rated (the reason is logged), and a charged CDR whose balances
-        were not recorded (CostSource ``*sessions``, or charged before balances were
-        recorded): giving back a guess could charge twice."""
+        then its new cost is written. A ``*prepaid`` CDR costed by its session (CostSource
+        ``*sessions``) is re-rated the same way: SessionS records in its cost what the session
+        took from each balance in the end (debits, minus refunds, plus the rounding). Left as
+        they are: ``*none`` and pre-rated CDRs, a CDR that can no longer be rated (the reason is
+        logged), and a charged CDR whose balances were not recorded (charged before they were,
+        or a session that failed to settle): giving back a guess could charge twice."""
         done = 0
         for cdr in await self._stordb.get_cdrs(flt):
             run = self.run_event(
@@ -432,19 +434,40 @@ async def round_charged(
     rounder: Callable[[Decimal], Decimal],
     debit: Any = None,
     *,
-    also: Callable[[Decimal], Iterable[Write]] | None = None,
-) -> Decimal:
+    also: Callable[[Decimal, str], Iterable[Write]] | None = None,
+) -> tuple[Decimal, str]:
     """Rounds the money a call took as its rating rounds the total (``*up`` to 4 decimals in
     the tutorial), taking or giving back the difference on the balance that paid last, as
-    CGRateS's rounding increment does. Returns the rounded amount. ``also``: DataDB writes made
-    from the rounded amount that commit with the correction (none is made when no correction
-    is needed: the caller writes them itself then)."""
+    CGRateS's rounding increment does. Returns the rounded amount and the uuid of the balance
+    the difference went to ("" when none was needed). ``also``: DataDB writes made from the
+    rounded amount and that uuid that commit with the correction (none is made when no
+    correction is needed: the caller writes them itself then)."""
     rounded = rounder(money)
     correction = rounded - money
-    if correction != ZERO:
-        payer = ""
-        if debit is not None:
-            payer = next((c.money_balance for c in reversed(debit.charges) if c.money_balance), "")
-        with_rounded = None if also is None else (lambda _none: also(rounded))
-        await accounts.charge_money(run.tenant, run.account, correction, payer, also=with_rounded)
-    return rounded
+    if correction == ZERO:
+        return rounded, ""
+    payer = ""
+    if debit is not None:
+        payer = next((c.money_balance for c in reversed(debit.charges) if c.money_balance), "")
+    with_rounded = None if also is None else (lambda uuid: also(rounded, uuid))
+    charged = await accounts.charge_money(
+        run.tenant, run.account, correction, payer, also=with_rounded
+    )
+    return rounded, charged
+
+
+def balances_taken(debits: Iterable[DebitResult]) -> dict[str, Decimal]:
+    """balance uuid -> what ``debits`` took from it (units, or money for monetary ones)."""
+    taken: dict[str, Decimal] = {}
+    for debit in debits:
+        add_amounts(taken, debit.balance_amounts())
+    return taken
+
+
+def add_amounts(
+    into: dict[str, Decimal], amounts: dict[str, Decimal], sign: int = 1
+) -> dict[str, Decimal]:
+    """Adds (``sign`` -1: subtracts) per-balance ``amounts`` to ``into``; returns ``into``."""
+    for uuid, amount in amounts.items():
+        into[uuid] = into.get(uuid, ZERO) + amount * sign
+    return into

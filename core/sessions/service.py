@@ -19,8 +19,15 @@ from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, Final
 
-from core.accounts import AccountError, AccountService, Charge, DebitResult
-from core.cdrs.service import CdrService, SessionCosts, round_charged
+from core.accounts import AccountError, AccountService, Charge, DebitResult, charge_amounts
+from core.cdrs.service import (
+    CdrService,
+    SessionCosts,
+    add_amounts,
+    balances_taken,
+    record_accounting,
+    round_charged,
+)
 from core.charging import (
     BALANCE_CHECKED,
     LAST_USED,
@@ -336,65 +343,81 @@ class SessionService:
         prepaid = [run for run in session.runs if run.request_type == PREPAID]
         stored = False
         for run in prepaid:
-            rated = self._rater().get_cost(run.event.cost_query(run.used, now))
-            run.details = rated.to_event_cost(session.cgrid, run.run_id)
-            last_run = run is prepaid[-1]
+            stored = await self._settle_run(session, run, now, last_run=run is prepaid[-1])
+        return stored
 
-            def end_writes(
-                money: Decimal,
-                *,
-                rounded: bool,
-                run: Run = run,
-                last_run: bool = last_run,
-                rounder: Callable[[Decimal], Decimal] = rated.round,
-            ) -> list[Write]:
-                """The end writes, if the change that leaves ``money`` taken is the last one."""
-                nonlocal stored
-                if not last_run or (not rounded and rounder(money) != money):
-                    return []  # another run, or a rounding correction, comes after this change
-                stored = True
-                return self._end_writes(session, {run.run_id: money})
+    async def _settle_run(
+        self, session: Session, run: Run, now: datetime, *, last_run: bool
+    ) -> bool:
+        """Settles one *prepaid run (see ``_settle``); True when the session's end writes
+        committed with its last change. Its cost (``run.details``) records in ``Accounting``
+        what the run took from each balance in the end — its debits, minus the increments given
+        back, plus the rounding correction — as a CDR charged by CDRs does, so its CDR can be
+        re-rated (``CdrService.rate_cdrs`` gives exactly that back)."""
+        rated = self._rater().get_cost(run.event.cost_query(run.used, now))
+        details = rated.to_event_cost(session.cgrid, run.run_id)
+        run.details = details
+        rounder = rated.round
+        charge_key = f"session:{session.cgrid}:{run.run_id}"
+        taken = balances_taken(run.debits)
+        returned: dict[str, Decimal] = {}  # what the refund gives back, per balance
+        stored = False
 
-            def after_debit(
-                result: DebitResult, run: Run = run, ends: Callable[..., list[Write]] = end_writes
-            ) -> list[Write]:
-                return ends(run.money + result.cost, rounded=False)
+        def end_writes(
+            total: Decimal, amounts: dict[str, Decimal], *, rounded: bool
+        ) -> list[Write]:
+            """The end writes, if the change that leaves ``total`` taken (``amounts`` per
+            balance) is the session's last one."""
+            nonlocal stored
+            if not last_run or (not rounded and rounder(total) != total):
+                return []  # another run, or a rounding correction, comes after this change
+            stored = True
+            ending = dict(details)
+            record_accounting(ending, run.event, amounts, charge_key)
+            return self._end_writes(session, {run.run_id: (total, ending)})
 
-            def after_refund(
-                refunded: Decimal, run: Run = run, ends: Callable[..., list[Write]] = end_writes
-            ) -> list[Write]:
-                return ends(run.money - refunded, rounded=False)
+        def after_debit(result: DebitResult) -> list[Write]:
+            amounts = add_amounts(dict(taken), result.balance_amounts())
+            return end_writes(run.money + result.cost, amounts, rounded=False)
 
-            if run.used > run.charged:
-                # The call happened: charge it whole, past the credit if need be.
-                await self._debit(
-                    session, run, run.used - run.charged, allow_negative=True, then=after_debit
-                )
-            elif run.used < run.charged:
-                await self._refund(run, run.charged - run.used, then=after_refund)
-            last = run.debits[-1] if run.debits else None
-            run.money = await round_charged(
-                self._accounts,
-                run.event,
-                run.money,
-                rated.round,
-                last,
-                also=lambda rounded: end_writes(rounded, rounded=True),
+        def after_refund(refunded: Decimal) -> list[Write]:
+            amounts = add_amounts(dict(taken), returned, -1)
+            return end_writes(run.money - refunded, amounts, rounded=False)
+
+        if run.used > run.charged:
+            # The call happened: charge it whole, past the credit if need be.
+            await self._debit(
+                session, run, run.used - run.charged, allow_negative=True, then=after_debit
             )
+            add_amounts(taken, run.debits[-1].balance_amounts())
+        elif run.used < run.charged:
+            refunds = _unused_charges(run, run.charged - run.used)
+            returned.update(charge_amounts(refunds))
+            await self._refund(run, refunds, then=after_refund)
+            add_amounts(taken, returned, -1)
+        money = run.money  # before rounding
+
+        def after_rounding(rounded: Decimal, payer: str) -> list[Write]:
+            amounts = add_amounts(dict(taken), {payer: rounded - money})
+            return end_writes(rounded, amounts, rounded=True)
+
+        last = run.debits[-1] if run.debits else None
+        run.money, payer = await round_charged(
+            self._accounts, run.event, money, rounder, last, also=after_rounding
+        )
+        if payer:
+            add_amounts(taken, {payer: run.money - money})
+        record_accounting(details, run.event, taken, charge_key)
         return stored
 
     async def _refund(
-        self, run: Run, unused: int, *, then: Callable[[Decimal], list[Write]] | None = None
+        self,
+        run: Run,
+        refunds: list[Charge],
+        *,
+        then: Callable[[Decimal], list[Write]] | None = None,
     ) -> None:
-        """Gives back the whole increments past the usage used, newest debit first."""
-        refunds: list[Charge] = []
-        remaining = unused
-        for debit in reversed(run.debits):
-            if remaining <= 0:
-                break
-            part = min(remaining, debit.usage)
-            refunds.extend(debit.unused_charges(part))
-            remaining -= part
+        """Gives back ``refunds`` (whole increments of the run's debits: ``_unused_charges``)."""
         if not refunds:
             return
         try:
@@ -406,16 +429,18 @@ class SessionService:
         run.money -= money
         run.charged -= sum(charge.total_usage for charge in refunds)
 
-    def _end_writes(self, session: Session, money: dict[str, Decimal]) -> list[Write]:
+    def _end_writes(self, session: Session, ending: dict[str, tuple[Decimal, Any]]) -> list[Write]:
         """One commit: the session is forgotten exactly when the costs its CDRs need are stored.
-        ``money`` overrides what a run took (by run id) with its amount once this commits."""
-        writes = [
-            self._session_costs.write(
-                session.cgrid, run.run_id, money.get(run.run_id, run.money), run.used, run.details
+        ``ending`` overrides a run's money and cost details (by run id) with what they are once
+        this commits."""
+        writes: list[Write] = []
+        for run in session.runs:
+            if run.request_type != PREPAID:
+                continue
+            money, details = ending.get(run.run_id, (run.money, run.details))
+            writes.append(
+                self._session_costs.write(session.cgrid, run.run_id, money, run.used, details)
             )
-            for run in session.runs
-            if run.request_type == PREPAID
-        ]
         if self._backup is not None and writes:
             writes.extend(self._backup.removals(session))
         return writes
@@ -442,7 +467,7 @@ class SessionService:
         """A session that fails to open keeps nothing of what it took."""
         for run in session.runs:
             if run.charged > 0:
-                await self._refund(run, run.charged)
+                await self._refund(run, _unused_charges(run, run.charged))
 
     # --------------------------------------------------------------------- loop, TTL, cut-off
     async def _debit_loop(self, session: Session) -> None:
@@ -633,6 +658,20 @@ def _record_usage(
             run.used += last_used
         elif reservation_for_all or run.request_type == PREPAID:
             run.used = max(run.used, run.charged)
+
+
+def _unused_charges(run: Run, unused: int) -> list[Charge]:
+    """The whole increments past the usage used (the last ``unused`` ns charged), newest
+    debit first: what a refund gives back."""
+    refunds: list[Charge] = []
+    remaining = unused
+    for debit in reversed(run.debits):
+        if remaining <= 0:
+            break
+        part = min(remaining, debit.usage)
+        refunds.extend(debit.unused_charges(part))
+        remaining -= part
+    return refunds
 
 
 def _duration(value: Any) -> int | None:

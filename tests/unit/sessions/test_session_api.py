@@ -42,6 +42,25 @@ async def value(client: InProcessClient, kind: str = "*monetary", account: str =
     return sum(Decimal(str(b["Value"])) for b in reply["BalanceMap"].get(kind, []))
 
 
+async def add_supplier_run(client: InProcessClient) -> None:
+    """A second charger run, ``supplier``: *prepaid, charged to 1002 at 1001's rates."""
+    reply = await client.call(
+        "APIerSv1.SetAttributeProfile",
+        {"Tenant": TENANT, "ID": "ATTR_SUPPLIER", "Contexts": ["*chargers"], "FilterIDs": [],
+         "Weight": 10, "Attributes": [
+             {"Path": "*req.Account", "Type": "*constant", "Value": "1002"},
+             {"Path": "*req.RequestType", "Type": "*constant", "Value": "*prepaid"},
+             {"Path": "*req.Subject", "Type": "*constant", "Value": "1001"}]},
+    )  # fmt: skip
+    assert reply == "OK"
+    reply = await client.call(
+        "APIerSv1.SetChargerProfile",
+        {"Tenant": TENANT, "ID": "CH_SUPPLIER", "RunID": "supplier", "FilterIDs": [],
+         "AttributeIDs": ["ATTR_SUPPLIER"], "Weight": 5},
+    )  # fmt: skip
+    assert reply == "OK"
+
+
 async def process_event(client: InProcessClient, flags: list[str], ev: dict[str, Any]) -> Any:
     return await client.call("SessionSv1.ProcessEvent", {"Flags": flags, "Event": ev})
 
@@ -139,21 +158,7 @@ async def test_max_usage_is_the_least_over_the_runs(
     await set_balance(client, Decimal("0.7"), account="1002")
     # A second, *prepaid run charged to 1002 at 1001's rates: 0.6 for the first minute, then
     # 0.1/min by the second: 0.7 pays 120 s, less the last increment's rounding -> 119 s.
-    reply = await client.call(
-        "APIerSv1.SetAttributeProfile",
-        {"Tenant": TENANT, "ID": "ATTR_SUPPLIER", "Contexts": ["*chargers"], "FilterIDs": [],
-         "Weight": 10, "Attributes": [
-             {"Path": "*req.Account", "Type": "*constant", "Value": "1002"},
-             {"Path": "*req.RequestType", "Type": "*constant", "Value": "*prepaid"},
-             {"Path": "*req.Subject", "Type": "*constant", "Value": "1001"}]},
-    )  # fmt: skip
-    assert reply == "OK"
-    reply = await client.call(
-        "APIerSv1.SetChargerProfile",
-        {"Tenant": TENANT, "ID": "CH_SUPPLIER", "RunID": "supplier", "FilterIDs": [],
-         "AttributeIDs": ["ATTR_SUPPLIER"], "Weight": 5},
-    )  # fmt: skip
-    assert reply == "OK"
+    await add_supplier_run(client)
     reply = await client.call(
         "SessionSv1.AuthorizeEvent", {"GetMaxUsage": True, "Event": event("two", "10m")}
     )

@@ -322,3 +322,45 @@ async def test_a_missing_chunk_leaves_the_backup_unread_not_shorter(tmp_path: Pa
         assert await second.datadb.get(KIND_SESSIONS, key) is not None  # left for an operator
     finally:
         await second.stop()
+
+
+async def test_a_restored_session_records_what_it_took_so_its_cdr_can_be_rerated(
+    tmp_path: Path,
+) -> None:
+    """The balances a session took before a restart (restored debits), less its refund, are
+    recorded in its cost; its CDR (stored in SQLite: Units come back from JSON) is re-rated by
+    giving exactly that back."""
+    first = await start_engine(FAST_PLAN, tmp_path)
+    await call(first, "SessionSv1.InitiateSession", {"InitSession": True, "Event": event("100ms")})
+    await update_times(first, 3)  # 400 ms charged, 300 ms used
+    await first.stop()
+    second = Engine(first.config)
+    await second.start()
+    try:
+        # 250 ms used: the last whole increment (300-400 ms) given back.
+        await call(second, "SessionSv1.TerminateSession",
+                   {"TerminateSession": True, "Event": event("250ms")})  # fmt: skip
+        assert await call(second, "SessionSv1.ProcessCDR", {"Event": event("250ms")}) == "OK"
+        flt = {"OriginIDs": [ORIGIN], "RunIDs": ["*default"]}
+        (cdr,) = await call(second, "CDRsV1.GetCDRs", flt)
+        assert (cdr["Cost"], cdr["CostSource"]) == (Decimal("0.03"), "*sessions")
+        assert await stored_money(second) == Decimal("9.97")
+        (charge,) = cdr["CostDetails"]["Accounting"].values()
+        assert Decimal(str(charge["Units"])) == Decimal("0.03")
+
+        doubled = tmp_path / "doubled"
+        doubled.mkdir()
+        (doubled / "Rates.csv").write_text(
+            "#Id,ConnectFee,Rate,RateUnit,RateIncrement,GroupIntervalStart\n"
+            "RT_FAST,0,0.02,100ms,100ms,0s\n"
+        )
+        reply = await call(second, "APIerSv1.LoadTariffPlanFromFolder",
+                           {"FolderPath": str(doubled)})  # fmt: skip
+        assert reply == "OK"
+        for _ in range(2):
+            assert await call(second, "CDRsV1.RateCDRs", flt) == "OK"
+            (cdr,) = await call(second, "CDRsV1.GetCDRs", flt)
+            assert (cdr["Cost"], cdr["CostSource"]) == (Decimal("0.06"), "*cdrs")
+            assert await stored_money(second) == Decimal("9.94")  # 0.03 back, 0.06 taken
+    finally:
+        await second.stop()
