@@ -326,11 +326,14 @@ class SessionService:
             try:
                 stored = await self._settle(session)
             except (AccountError, RatingError) as exc:
-                # As CGRateS: RALS_ERROR. The session ends with what it took so far (a retry
-                # could not rate it either); its CDR charges or marks what is missing.
-                failure = rals_error(exc)
+                failure = rals_error(exc)  # as CGRateS
+            if failure is not None and any(run.debits for run in session.runs):
+                # It took money already: it stays open, so a retry (the account enabled
+                # again, say) settles it from what it took, never charging the call afresh;
+                # else its TTL ends it.
+                raise failure
             await self._end(session, store_costs=True, stored=stored)
-            if failure is not None:
+            if failure is not None:  # nothing taken: it ends, its CDR marks what is missing
                 raise failure
 
     async def _settle(self, session: Session) -> bool:

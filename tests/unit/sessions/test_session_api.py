@@ -210,3 +210,39 @@ async def test_terminate_that_cannot_be_rated_is_a_rals_error(
     assert not [record for record in caplog.records if record.exc_info]  # no traceback
     assert await client.call("SessionSv1.GetActiveSessionsCount", {}) == 0
     assert await value(client) == 10
+
+
+async def test_a_terminate_that_cannot_be_rated_after_debits_keeps_the_session(
+    settled_tutorial_client: InProcessClient,
+) -> None:
+    """1001's rating profile is removed mid-call, so the terminate cannot rate the call:
+    RALS_ERROR, and the session (which already took the first minute) stays open. Once the
+    profile is back the retried terminate charges only the rest: the call is paid once."""
+    client = settled_tutorial_client
+    await set_balance(client, 10)
+    call = event("retry-1", "1m")
+    reply = await client.call("SessionSv1.InitiateSession", {"InitSession": True, "Event": call})
+    assert reply["MaxUsage"] == MINUTE_NS
+    assert await value(client) == 10 - ONE_MINUTE
+    live = await client.call("SessionSv1.GetActiveSessionsCount", {})
+    assert live > 0
+
+    profile = {"Tenant": TENANT, "Category": "call", "Subject": "1001"}
+    assert await client.call("APIerSv1.RemoveRatingProfile", profile) == "OK"
+    ended = {"TerminateSession": True, "Event": {**call, "Usage": "2m"}}
+    with pytest.raises(RpcError, match=r"^RALS_ERROR:"):
+        await client.call("SessionSv1.TerminateSession", ended)
+    assert await client.call("SessionSv1.GetActiveSessionsCount", {}) == live
+    assert await value(client) == 10 - ONE_MINUTE
+
+    activations = [  # the tutorial's RatingProfiles.csv rows for 1001
+        {"ActivationTime": "2014-01-14T00:00:00Z", "RatingPlanId": "RP_1001"},
+        {"ActivationTime": "2010-01-14T00:00:00Z", "RatingPlanId": "RP_1002"},
+    ]
+    restored = {**profile, "RatingPlanActivations": activations, "Overwrite": True}
+    assert await client.call("APIerSv1.SetRatingProfile", restored) == "OK"
+    retried = {**ended, "Event": {**ended["Event"], "ID": "retry-1-again"}}  # past the reply cache
+    assert await client.call("SessionSv1.TerminateSession", retried) == "OK"
+    assert await client.call("SessionSv1.GetActiveSessionsCount", {}) == 0
+    two_minutes = ONE_MINUTE + 60 * Decimal("0.00167")
+    assert await value(client) == 10 - two_minutes
