@@ -315,26 +315,31 @@ class DiameterAgent(Agent):
         future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         data: bytes | None = None
+        request_type = request.first(AVP_CC_REQUEST_TYPE)
         try:
-            answer, result = await self._answer(request, peer, session_id, number)
+            answer, result = await self._answer(request, peer, session_id, number, request_type)
             # The transport sends these bytes as they are: one encode.
             data, sendable = codec.encoded(answer)
             if result not in TRANSIENT_RESULTS:
                 # A repeated CCR-T/CCR-E would charge again once the engine's reply cache has
                 # forgotten it: its answer is on disk before it is sent.
-                kind = request.first(AVP_CC_REQUEST_TYPE)
-                self.answers.put(key, data, durable=kind in (CC_TERMINATION, CC_EVENT))
+                durable = request_type in (CC_TERMINATION, CC_EVENT)
+                self.answers.put(key, data, durable=durable)
             return sendable
         finally:
             del self._inflight[key]
             future.set_result(data)
 
     async def _answer(
-        self, request: DiameterMessage, peer: PeerInfo, session_id: str, number: int
+        self,
+        request: DiameterMessage,
+        peer: PeerInfo,
+        session_id: str,
+        number: int,
+        request_type: Any,
     ) -> tuple[DiameterMessage, int]:
         """The answer and its Result-Code (known without reading the answer back when it was
         built from the reply tree: its bytes then go out untouched)."""
-        request_type = request.first(AVP_CC_REQUEST_TYPE)
         if session_id in self._aborted and request_type in (CC_UPDATE, CC_TERMINATION):
             answer = self._after_abort(request, request_type)
             return answer, _result_code(answer)

@@ -183,6 +183,12 @@ class DebitResult:
         self.max_cost_reached = max_cost_reached
         self.repeated = repeated
 
+    @property
+    def last_payer(self) -> str:
+        """The uuid of the money balance that paid last ("" when money paid nothing): where
+        a rounding correction of the call goes."""
+        return next((c.money_balance for c in reversed(self.charges) if c.money_balance), "")
+
     def balance_amounts(self) -> dict[str, Decimal]:
         """uuid -> amount taken (money for monetary balances, units for unit balances)."""
         return charge_amounts(self.charges)

@@ -355,22 +355,8 @@ class AccountService:
             rounded = rounder(result.cost)
             correction = rounded - result.cost
             if correction != ZERO:
-                payer_uuid = next(
-                    (c.money_balance for c in reversed(result.charges) if c.money_balance), ""
-                )
-                payer = (
-                    next(
-                        (
-                            b
-                            for b in account.balances(MONETARY)
-                            if payer_uuid and b.uuid == payer_uuid
-                        ),
-                        None,
-                    )
-                    or account.default_money_balance()
-                )
-                payer.value -= correction
-                amounts[payer.uuid] = amounts.get(payer.uuid, ZERO) + correction
+                payer = _take_money(account, correction, result.last_payer)
+                amounts[payer] = amounts.get(payer, ZERO) + correction
             account.remember_charge(idempotency_key, rounded)
             return ChargedCall(rounded, amounts, repeated=False)
 
@@ -418,14 +404,7 @@ class AccountService:
             return ""
 
         def change(account: Account) -> str:
-            target = next(
-                (b for b in account.balances(MONETARY) if balance_uuid and b.uuid == balance_uuid),
-                None,
-            )
-            if target is None:
-                target = account.default_money_balance()
-            target.value -= amount
-            return target.uuid
+            return _take_money(account, amount, balance_uuid)
 
         return await self._update_now(tenant, account_id, change, also)
 
@@ -566,3 +545,15 @@ def count_debits(account: Account, charges: Iterable[Charge]) -> None:
             for counter in account.unit_counters:
                 if counter.balance_type == kind and _trigger_matches(counter.filter, balance):
                     counter.value += amount
+
+
+def _take_money(account: Account, amount: Decimal, balance_uuid: str) -> str:
+    """Takes ``amount`` (negative gives back) from the monetary balance with ``balance_uuid``
+    if it still exists, else from ``*default``; returns the uuid of the balance it took from."""
+    target = next(
+        (b for b in account.balances(MONETARY) if balance_uuid and b.uuid == balance_uuid), None
+    )
+    if target is None:
+        target = account.default_money_balance()
+    target.value -= amount
+    return target.uuid

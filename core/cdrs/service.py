@@ -16,7 +16,7 @@ from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, Final
 
-from core.accounts import AccountError, AccountService, DebitResult
+from core.accounts import AccountError, AccountService, DebitResult, charge_amounts
 from core.charging import (
     ACCOUNT_CHARGED,
     NONE,
@@ -414,7 +414,7 @@ def recorded_accounting(details: Any) -> dict[str, Decimal] | None:
         uuid = str(entry.get("BalanceUUID") or "")
         if uuid:
             # Stored JSON gives floats back: their shortest text is the amount written.
-            taken[uuid] = taken.get(uuid, ZERO) + Decimal(str(entry.get("Units") or 0))
+            taken[uuid] = taken.get(uuid, ZERO) + to_money(entry.get("Units") or 0)
     return taken
 
 
@@ -446,9 +446,7 @@ async def round_charged(
     correction = rounded - money
     if correction == ZERO:
         return rounded, ""
-    payer = ""
-    if debit is not None:
-        payer = next((c.money_balance for c in reversed(debit.charges) if c.money_balance), "")
+    payer = "" if debit is None else debit.last_payer
     with_rounded = None if also is None else (lambda uuid: also(rounded, uuid))
     charged = await accounts.charge_money(
         run.tenant, run.account, correction, payer, also=with_rounded
@@ -458,10 +456,7 @@ async def round_charged(
 
 def balances_taken(debits: Iterable[DebitResult]) -> dict[str, Decimal]:
     """balance uuid -> what ``debits`` took from it (units, or money for monetary ones)."""
-    taken: dict[str, Decimal] = {}
-    for debit in debits:
-        add_amounts(taken, debit.balance_amounts())
-    return taken
+    return charge_amounts(charge for debit in debits for charge in debit.charges)
 
 
 def add_amounts(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from core import _native
@@ -93,12 +94,7 @@ def test_the_guard_sees_an_await_in_a_handler() -> None:
 
 
 def test_compiled_modules_do_not_suspend_while_handling_an_exception() -> None:
-    offenders = [
-        f"{path.relative_to(_native.ROOT)}:{line}"
-        for path in _native.sources()
-        for line in _suspensions_in_handlers(path.read_text())
-    ]
-    assert offenders == []
+    assert _offenders(_suspensions_in_handlers) == []
 
 
 def _except_names_with_two_types(source: str) -> list[int]:
@@ -152,12 +148,7 @@ def test_the_guard_sees_one_name_given_two_exception_types() -> None:
 
 
 def test_compiled_modules_name_each_caught_type_apart() -> None:
-    offenders = [
-        f"{path.relative_to(_native.ROOT)}:{line}"
-        for path in _native.sources()
-        for line in _except_names_with_two_types(path.read_text())
-    ]
-    assert offenders == []
+    assert _offenders(_except_names_with_two_types) == []
 
 
 def _ellipsis_defaults(source: str) -> list[int]:
@@ -179,9 +170,13 @@ def test_the_guard_sees_an_ellipsis_default() -> None:
 
 
 def test_compiled_modules_have_no_ellipsis_defaults() -> None:
-    offenders = [
+    assert _offenders(_ellipsis_defaults) == []
+
+
+def _offenders(guard: Callable[[str], list[int]]) -> list[str]:
+    """``path:line`` of each compiled module's source line that ``guard`` flags."""
+    return [
         f"{path.relative_to(_native.ROOT)}:{line}"
         for path in _native.sources()
-        for line in _ellipsis_defaults(path.read_text())
+        for line in guard(path.read_text())
     ]
-    assert offenders == []
